@@ -1,0 +1,120 @@
+# Sigil: one top-level Makefile, one source list per folder.
+#   make            release build into build/
+#   make SAN=1      ASan+UBSan build into build-san/
+#   make test       sanitizer build, then every unit and integration test
+#   make run        dev server on 127.0.0.1:8200
+
+CC      ?= cc
+WERROR  ?= 1
+SAN     ?= 0
+ifeq ($(SAN),1)
+BUILD   ?= build-san
+else
+BUILD   ?= build
+endif
+
+PKGS    := openssl libmicrohttpd jansson lmdb libcurl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wpointer-arith -Wformat=2 -Wvla
+ifeq ($(WERROR),1)
+WARN    += -Werror
+endif
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(WARN) -fstack-protector-strong -fPIE \
+           -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED -I. $(PKG_CFLAGS) -MMD -MP
+ifeq ($(SAN),1)
+OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+else
+OPT     := -O2 -g -D_FORTIFY_SOURCE=2
+endif
+ALL_CFLAGS := $(CFLAGS_BASE) $(OPT) $(CFLAGS)
+ALL_LDFLAGS := -pie $(OPT) $(LDFLAGS)
+LIBS    := $(PKG_LIBS) -lpthread
+
+# Module order matters for static linking: higher floors first.
+MODULES := server ca roles store common
+common_SRCS := $(wildcard common/*.c)
+store_SRCS  := $(wildcard store/*.c)
+roles_SRCS  := $(wildcard roles/*.c)
+ca_SRCS     := $(wildcard ca/*.c)
+server_SRCS := $(filter-out server/main.c,$(wildcard server/*.c))
+MAIN_SRCS   := cli/main.c
+
+lib = $(BUILD)/lib$(1).a
+objs = $(patsubst %.c,$(BUILD)/%.o,$($(1)_SRCS))
+
+# Unit tests: one binary per module, linked only against the floors it needs.
+UNIT_TESTS := common store roles ca server
+unit_common_DEPS := common
+unit_store_DEPS  := store common
+unit_roles_DEPS  := roles common
+unit_ca_DEPS     := ca roles store common
+unit_server_DEPS := server ca roles store common
+
+SIGIL := $(BUILD)/sigil
+LOADGEN := $(BUILD)/sigil-bench
+
+.PHONY: all run test unit integration bench fuzz check-style deps clean
+all: $(SIGIL) $(LOADGEN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+define MODULE_LIB
+$(call lib,$(1)): $(call objs,$(1))
+	@mkdir -p $$(dir $$@)
+	rm -f $$@ && ar rcs $$@ $$^
+endef
+$(foreach m,$(MODULES),$(eval $(call MODULE_LIB,$(m))))
+
+$(SIGIL): $(patsubst %.c,$(BUILD)/%.o,$(MAIN_SRCS)) $(foreach m,$(MODULES),$(call lib,$(m)))
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(LOADGEN): $(BUILD)/bench/loadgen.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+define UNIT_BIN
+$(BUILD)/tests/unit/test_$(1): $(BUILD)/tests/unit/test_$(1).o $(foreach m,$(unit_$(1)_DEPS),$(call lib,$(m)))
+	$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LIBS)
+endef
+$(foreach t,$(UNIT_TESTS),$(eval $(call UNIT_BIN,$(t))))
+UNIT_BINS := $(foreach t,$(UNIT_TESTS),$(BUILD)/tests/unit/test_$(t))
+
+unit: $(UNIT_BINS)
+
+# `make test` builds the sanitizer variant and runs the whole suite against it.
+test:
+	$(MAKE) all WERROR=$(WERROR)
+	$(MAKE) SAN=1 all unit WERROR=$(WERROR)
+	SIGIL_BUILD=build-san tests/run.sh
+
+run: all
+	$(SIGIL) server -dev
+
+bench: all
+
+# Debian packages for building, running and testing. Idempotent: apt runs only
+# when something is missing.
+DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev libssl-dev openssl \
+  libmicrohttpd-dev libjansson-dev liblmdb-dev lmdb-utils libcurl4-openssl-dev curl \
+  python3 python3-hvac python3-cryptography python3-requests ca-certificates
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	  | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else echo "deps: all installed"; fi
+
+check-style:
+	@! grep -nE '\b(sprintf|strcpy|strcat|gets|atoi)\s*\(' $(foreach m,$(MODULES),$($(m)_SRCS)) $(MAIN_SRCS) \
+	  || (echo "banned function used" && false)
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,119 @@
+#ifndef SG_HTTP_H
+#define SG_HTTP_H
+
+/*
+ * The contract between the router and the handlers. Handlers only
+ * translate: request (parsed JSON, captures) -> core call -> response.
+ * They never check tokens (DESIGN.md rule 5: the router does, from the
+ * route's auth field) and never log; they return an sg_err that the router
+ * renders as Vault's {"errors":[...]} envelope.
+ */
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ca/ca.h"
+#include "common/util.h"
+#include "store/store.h"
+
+#define MAX_BODY_BYTES_DEFAULT (1u << 20) /* config max_request_size overrides */
+#define MAX_JSON_DEPTH 32
+#define MAX_PATH_BYTES 2048
+#define MAX_CAPTURES 4
+
+enum http_method {
+	HTTP_GET = 1 << 0,    /* also HEAD */
+	HTTP_POST = 1 << 1,   /* also PUT: Vault treats them alike */
+	HTTP_DELETE = 1 << 2,
+	HTTP_LIST = 1 << 3,   /* LIST verb or GET ?list=true */
+	HTTP_PATCH = 1 << 4,
+};
+
+enum route_auth {
+	ROUTE_AUTH_NONE,      /* public: ca, ca_chain, cert/:serial, health ... */
+	ROUTE_AUTH_TOKEN,     /* X-Vault-Token or Authorization: Bearer */
+};
+
+/* A mounted secrets engine, as the router and handlers see it. */
+struct mount {
+	char *path;           /* "pki", "pki_int", "a/b" (no slashes at either end) */
+	char *type;           /* "pki" */
+	char *description;
+	char id[37];          /* UUID: store key prefix for the mount's records */
+	struct ca_mount ca;   /* view for ca_* calls: id, path, ttl bounds */
+	int64_t default_lease_ttl, max_lease_ttl; /* 0 = system default */
+};
+
+struct server; /* opaque to handlers; accessors below */
+
+struct req {
+	struct server *srv;
+	enum http_method method;
+	bool head;                  /* HEAD: send headers only */
+	const char *path;           /* after "/v1/", no query */
+	const struct mount *mount;  /* NULL for sys/ and auth/ routes */
+	const char *sub;            /* path inside the mount */
+	const char *cap_name[MAX_CAPTURES];
+	const char *cap_val[MAX_CAPTURES];
+	json_t *body;               /* always an object (empty when no body) */
+	const unsigned char *raw;   /* raw body bytes (OCSP, DER uploads) */
+	size_t raw_len;
+	const char *remote_addr;
+	const char *request_id;
+};
+
+struct resp {
+	int status;                 /* 0 = 200 with data, or 204 when data is NULL */
+	json_t *data;               /* owned; becomes "data" in the envelope */
+	json_t *auth;               /* owned; "auth" block of logins */
+	struct sg_strlist warnings;
+	char *lease_id;             /* owned */
+	int64_t lease_duration;
+	bool renewable;
+	/* Raw (non-envelope) answers: ca, ca/pem, crl, cert/:serial/raw ... */
+	char *content_type;         /* owned; non-NULL selects raw mode */
+	unsigned char *body;        /* owned */
+	size_t body_len;
+	json_t *headers;            /* owned; extra headers {"Name":"value"} */
+};
+
+typedef int (*route_handler)(struct req *rq, struct resp *rs, struct sg_err *err);
+
+/*
+ * A route pattern is a '/'-separated path: literal segments, ":name"
+ * segments capturing one segment, and at most one "*name" segment capturing
+ * one or more segments (slashes included) between the literal prefix and
+ * suffix: "sys/mounts/*path/tune".
+ */
+struct route {
+	const char *pattern;
+	unsigned methods;           /* mask of enum http_method */
+	route_handler fn;
+	enum route_auth auth;
+	bool sudo;                  /* root-protected path (ACL sudo), for the auth issue */
+};
+
+/* Capture by name, NULL if absent. */
+const char *req_param(const struct req *rq, const char *name);
+/* Query string argument, NULL if absent. */
+const char *req_query(const struct req *rq, const char *name);
+
+/* Server-wide services for handlers. */
+struct store *server_store(struct server *s);
+struct ca *server_ca(struct server *s);
+/* Mount lookup by path (exact). NULL when absent. Borrowed until the request ends. */
+const struct mount *server_mount(struct server *s, const char *path);
+
+/* Response helpers. */
+void resp_data(struct resp *rs, json_t *data); /* steals data */
+void resp_raw(struct resp *rs, const char *content_type, const void *body, size_t len); /* copies */
+void resp_warn(struct resp *rs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void resp_header(struct resp *rs, const char *name, const char *value);
+
+/* Route tables of each engine and of sys/. */
+extern const struct route pki_routes[];
+extern const size_t pki_routes_n;
+
+#endif
