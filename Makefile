@@ -46,11 +46,12 @@ lib = $(BUILD)/lib$(1).a
 objs = $(patsubst %.c,$(BUILD)/%.o,$($(1)_SRCS))
 
 # Unit tests: one binary per module, linked only against the floors it needs.
-UNIT_TESTS := common store roles ca server
+UNIT_TESTS := common store roles ca ca_parse server
 unit_common_DEPS := common
 unit_store_DEPS  := store common
 unit_roles_DEPS  := roles common
 unit_ca_DEPS     := ca roles store common
+unit_ca_parse_DEPS := ca roles store common
 unit_server_DEPS := server ca roles store common
 
 SIGIL := $(BUILD)/sigil

@@ -189,6 +189,21 @@ X509_REQ *ca_csr_parse(const unsigned char *buf, size_t len, struct sg_err *err)
 /* CN and SANs of a CSR, as role_names (strings copied). */
 int ca_csr_names(X509_REQ *csr, struct role_names *out, struct sg_err *err) SG_WUR;
 
+/* ---------------- Pre-issuance lint ---------------- */
+
+/*
+ * RFC 5280 checks of a fully built certificate before it is signed
+ * (signature fields may be empty): serial positive and at most 20 octets,
+ * SAN present when the subject is empty and critical then, CN among the
+ * SANs when both set, no empty and no duplicate extensions, KU/EKU
+ * consistent with BasicConstraints (keyCertSign only with CA:true, CA:true
+ * needs keyCertSign), validity inside the issuer's, key size minimums
+ * (RSA >= 2048, EC P-256/P-384/P-521, Ed25519), SKI present, AKI present
+ * unless self-signed. issuer may be NULL for a self-signed root.
+ * SG_LINT_FAILED with a detail naming the rule (and RFC section).
+ */
+int ca_lint_check(X509 *cert, X509 *issuer, struct sg_err *err) SG_WUR;
+
 /* ---------------- Issuance: the one function ---------------- */
 
 enum ca_req_kind {
