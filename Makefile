@@ -96,6 +96,26 @@ run: all
 	$(SIGIL) server -dev
 
 bench: all
+	bench/run.sh
+
+# libFuzzer targets, one per parser; each runs FUZZ_SECONDS on a scratch copy
+# of its committed corpus (new inputs are not written back).
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -I. $(PKG_CFLAGS) \
+  -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED
+FUZZ_LIB_SRCS := $(common_SRCS) $(store_SRCS) $(roles_SRCS) $(ca_SRCS) $(server_SRCS)
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_SRCS)
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) $< $(FUZZ_LIB_SRCS) -o $@ $(LIBS)
+fuzz: $(foreach t,$(FUZZ_TARGETS),build-fuzz/fuzz_$(t))
+	@for t in $(FUZZ_TARGETS); do \
+	  rm -rf build-fuzz/corpus-$$t && mkdir -p build-fuzz/corpus-$$t && \
+	  cp -r tests/fuzz/corpus/$$t/. build-fuzz/corpus-$$t/ 2>/dev/null; \
+	  echo "fuzz $$t ($(FUZZ_SECONDS)s)"; \
+	  build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 build-fuzz/corpus-$$t \
+	    >build-fuzz/$$t.log 2>&1 || { tail -40 build-fuzz/$$t.log; exit 1; }; \
+	done
 
 # Debian packages for building, running and testing. Idempotent: apt runs only
 # when something is missing.
@@ -116,6 +136,6 @@ check-style:
 	  || (echo "banned function used" && false)
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
