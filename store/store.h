@@ -44,8 +44,9 @@ int store_open(const char *dir, size_t map_bytes, struct store **out, struct sg_
 void store_close(struct store *st);
 
 /*
- * Point read. Returns 1 and a malloc'ed copy in *val/*len when found (a NUL
+ * Point read. Returns 1 and a malloc'ed copy in *val and *len when found (a NUL
  * byte is appended past *len for convenience), 0 when absent, -1 on error.
+ * val and len may be NULL to test for presence only.
  */
 int store_get(struct store *st, enum store_table t, const char *key, size_t klen, unsigned char **val,
               size_t *len, struct sg_err *err) SG_WUR;
@@ -90,7 +91,17 @@ void store_batch_incr(struct store_batch *b, enum store_table t, const char *key
  */
 int store_commit(struct store *st, struct store_batch *b, struct sg_err *err) SG_WUR;
 
-/* Statistics for metrics and tests: commits (fsyncs) and batches so far. */
+/*
+ * Statistics for metrics and tests: LMDB commits (one fsync each) and the
+ * batches they made durable so far. Failed batches are not counted.
+ */
 void store_stats(struct store *st, uint64_t *commits, uint64_t *batches);
+/* Batches waiting for the writer right now (a metrics gauge). */
+size_t store_queued(struct store *st);
+/*
+ * Test hook: while held, the writer starts no new group, so batches queue
+ * up; releasing it commits everything queued as one group.
+ */
+void store_writer_hold(struct store *st, int hold);
 
 #endif
