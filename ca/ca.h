@@ -13,11 +13,15 @@
  *   STORE_CONFIG   <mount>/issuers       {default, default_follows_latest_issuer}
  *   STORE_CONFIG   <mount>/keys          {default}
  *   STORE_CONFIG   <mount>/urls          AIA/CRL/OCSP URLs
+ *   STORE_CONFIG   <mount>/cluster       {path, aia_path} for AIA templating
  *   STORE_CERTS    <mount>/<serial-hex>  certificate record (DER, issuer id, role, owner, not_after)
  *   STORE_REVOKED  <mount>/<serial-hex>  revocation record (time, reason, issuer id, invalidity date)
+ * <serial-hex> is lower-case hex pairs joined by hyphens ("3a-0f-..."), as
+ * Vault stores them, of the serial's minimal positive magnitude.
  */
 
 #include <openssl/evp.h>
+#include <openssl/ocsp.h>
 #include <openssl/x509.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -48,7 +52,7 @@ int ca_new(struct store *st, const unsigned char kek[CA_KEK_BYTES], struct ca **
 void ca_free(struct ca *ca);
 /* Drops cached issuers of a mount (after the mount is deleted). */
 void ca_mount_forget(struct ca *ca, const char *mount_id);
-/* Removes every record of a mount (sys/mounts DELETE). */
+/* Removes every record of a mount (sys/mounts DELETE): keys, issuers, roles, certs, revoked, config. */
 int ca_mount_purge(struct ca *ca, const struct ca_mount *m, struct sg_err *err) SG_WUR;
 
 /* ---------------- Keys ---------------- */
@@ -81,6 +85,18 @@ int ca_key_rename(struct ca *ca, const struct ca_mount *m, const char *ref, cons
                   struct sg_err *err) SG_WUR;
 /* Refused (SG_BAD_REQUEST) while an issuer uses the key. */
 int ca_key_delete(struct ca *ca, const struct ca_mount *m, const char *ref, struct sg_err *err) SG_WUR;
+/*
+ * keys/generate/:type: a new stored key. name may be NULL. When pem_out is
+ * not NULL (exported) it receives the private key PEM (wipe and free it).
+ */
+int ca_key_create(struct ca *ca, const struct ca_mount *m, const struct ca_keyspec *spec, const char *name,
+                  bool pkcs8, struct ca_key_info *out, char **pem_out, struct sg_err *err) SG_WUR;
+/* keys/import: one unencrypted private key PEM; an already stored key is reported, not duplicated. */
+int ca_key_import(struct ca *ca, const struct ca_mount *m, const char *pem, size_t len, const char *name,
+                  struct ca_key_info *out, bool *existed, struct sg_err *err) SG_WUR;
+/* config/keys: the default key id ("" when none). */
+int ca_keys_default_get(struct ca *ca, const struct ca_mount *m, char out[37], struct sg_err *err) SG_WUR;
+int ca_keys_default_set(struct ca *ca, const struct ca_mount *m, const char *ref, struct sg_err *err) SG_WUR;
 
 /* ---------------- Issuers ---------------- */
 
@@ -122,6 +138,23 @@ int ca_issuer_delete(struct ca *ca, const struct ca_mount *m, const char *ref, s
 int ca_issuer_set_default(struct ca *ca, const struct ca_mount *m, const char *ref, struct sg_err *err) SG_WUR;
 /* DELETE pki/root: every issuer and key of the mount. */
 int ca_issuers_delete_all(struct ca *ca, const struct ca_mount *m, struct sg_err *err) SG_WUR;
+/* config/issuers. */
+struct ca_issuers_config {
+	char default_id[37];            /* "" when none */
+	bool default_follows_latest_issuer;
+};
+int ca_issuers_config_get(struct ca *ca, const struct ca_mount *m, struct ca_issuers_config *out,
+                          struct sg_err *err) SG_WUR;
+/* default_ref NULL keeps the current default. */
+int ca_issuers_config_set(struct ca *ca, const struct ca_mount *m, const char *default_ref,
+                          bool default_follows_latest_issuer, struct sg_err *err) SG_WUR;
+/*
+ * issuer/:ref/revoke: marks the issuer revoked (it stops issuing), records
+ * its serial as revoked under its parent in the mount (or itself for a
+ * root) and runs the revoke hook. Revoking twice keeps the first time.
+ */
+int ca_issuer_revoke(struct ca *ca, const struct ca_mount *m, const char *ref, struct ca_issuer_info *out,
+                     struct sg_err *err) SG_WUR;
 
 /* Subject and extension parameters shared by root generation, intermediate CSRs and sign-intermediate. */
 struct ca_ca_params {
@@ -156,6 +189,7 @@ struct ca_gen_result {
 	int64_t expiration;
 	char *private_key_pem;         /* only when exported; wiped by clear */
 	char *private_key_type;
+	struct sg_strlist warnings;    /* clamped TTL... */
 };
 void ca_gen_result_clear(struct ca_gen_result *r);
 
@@ -181,6 +215,45 @@ int ca_import_pem(struct ca *ca, const struct ca_mount *m, const char *pem, size
 
 int ca_urls_get(struct ca *ca, const struct ca_mount *m, struct ca_urls *out, struct sg_err *err) SG_WUR;
 int ca_urls_set(struct ca *ca, const struct ca_mount *m, const struct ca_urls *in, struct sg_err *err) SG_WUR;
+
+/* config/cluster: the values of {{cluster_path}} and {{cluster_aia_path}} in templated AIA URLs. */
+struct ca_cluster {
+	char *path, *aia_path;          /* NULL or "" when unset */
+};
+void ca_cluster_clear(struct ca_cluster *c);
+int ca_cluster_get(struct ca *ca, const struct ca_mount *m, struct ca_cluster *out, struct sg_err *err) SG_WUR;
+int ca_cluster_set(struct ca *ca, const struct ca_mount *m, const struct ca_cluster *in, struct sg_err *err) SG_WUR;
+
+/* ---------------- Signer (DESIGN.md rule 8) ---------------- */
+
+/*
+ * Only the signer holds private keys. Today the key lives in process; the
+ * interface is per object (certificate, CSR, CRL, OCSP response) so that a
+ * PKCS#11 token or a signer process can replace it without touching callers.
+ * Digest: P-256 SHA-256, P-384 SHA-384, P-521 SHA-512, RSA SHA-256 (or
+ * signature_bits 256/384/512, RSA-PSS when use_pss), Ed25519 none.
+ */
+struct ca_signer;
+struct ca_sig_params {
+	int signature_bits;             /* 0 = from the key */
+	bool use_pss;                   /* RSA only */
+};
+/*
+ * A reference on an issuer's signer (SG_BAD_REQUEST when the mount lacks
+ * the issuer's key) plus, when info is not NULL, a snapshot of the issuer.
+ */
+int ca_issuer_signer_get(struct ca *ca, const struct ca_mount *m, const char *ref, struct ca_signer **out,
+                         struct ca_issuer_info *info, struct sg_err *err) SG_WUR;
+void ca_signer_release(struct ca_signer *s);
+const EVP_PKEY *ca_signer_get0_pubkey(const struct ca_signer *s);
+int ca_signer_sign_x509(struct ca_signer *s, X509 *x, const struct ca_sig_params *p, struct sg_err *err) SG_WUR;
+int ca_signer_sign_req(struct ca_signer *s, X509_REQ *r, const struct ca_sig_params *p,
+                       struct sg_err *err) SG_WUR;
+int ca_signer_sign_crl(struct ca_signer *s, X509_CRL *c, const struct ca_sig_params *p,
+                       struct sg_err *err) SG_WUR;
+/* OCSP_basic_sign semantics: cert is the responder certificate, certs extra certificates to include. */
+int ca_signer_sign_ocsp(struct ca_signer *s, OCSP_BASICRESP *b, X509 *cert, STACK_OF(X509) *certs,
+                        unsigned long flags, struct sg_err *err) SG_WUR;
 
 /* ---------------- CSRs ---------------- */
 
@@ -252,6 +325,18 @@ void ca_result_clear(struct ca_result *r);
  */
 int ca_issue(struct ca *ca, const struct ca_mount *m, const struct role *role, const struct ca_request *req,
              struct store_batch *extra, struct ca_result *res, struct sg_err *err) SG_WUR;
+/*
+ * On ca_issue with extra != NULL: the certificate ops are appended to extra
+ * and extra is committed, so after a failure extra must be discarded, not
+ * retried. When the caller's records need the serial or NotAfter (a lease),
+ * use ca_issue_ex instead: hook runs after signing, with the result filled
+ * in, to add ops to the batch that holds the certificate record; it may run
+ * again (with a new serial) if the serial collided. The hook returns 0 or -1
+ * with err set.
+ */
+typedef int (*ca_commit_hook)(void *arg, const struct ca_result *res, struct store_batch *b, struct sg_err *err);
+int ca_issue_ex(struct ca *ca, const struct ca_mount *m, const struct role *role, const struct ca_request *req,
+                ca_commit_hook hook, void *hook_arg, struct ca_result *res, struct sg_err *err) SG_WUR;
 
 /* root/sign-intermediate: a CA certificate for a CSR. */
 int ca_sign_intermediate(struct ca *ca, const struct ca_mount *m, const char *issuer_ref, X509_REQ *csr,
@@ -318,6 +403,22 @@ int ca_revoke(struct ca *ca, const struct ca_mount *m, const char *serial, X509 
 /* revoke-with-key: revoke only if key (PEM) matches the certificate's public key. */
 int ca_revoke_with_key(struct ca *ca, const struct ca_mount *m, const char *serial, X509 *cert,
                        const char *key_pem, struct ca_revoke_result *res, struct sg_err *err) SG_WUR;
+
+/* Every revocation record of a mount, for CRL and OCSP building. Fields are borrowed during the call. */
+struct ca_revoked_entry {
+	const unsigned char *serial;    /* big-endian magnitude */
+	size_t serial_len;
+	const char *serial_hex;         /* colon hex */
+	const char *issuer_id;
+	int64_t revocation_time;
+	enum ca_reason reason;
+	int64_t invalidity_date;        /* 0 = none */
+	int64_t not_after;              /* of the revoked certificate, 0 when unknown */
+};
+/* cb returns 0 to continue, 1 to stop, -1 to abort (with its own error in err). */
+typedef int (*ca_revoked_cb)(void *arg, const struct ca_revoked_entry *e, struct sg_err *err);
+int ca_revoked_scan(struct ca *ca, const struct ca_mount *m, ca_revoked_cb cb, void *arg,
+                    struct sg_err *err) SG_WUR;
 
 /* Called after every durable revocation (the CRL/OCSP issue registers here). */
 typedef void (*ca_revoke_hook)(void *arg, const char *mount_id, const char *serial_hex, const char *issuer_id);
