@@ -15,6 +15,7 @@
 
 #define ROLE_NAME_MAX 128
 #define ROLE_MAX_SANS 512 /* cap on names in one request */
+#define ROLE_MAX_NAME_BYTES 2048 /* cap on one requested name (CN, SAN, user id, serial) */
 
 struct role {
 	char *name;
@@ -57,6 +58,8 @@ struct role {
 struct role *role_new(const char *name);
 void role_free(struct role *r);
 struct role *role_dup(const struct role *r);
+/* Vault's role-name rule (framework.GenericNameRegex): [A-Za-z0-9_] at both ends, [A-Za-z0-9_.-] inside. */
+bool role_name_valid(const char *name);
 
 /*
  * Applies the fields present in a request body (loosely typed) to r and
@@ -65,12 +68,22 @@ struct role *role_dup(const struct role *r);
  * stored role + apply. On error r may be partly changed: use a copy.
  */
 int role_apply_json(struct role *r, const json_t *body, struct sg_err *err) SG_WUR;
+/*
+ * As role_apply_json, and appends Vault's warnings (no_store wins over
+ * generate_lease; generate_lease discouraged) to warnings when not NULL.
+ */
+int role_apply_json_warn(struct role *r, const json_t *body, struct sg_strlist *warnings,
+                         struct sg_err *err) SG_WUR;
 /* Vault's read form: ttl, max_ttl and not_before_duration as integer seconds. */
 json_t *role_encode(const struct role *r);
 /* Stored form is the encoded form; this restores it (unknown fields ignored). */
 struct role *role_decode(const char *name, const json_t *stored, struct sg_err *err) SG_WUR;
 
-/* The names a request asks for, after CSR/JSON merging by the caller. */
+/*
+ * The names a request asks for, after CSR/JSON merging by the caller. The
+ * struct owns every string in it, common_name and subject_serial included
+ * (set them with sg_xstrdup); role_names_clear frees them all.
+ */
 struct role_names {
 	const char *common_name;         /* NULL or "" when absent */
 	struct sg_strlist dns;           /* DNS SANs */
@@ -81,6 +94,7 @@ struct role_names {
 	struct sg_strlist user_ids;
 	const char *subject_serial;      /* Subject serialNumber RDN, NULL when absent */
 };
+void role_names_init(struct role_names *n);
 void role_names_clear(struct role_names *n);
 
 /*
@@ -96,7 +110,9 @@ int role_check_names(const struct role *r, const struct role_names *n, struct sg
  * Checks a public key's type ("rsa", "ec", "ed25519") and size (RSA modulus
  * bits, EC curve bits, 0 for ed25519) against the role: key_type must match
  * unless "any" (then RSA >= 2048, EC >= 224), key_bits is a minimum for RSA
- * and exact for EC. SG_KEY_DENIED with a detail on denial.
+ * and EC alike (Vault's signCert: a P-384 key passes an ec/256 role), and RSA
+ * is never below 2048. Which EC curves are acceptable at all (NIST P-curves
+ * only) is the CSR parser's business. SG_KEY_DENIED with a detail on denial.
  */
 int role_check_key(const struct role *r, const char *key_type, int key_bits, struct sg_err *err) SG_WUR;
 
@@ -108,7 +124,57 @@ int role_check_key(const struct role *r, const char *key_type, int key_bits, str
 int64_t role_ttl(const struct role *r, int64_t requested, int64_t mount_default, int64_t mount_max,
                  bool *clamped);
 
-/* True when s is a valid hostname (RFC 1123 labels, optional leading "*." wildcard label rules aside). */
+/*
+ * True when s is a valid hostname as Vault tests it before putting a name in
+ * a DNS SAN: RFC 1123 labels of 1-63 LDH characters (no leading or trailing
+ * hyphen), at most 253 characters, one optional trailing dot, and an
+ * optional RFC 6125 6.4.3 wildcard left-most label ("*", "*x", "x*", "x*y").
+ * ASCII only: internationalised names must arrive as A-labels (xn--).
+ */
 bool role_hostname_valid(const char *s);
+
+/* True when s is a dotted OID: at least two numeric arcs, first 0-2, second < 40 under 0 and 1. */
+bool role_oid_valid(const char *s);
+
+/* ---- Usages, for the certificate builder ---- */
+
+/* RFC 5280 4.2.1.3 KeyUsage, as (1u << bit number). */
+enum {
+	ROLE_KU_DIGITAL_SIGNATURE = 1u << 0,
+	ROLE_KU_CONTENT_COMMITMENT = 1u << 1,
+	ROLE_KU_KEY_ENCIPHERMENT = 1u << 2,
+	ROLE_KU_DATA_ENCIPHERMENT = 1u << 3,
+	ROLE_KU_KEY_AGREEMENT = 1u << 4,
+	ROLE_KU_CERT_SIGN = 1u << 5,
+	ROLE_KU_CRL_SIGN = 1u << 6,
+	ROLE_KU_ENCIPHER_ONLY = 1u << 7,
+	ROLE_KU_DECIPHER_ONLY = 1u << 8,
+};
+/* Go KeyUsage names without the prefix, case-insensitive, spaces trimmed; unknown names are ignored as Vault does. */
+unsigned role_key_usage_bits(const struct sg_strlist *names);
+
+#define ROLE_EKU_COUNT 14
+/*
+ * Extended key usages as a mask: bit i stands for role_eku_oid(i), in Go's
+ * order (Any, ServerAuth, ClientAuth, CodeSigning, EmailProtection,
+ * IPSECEndSystem, IPSECTunnel, IPSECUser, TimeStamping, OCSPSigning,
+ * MicrosoftServerGatedCrypto, NetscapeServerGatedCrypto,
+ * MicrosoftCommercialCodeSigning, MicrosoftKernelCodeSigning).
+ */
+unsigned role_eku_bits_names(const struct sg_strlist *names);
+/* The role's flags (server/client/code_signing/email_protection) plus its ext_key_usage names. */
+unsigned role_eku_bits(const struct role *r);
+/* Dotted OID of bit i, NULL when i >= ROLE_EKU_COUNT. */
+const char *role_eku_oid(unsigned i);
+
+/*
+ * One policy_identifiers entry: a dotted OID, or Vault's JSON form
+ * {"oid":"1.2.3","cps":"https://...","notice":"..."} (cps and notice optional).
+ */
+struct role_policy {
+	char *oid, *cps, *notice;
+};
+int role_policy_parse(const char *entry, struct role_policy *out, struct sg_err *err) SG_WUR;
+void role_policy_clear(struct role_policy *p);
 
 #endif
