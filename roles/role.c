@@ -690,6 +690,8 @@ static void warn(struct sg_strlist *warnings, const char *msg)
 int role_apply_json_warn(struct role *r, const json_t *body, struct sg_strlist *warnings, struct sg_err *err)
 {
 	bool gl = r->generate_lease;
+	char *old_type;
+	int rc;
 
 	if (body == NULL || !json_is_object(body))
 		return sg_err_set(err, SG_BAD_REQUEST, "request body must be a JSON object");
@@ -715,8 +717,19 @@ int role_apply_json_warn(struct role *r, const json_t *body, struct sg_strlist *
 	    sg_json_duration(body, "not_before_duration", &r->not_before_duration, err) < 0)
 		return -1;
 
-	if (apply_str(body, "key_type", &r->key_type, false, 16, err) < 0 ||
-	    apply_str(body, "issuer_ref", &r->issuer_ref, false, ROLE_ISSUER_REF_MAX, err) < 0 ||
+	old_type = r->key_type != NULL ? sg_xstrdup(r->key_type) : NULL;
+	rc = apply_str(body, "key_type", &r->key_type, false, 16, err);
+	/*
+	 * A new key type without sizes takes that type's defaults. For a POST
+	 * this is Vault's behaviour (its defaults are 0 = auto); for a PATCH
+	 * Vault keeps the old sizes and then refuses e.g. rsa/2048 -> ec.
+	 */
+	if (rc == 1 && (old_type == NULL || strcmp(old_type, r->key_type) != 0)) {
+		r->key_bits = 0;
+		r->signature_bits = 0;
+	}
+	free(old_type);
+	if (rc < 0 || apply_str(body, "issuer_ref", &r->issuer_ref, false, ROLE_ISSUER_REF_MAX, err) < 0 ||
 	    apply_str(body, "not_after", &r->not_after, true, 64, err) < 0)
 		return -1;
 	/* Vault never stores an empty issuer reference. */
