@@ -38,9 +38,17 @@ enum store_table {
 struct store;
 struct store_batch;
 
-/* Opens (creating if needed) the environment in dir, mode 0700, files 0600. */
+/*
+ * Opens (creating if needed) the environment in dir, mode 0700, files 0600.
+ * map_bytes 0 means 64 GiB (address space only). One handle per directory:
+ * a second open, from this process or another, fails with SG_STORAGE, as
+ * does a corrupt environment.
+ */
 int store_open(const char *dir, size_t map_bytes, struct store **out, struct sg_err *err) SG_WUR;
-/* Stops the writer after draining queued batches, then closes the environment. */
+/*
+ * Stops the writer after draining queued batches, then closes the environment.
+ * Every other call on st must have returned. NULL-safe.
+ */
 void store_close(struct store *st);
 
 /*
@@ -68,14 +76,19 @@ int store_count(struct store *st, enum store_table t, uint64_t *out, struct sg_e
 /* ---- Batches: built by one thread, committed atomically ---- */
 struct store_batch *store_batch_new(void);
 void store_batch_free(struct store_batch *b);
-/* Each op copies its arguments. */
+/*
+ * Each op copies its arguments. An op over a cap (STORE_MAX_KEY, an empty
+ * key, STORE_MAX_VALUE, STORE_MAX_BATCH_OPS) makes store_commit fail the
+ * batch with SG_BAD_REQUEST.
+ */
 void store_batch_put(struct store_batch *b, enum store_table t, const char *key, size_t klen, const void *val,
                      size_t vlen);
 /* Like put, but the whole batch fails with SG_CONFLICT if the key exists. */
 void store_batch_put_new(struct store_batch *b, enum store_table t, const char *key, size_t klen,
                          const void *val, size_t vlen);
+/* Deleting an absent key is not an error. */
 void store_batch_del(struct store_batch *b, enum store_table t, const char *key, size_t klen);
-/* Deletes every key that starts with prefix. */
+/* Deletes every key that starts with prefix (NULL or "" = the whole table). */
 void store_batch_del_prefix(struct store_batch *b, enum store_table t, const char *prefix);
 /*
  * Adds delta to a little-endian uint64 counter at key (absent = 0) inside the
@@ -88,6 +101,9 @@ void store_batch_incr(struct store_batch *b, enum store_table t, const char *key
  * Hands the batch to the group-commit writer and waits until it is on disk.
  * All ops of one batch apply atomically or not at all; a failing batch does
  * not affect others committed alongside it. Does not free b.
+ * Errors: SG_BAD_REQUEST (an op over a cap), SG_CONFLICT (put_new on an
+ * existing key), SG_STORAGE (LMDB's error text in the detail, e.g.
+ * MDB_MAP_FULL; a counter that is not 8 bytes), SG_INTERNAL (counter overflow).
  */
 int store_commit(struct store *st, struct store_batch *b, struct sg_err *err) SG_WUR;
 
