@@ -1,0 +1,341 @@
+#!/usr/bin/python3
+"""Hostile and broken requests for every endpoint class.  Each answer must
+have the right status, Content-Type exactly application/json and a useful
+{"errors":[...]}; the server must stay up with no sanitizer finding."""
+
+import base64
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+from harness import check, eq  # noqa: E402
+
+state = {}
+
+
+def srv():
+    s = H.dev_server()
+    if "csr" not in state:
+        s.ok("POST", "pki/roles/bad", {"allowed_domains": "example.com", "allow_subdomains": True,
+                                       "key_type": "ec", "key_bits": 256, "allow_ip_sans": False,
+                                       "allow_wildcard_certificates": False, "max_ttl": "24h"},
+             statuses=(200, 204))
+        state["key"] = H.gen_key("ec256")
+        state["csr"] = H.make_csr(state["key"], cn="ok.example.com", dns=["ok.example.com"])
+        d = s.data("POST", "pki/issue/bad", {"common_name": "ok.example.com"})
+        state["cert"] = d["certificate"]
+        state["cert_key"] = d["private_key"]
+        state["serial"] = d["serial_number"]
+        H.enable_pki(s, "badmnt")
+        s.data("POST", "badmnt/root/generate/internal", {"common_name": "bad root", "key_type": "ec",
+                                                         "issuer_name": "broot"})
+    return s
+
+
+def bad(s, method, path, body, status, what, contains=None, token=None, headers=()):
+    r = s.req(method, path, body, token=token, headers=headers)
+    return H.expect_error(r, status, "%s %s (%s)" % (method, path, what), contains)
+
+
+def pem(der, kind):
+    return H.der_to_pem(der, kind)
+
+
+def csr_der():
+    return H.pem_blocks(state["csr"])[0][1]
+
+
+def corrupt_signature(der):
+    b = bytearray(der)
+    b[-3] ^= 0x5A  # inside the signature value: still parses, no longer verifies
+    return bytes(b)
+
+
+def corrupt_subject(der):
+    b = bytearray(der)
+    i = bytes(b).find(b"ok.example.com")
+    check(i > 0, "test bug: CN not found in CSR")
+    b[i] = ord("x")  # signed content changed
+    return bytes(b)
+
+
+# Endpoint classes that take a JSON body: (path, a valid-looking body).
+JSON_ENDPOINTS = [
+    ("pki/roles/newrole", {"allowed_domains": "example.com"}),
+    ("pki/issue/bad", {"common_name": "a.example.com"}),
+    ("pki/sign/bad", {"csr": None}),
+    ("pki/sign-verbatim", {"csr": None}),
+    ("pki/revoke", {"serial_number": "01:02"}),
+    ("pki/revoke-with-key", {"serial_number": "01:02", "private_key": "x"}),
+    ("badmnt/root/generate/internal", {"common_name": "x"}),
+    ("badmnt/intermediate/generate/internal", {"common_name": "x"}),
+    ("badmnt/intermediate/set-signed", {"certificate": "x"}),
+    ("badmnt/root/sign-intermediate", {"csr": None}),
+    ("badmnt/config/urls", {"issuing_certificates": "http://x/ca"}),
+    ("badmnt/config/issuers", {"default": "broot"}),
+    ("badmnt/issuer/broot", {"issuer_name": "broot"}),
+    ("sys/mounts/newmount", {"type": "pki"}),
+    ("sys/mounts/badmnt/tune", {"max_lease_ttl": "1h"}),
+]
+
+
+def test_malformed_json_bodies():
+    s = srv()
+    for path, _ in JSON_ENDPOINTS:
+        bad(s, "POST", path, '{"common_name": ', 400, "truncated JSON", contains="json")
+        bad(s, "POST", path, '{"a":1}garbage', 400, "trailing garbage after JSON")
+        bad(s, "POST", path, '["a", "b"]', 400, "JSON array body")
+        bad(s, "POST", path, "42", 400, "JSON number body")
+        bad(s, "POST", path, b'{"common_name":"\xff\xfe.example.com"}', 400, "invalid UTF-8")
+        bad(s, "POST", path, '{"common_name":"a\\u0000.example.com","csr":"a\\u0000"}', 400, "NUL in a string")
+        bad(s, "POST", path, "[" * 100000 + "]" * 100000, 400, "100000-deep nesting")
+        bad(s, "POST", path, '{"a":' * 5000 + "1" + "}" * 5000, 400, "5000-deep objects")
+    s.assert_healthy("after malformed JSON")
+    check("newrole" not in str(s.req("LIST", "pki/roles").body), "a malformed request created a role")
+    check("newmount/" not in s.data("GET", "sys/mounts"), "a malformed request created a mount")
+
+
+def test_wrong_types():
+    s = srv()
+    cases = [
+        ("pki/roles/newrole", {"ttl": {}}),
+        ("pki/roles/newrole", {"max_ttl": [1, 2]}),
+        ("pki/roles/newrole", {"allowed_domains": {"a": 1}}),
+        ("pki/roles/newrole", {"allow_subdomains": {"x": 1}}),
+        ("pki/roles/newrole", {"allow_subdomains": "maybe"}),
+        ("pki/roles/newrole", {"key_bits": "many"}),
+        ("pki/roles/newrole", {"key_type": ["ec"]}),
+        ("pki/roles/newrole", {"key_type": "dsa"}),
+        ("pki/roles/newrole", {"key_type": "rsa", "key_bits": 1024}),
+        ("pki/roles/newrole", {"key_type": "ec", "key_bits": 123}),
+        ("pki/roles/newrole", {"ttl": "10h", "max_ttl": "1h"}),
+        ("pki/roles/newrole", {"ttl": "-5h"}),
+        ("pki/roles/newrole", {"ttl": "5 parsecs"}),
+        ("pki/roles/newrole", {"key_usage": "NotAUsage"}),
+        ("pki/issue/bad", {"common_name": {}}),
+        ("pki/issue/bad", {"common_name": "a.example.com", "ttl": {}}),
+        ("pki/issue/bad", {"common_name": "a.example.com", "ttl": "abc"}),
+        ("pki/issue/bad", {"common_name": "a.example.com", "ttl": "-1h"}),
+        ("pki/issue/bad", {"common_name": "a.example.com", "ttl": "99999999999999999999999h"}),
+        ("pki/issue/bad", {"common_name": "a.example.com", "alt_names": {"x": 1}}),
+        ("pki/issue/bad", {"common_name": "a.example.com", "exclude_cn_from_sans": {}}),
+        ("pki/issue/bad", {"common_name": "a.example.com", "format": "xml"}),
+        ("pki/issue/bad", {"common_name": "a.example.com", "format": {}}),
+        ("pki/issue/bad", {"common_name": "a.example.com", "private_key_format": "jks"}),
+        ("pki/issue/bad", {"common_name": "a.example.com", "not_after": "tomorrow"}),
+        ("pki/issue/bad", {"common_name": "a.example.com", "ttl": "1h", "not_after": "2030-01-01T00:00:00Z"}),
+        ("pki/issue/bad", {}),
+        ("pki/sign/bad", {"csr": {}}),
+        ("pki/sign/bad", {"csr": 12}),
+        ("pki/sign/bad", {}),
+        ("pki/revoke", {"serial_number": {}}),
+        ("pki/revoke", {}),
+        ("pki/revoke", {"serial_number": "zz:zz:zz"}),
+        ("pki/revoke", {"serial_number": "01:" * 100 + "01"}),
+        ("badmnt/root/generate/internal", {"common_name": "x", "key_type": "dsa"}),
+        ("badmnt/root/generate/internal", {"common_name": "x", "key_bits": "big"}),
+        ("badmnt/root/generate/internal", {"common_name": {}}),
+        ("badmnt/root/generate/internal", {"common_name": "x", "ttl": {}}),
+        ("badmnt/config/urls", {"issuing_certificates": {}}),
+        ("badmnt/config/issuers", {"default": {}}),
+        ("badmnt/issuer/broot", {"leaf_not_after_behavior": "sometimes"}),
+        ("sys/mounts/newmount", {"type": {}}),
+        ("sys/mounts/newmount", {"type": "no-such-engine"}),
+        ("sys/mounts/newmount", {}),
+        ("sys/mounts/badmnt/tune", {"max_lease_ttl": {}}),
+        ("sys/mounts/badmnt/tune", {"max_lease_ttl": "forever"}),
+    ]
+    for path, body in cases:
+        bad(s, "POST", path, body, 400, "wrong type/value %r" % (body,))
+    s.assert_healthy("after wrong types")
+    eq(s.req("GET", "pki/roles/newrole").status, 404, "a rejected role write created the role")
+    # Huge but well-formed integers must not overflow (UBSan watches): clamp or refuse.
+    for ttl in (9223372036854775807, "9223372036854775807", "2562047h"):
+        r = s.req("POST", "pki/issue/bad", {"common_name": "a.example.com", "ttl": ttl})
+        check(r.status in (200, 400), "ttl %r: HTTP %d" % (ttl, r.status))
+        if r.status == 200:
+            na = H.epoch(H.load_cert(r.data["certificate"]).not_valid_after)
+            import time
+            check(na - time.time() <= 24 * 3600 + 60, "ttl %r escaped the role max_ttl" % (ttl,))
+        else:
+            H.expect_error(r, 400, "ttl %r" % (ttl,))
+    s.assert_healthy("after huge TTLs")
+
+
+def test_oversize_bodies():
+    s = srv()
+    big = b'{"common_name":"a.example.com","pad":"' + b"x" * (33 << 20) + b'"}'
+    r = s.req("POST", "pki/issue/bad", big)
+    H.expect_error(r, 413, "33 MiB body with Content-Length")
+    # Without Content-Length (chunked) the server must stop reading at its cap:
+    # it answers 413 or closes the connection; either way it stays up.
+    r, rc, err = H.curl_raw(s.url + "/v1/pki/issue/bad", "POST", big, s.token,
+                            headers=("Transfer-Encoding: chunked",))
+    if r is not None:
+        H.expect_error(r, 413, "33 MiB chunked body")
+    s.assert_healthy("after oversize bodies")
+
+
+def test_max_request_size_config():
+    s = H.config_server("small", tls=False, max_request_size=4096)
+    H.enable_pki(s, "pki")
+    r = s.req("POST", "pki/roles/r", '{"allowed_domains":"example.com","pad":"' + "x" * 5000 + '"}')
+    H.expect_error(r, 413, "5000-byte body over max_request_size 4096")
+    r = s.req("POST", "pki/roles/r", '{"allowed_domains":"example.com","pad":"' + "x" * 3000 + '"}')
+    check(r.status in (200, 204), "3000-byte body under max_request_size 4096: HTTP %d %r" % (r.status, r.body[:200]))
+    s.assert_healthy("small max_request_size")
+    s.stop()
+
+
+def test_broken_pem_and_der():
+    s = srv()
+    der = csr_der()
+    cert_der = H.pem_certs(state["cert"])[0]
+    garbage = [
+        ("garbage text", "this is not a PEM"),
+        ("empty", ""),
+        ("armor with garbage inside", "-----BEGIN CERTIFICATE REQUEST-----\n!!!!not base64!!!!\n"
+                                      "-----END CERTIFICATE REQUEST-----\n"),
+        ("truncated PEM", state["csr"][:len(state["csr"]) // 2]),
+        ("PEM without END", state["csr"].split("-----END")[0]),
+        ("truncated DER in armor", pem(der[:len(der) // 2], "CERTIFICATE REQUEST")),
+        ("DER with trailing bytes", pem(der + b"\x00\x01\x02", "CERTIFICATE REQUEST")),
+        ("random DER", pem(os.urandom(300), "CERTIFICATE REQUEST")),
+        ("ASN.1 length bomb", pem(b"\x30\x84\x7f\xff\xff\xff" + b"\x00" * 20, "CERTIFICATE REQUEST")),
+        ("bare base64 DER", base64.b64encode(der).decode()),
+        ("a certificate, not a CSR", state["cert"]),
+        ("corrupted signature", pem(corrupt_signature(der), "CERTIFICATE REQUEST")),
+        ("signed content altered", pem(corrupt_subject(der), "CERTIFICATE REQUEST")),
+    ]
+    for what, csr in garbage:
+        for path in ("pki/sign/bad", "pki/sign-verbatim", "badmnt/root/sign-intermediate"):
+            body = {"csr": csr, "common_name": "ok.example.com"}
+            bad(s, "POST", path, body, 400, "csr: " + what)
+    sig_errs = bad(s, "POST", "pki/sign/bad", {"csr": pem(corrupt_signature(der), "CERTIFICATE REQUEST")}, 400,
+                   "corrupted CSR signature", contains=["signature", "verif"])
+    H.log("   corrupted CSR signature -> %s" % sig_errs)
+    s.assert_healthy("after broken CSRs")
+
+    cert_garbage = [
+        ("garbage text", "not a certificate"),
+        ("truncated PEM", state["cert"][:len(state["cert"]) // 2]),
+        ("truncated DER in armor", pem(cert_der[:len(cert_der) // 2], "CERTIFICATE")),
+        ("DER with trailing bytes", pem(cert_der + b"\x05\x00", "CERTIFICATE")),
+        ("random DER", pem(os.urandom(500), "CERTIFICATE")),
+        ("a CSR, not a certificate", state["csr"]),
+    ]
+    for what, c in cert_garbage:
+        bad(s, "POST", "pki/revoke", {"certificate": c}, 400, "revoke certificate: " + what)
+        bad(s, "POST", "badmnt/intermediate/set-signed", {"certificate": c}, 400, "set-signed: " + what)
+        bad(s, "POST", "pki/revoke-with-key", {"certificate": c, "private_key": state["cert_key"]}, 400,
+            "revoke-with-key certificate: " + what)
+    # A certificate this mount never issued.
+    foreign = s.data("POST", "badmnt/root/generate/exported", {"common_name": "foreign", "key_type": "ec",
+                                                                "issuer_name": "foreign"})["certificate"]
+    bad(s, "POST", "pki/revoke", {"certificate": foreign}, 400, "revoke a certificate of another CA")
+    for what, k in [("garbage key", "nope"), ("truncated key", state["cert_key"][:60]),
+                    ("other key", state["key"])]:
+        bad(s, "POST", "pki/revoke-with-key", {"serial_number": state["serial"], "private_key": k}, 400,
+            "revoke-with-key: " + what)
+    eq(s.data("GET", "pki/cert/" + state["serial"], token="").get("revocation_time"), 0,
+       "a failed revoke-with-key revoked the certificate")
+    s.assert_healthy("after broken certificates")
+
+
+def test_names_outside_role():
+    s = srv()
+    cases = [
+        ({"common_name": "evil.org"}, "evil.org"),
+        ({"common_name": "a.example.com", "alt_names": "b.example.com,evil.org"}, "evil.org"),
+        ({"common_name": "a.example.com", "ip_sans": "10.0.0.1"}, "10.0.0.1"),
+        ({"common_name": "*.example.com"}, "*.example.com"),
+        ({"common_name": "a.example.com", "uri_sans": "spiffe://x/y"}, "spiffe://x/y"),
+        ({"common_name": "bad_name!.example.com"}, "bad_name!.example.com"),
+        ({"common_name": "example.com"}, "example.com"),  # bare domain not allowed
+        ({"common_name": "a.example.com.evil.org"}, "a.example.com.evil.org"),
+    ]
+    for body, name in cases:
+        bad(s, "POST", "pki/issue/bad", body, 400, "outside the role: %r" % body, contains=name)
+    k = state["key"]
+    for what, csr, name in [
+        ("CSR CN outside", H.make_csr(k, cn="evil.org"), "evil.org"),
+        ("CSR SAN outside", H.make_csr(k, cn="a.example.com", dns=["a.example.com", "evil.org"]), "evil.org"),
+        ("CSR IP SAN", H.make_csr(k, cn="a.example.com", ips=["10.1.1.1"]), "10.1.1.1"),
+    ]:
+        bad(s, "POST", "pki/sign/bad", {"csr": csr}, 400, what, contains=name)
+    rsa = H.make_csr(H.gen_key("rsa2048"), cn="a.example.com")
+    bad(s, "POST", "pki/sign/bad", {"csr": rsa}, 400, "RSA CSR for an EC role", contains=["key", "rsa"])
+    s.assert_healthy("after names outside the role")
+
+
+def test_unknown_role_and_issuer():
+    s = srv()
+    bad(s, "POST", "pki/issue/nope", {"common_name": "a.example.com"}, 400, "unknown role", contains="nope")
+    bad(s, "POST", "pki/sign/nope", {"csr": state["csr"]}, 400, "unknown role", contains="nope")
+    bad(s, "GET", "pki/roles/nope", None, 404, "read unknown role")
+    bad(s, "POST", "pki/issuer/nope/issue/bad", {"common_name": "a.example.com"}, 400, "unknown issuer",
+        contains="nope")
+    bad(s, "POST", "pki/issuer/nope/sign/bad", {"csr": state["csr"]}, 400, "unknown issuer", contains="nope")
+    s.ok("POST", "pki/roles/orphan", {"allow_any_name": True, "issuer_ref": "ghost"}, statuses=(200, 204))
+    bad(s, "POST", "pki/issue/orphan", {"common_name": "a.example.com"}, 400, "role with an unknown issuer_ref",
+        contains="ghost")
+    bad(s, "POST", "badmnt/config/issuers", {"default": "ghost"}, 400, "unknown default issuer")
+    bad(s, "GET", "pki/issuer/ghost", None, (400, 404), "read unknown issuer")
+    bad(s, "GET", "pki/cert/01:02:03:04", None, 404, "unknown serial", token="")
+    bad(s, "GET", "pki/cert/not-hex!", None, (400, 404), "garbage serial", token="")
+    bad(s, "POST", "pki/revoke", {"serial_number": "01:02:03:04"}, (400, 404), "revoke unknown serial")
+    s.assert_healthy("after unknown role/issuer")
+
+
+def test_wrong_methods():
+    s = srv()
+    cases = [
+        ("GET", "pki/issue/bad"), ("DELETE", "pki/issue/bad"), ("LIST", "pki/issue/bad"),
+        ("PATCH", "pki/issue/bad"), ("GET", "pki/sign/bad"), ("DELETE", "pki/sign/bad"),
+        ("POST", "pki/ca"), ("DELETE", "pki/ca"), ("POST", "pki/ca_chain"), ("POST", "pki/cert/" + "01:02"),
+        ("GET", "pki/revoke"), ("DELETE", "pki/revoke"), ("GET", "pki/root/generate/internal"),
+        ("POST", "sys/health"), ("DELETE", "sys/health"), ("PATCH", "sys/mounts/pki"),
+        ("GET", "pki/intermediate/set-signed"),
+    ]
+    for method, path in cases:
+        body = {} if method in ("POST", "PATCH") else None
+        bad(s, method, path, body, 405, "wrong method")
+    s.assert_healthy("after wrong methods")
+
+
+def test_missing_and_wrong_token():
+    s = srv()
+    body = {"common_name": "a.example.com"}
+    for path, method, b in [("pki/issue/bad", "POST", body), ("pki/roles/bad", "GET", None),
+                            ("pki/certs", "LIST", None), ("sys/mounts", "GET", None),
+                            ("sys/mounts/x", "POST", {"type": "pki"}), ("pki/revoke", "POST", {"serial_number": "01"}),
+                            ("pki/nonexistent", "GET", None)]:
+        bad(s, method, path, b, 403, "no token", token="")
+        bad(s, method, path, b, 403, "wrong token", token="wrong-" + s.token)
+        bad(s, method, path, b, 403, "wrong bearer", token="", headers=("Authorization: Bearer nope",))
+    r = s.req("POST", "pki/issue/bad", body, token="", headers=("Authorization: Bearer " + s.token,))
+    H.expect_ok(r, "Authorization: Bearer with the right token")
+    # A token prefix or the token with junk appended is not the token.
+    bad(s, "GET", "pki/roles/bad", None, 403, "token prefix", token=s.token[:-1])
+    bad(s, "GET", "pki/roles/bad", None, 403, "token + junk", token=s.token + "x")
+    s.assert_healthy("after token checks")
+
+
+def test_unknown_paths():
+    s = srv()
+    for method, path in [("GET", "pki/nonexistent"), ("POST", "pki/nonexistent"), ("GET", "nomount/x"),
+                         ("GET", "sys/nonexistent"), ("GET", "pki/issue"), ("POST", "pki/issue/"),
+                         ("GET", "a/b/c/d/e/f/g"), ("GET", "pki/issuer/broot/nonexistent")]:
+        bad(s, method, path, {} if method == "POST" else None, 404, "unknown path")
+    r = H.curl(s.url + "/v2/sys/health")
+    H.expect_error(r, 404, "outside /v1")
+    r = H.curl(s.url + "/")
+    check(r.status in (404, 307, 301, 302), "GET /: HTTP %d" % r.status)
+    long_path = "pki/" + "a" * 5000
+    bad(s, "GET", long_path, None, (400, 404, 414), "5000-byte path")
+    s.assert_healthy("after unknown paths")
+
+
+if __name__ == "__main__":
+    H.main(globals())
