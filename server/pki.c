@@ -98,13 +98,9 @@ const struct ca_mount *pki_mount(const struct req *rq)
 	return &rq->mount->ca;
 }
 
-int pki_not_found(struct resp *rs)
+int pki_not_found(struct sg_err *err)
 {
-	static const char body[] = "{\"errors\":[]}";
-
-	rs->status = 404;
-	resp_raw(rs, "application/json", body, sizeof(body) - 1);
-	return 0;
+	return sg_err_set(err, SG_NOT_FOUND, "%s", "");
 }
 
 int pki_format_parse(const json_t *body, enum pki_format *out, struct sg_err *err)

@@ -29,8 +29,11 @@ enum pki_format { PKI_FORMAT_PEM, PKI_FORMAT_DER, PKI_FORMAT_PEM_BUNDLE };
 
 /* The mount's view for ca_* calls. */
 const struct ca_mount *pki_mount(const struct req *rq);
-/* Vault's answer to a read of something absent and to an empty LIST: 404 {"errors":[]}. */
-int pki_not_found(struct resp *rs);
+/*
+ * Vault's answer to a read of something absent and to an empty LIST:
+ * 404 {"errors":[]} (SG_NOT_FOUND with an empty detail). Returns -1.
+ */
+int pki_not_found(struct sg_err *err);
 /* `format` (pem by default) and `private_key_format` (der by default, or pkcs8). */
 int pki_format_parse(const json_t *body, enum pki_format *out, struct sg_err *err) SG_WUR;
 int pki_key_format_parse(const json_t *body, bool *pkcs8, struct sg_err *err) SG_WUR;

@@ -173,7 +173,7 @@ int h_cert_read(struct req *rq, struct resp *rs, struct sg_err *err)
 	if (got < 0)
 		goto out;
 	if (got == 0) {
-		ret = pki_not_found(rs);
+		ret = pki_not_found(err);
 		goto out;
 	}
 	p = rec.der;
@@ -218,7 +218,7 @@ static int cert_raw(struct req *rq, struct resp *rs, bool pem, struct sg_err *er
 	if (got < 0)
 		goto out;
 	if (got == 0) {
-		ret = pki_not_found(rs);
+		ret = pki_not_found(err);
 		goto out;
 	}
 	if (!pem) {
@@ -280,7 +280,7 @@ static int certs_list(struct req *rq, struct resp *rs, bool revoked, struct sg_e
 	if (ca_cert_list(server_ca(rq->srv), pki_mount(rq), revoked, after, (size_t)limit, &serials, err) < 0)
 		goto out;
 	if (serials.n == 0) {
-		ret = pki_not_found(rs);
+		ret = pki_not_found(err);
 		goto out;
 	}
 	d = json_object();

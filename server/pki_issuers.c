@@ -727,13 +727,11 @@ int h_issuer_delete(struct req *rq, struct resp *rs, struct sg_err *err)
 	}
 	if (ca_issuer_delete(server_ca(rq->srv), pki_mount(rq), info.id, err) < 0)
 		goto out;
-	if (info.is_default) {
-		rs->status = 200;
+	if (info.is_default)
 		resp_warn(rs,
 		          "Deleted issuer %s (via issuer_ref %.128s); this was configured as the default issuer. "
 		          "Operations without an explicit issuer will not work until a new default is configured.",
 		          info.id, ref);
-	}
 	ret = 0;
 out:
 	ca_issuer_info_clear(&info);
@@ -824,7 +822,7 @@ int h_issuers_list(struct req *rq, struct resp *rs, struct sg_err *err)
 		return -1;
 	if (n == 0) {
 		free(v);
-		return pki_not_found(rs);
+		return pki_not_found(err);
 	}
 	keys = json_array();
 	info = json_object();
@@ -921,7 +919,7 @@ int h_keys_list(struct req *rq, struct resp *rs, struct sg_err *err)
 		return -1;
 	if (n == 0) {
 		free(v);
-		return pki_not_found(rs);
+		return pki_not_found(err);
 	}
 	keys = json_array();
 	info = json_object();

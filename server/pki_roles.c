@@ -156,7 +156,7 @@ int h_roles_list(struct req *rq, struct resp *rs, struct sg_err *err)
 	/* Vault answers an empty LIST with 404. */
 	if (json_array_size(l.keys) == 0) {
 		json_decref(l.keys);
-		return pki_not_found(rs);
+		return pki_not_found(err);
 	}
 	data = json_object();
 	json_object_set_new(data, "keys", l.keys);
@@ -172,7 +172,7 @@ int h_role_read(struct req *rq, struct resp *rs, struct sg_err *err)
 	if (got < 0)
 		return -1;
 	if (got == 0)
-		return pki_not_found(rs);
+		return pki_not_found(err);
 	resp_data(rs, role_encode(r));
 	role_free(r);
 	return 0;
@@ -218,7 +218,7 @@ int h_role_patch(struct req *rq, struct resp *rs, struct sg_err *err)
 	if (got < 0)
 		goto out;
 	if (got == 0) {
-		ret = pki_not_found(rs);
+		ret = pki_not_found(err);
 		goto out;
 	}
 	if (role_apply_json_warn(r, rq->body, &warnings, err) < 0)
