@@ -62,6 +62,10 @@ struct req {
 	size_t raw_len;
 	const char *remote_addr;
 	const char *request_id;
+	/* Added after the first version; members above are unchanged. */
+	const json_t *query;        /* query arguments: name -> string ("" when valueless) */
+	const char *token_accessor; /* accessor of the caller's token; NULL on ROUTE_AUTH_NONE routes */
+	const json_t *token;        /* the caller's token entry (policies, display_name...), or NULL */
 };
 
 struct resp {
@@ -85,7 +89,8 @@ typedef int (*route_handler)(struct req *rq, struct resp *rs, struct sg_err *err
  * A route pattern is a '/'-separated path: literal segments, ":name"
  * segments capturing one segment, and at most one "*name" segment capturing
  * one or more segments (slashes included) between the literal prefix and
- * suffix: "sys/mounts/*path/tune".
+ * suffix: the sys/ table has "mounts" + "/" + "*path/tune" for
+ * sys/mounts/a/b/tune. A path is matched without leading or trailing '/'.
  */
 struct route {
 	const char *pattern;
@@ -105,15 +110,21 @@ struct store *server_store(struct server *s);
 struct ca *server_ca(struct server *s);
 /* Mount lookup by path (exact). NULL when absent. Borrowed until the request ends. */
 const struct mount *server_mount(struct server *s, const char *path);
+/* The config's external_url (e.g. for AIA and ACME URLs), NULL when unset. */
+const char *server_external_url(struct server *s);
 
 /* Response helpers. */
 void resp_data(struct resp *rs, json_t *data); /* steals data */
 void resp_raw(struct resp *rs, const char *content_type, const void *body, size_t len); /* copies */
 void resp_warn(struct resp *rs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void resp_header(struct resp *rs, const char *name, const char *value);
+/* Frees everything a response owns and leaves it zeroed (NULL-safe). */
+void resp_clear(struct resp *rs);
 
 /* Route tables of each engine and of sys/. */
 extern const struct route pki_routes[];
 extern const size_t pki_routes_n;
+extern const struct route sys_routes[];
+extern const size_t sys_routes_n;
 
 #endif

@@ -1,0 +1,616 @@
+/*
+ * The HTTP edge: libmicrohttpd callbacks, body accumulation under a cap,
+ * routing, central authentication (DESIGN.md rule 5), the Vault envelope
+ * and the access log.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server/envelope.h"
+#include "server/internal.h"
+#include "server/json.h"
+#include "server/log.h"
+#include "server/router.h"
+
+#define HTTP_CONNECTION_LIMIT 1024u
+#define HTTP_CONNECTION_TIMEOUT_S 60u
+#define HTTP_CONNECTION_MEMORY (64u << 10) /* request line and headers */
+#define HTTP_MAX_QUERY_ARGS 64
+#define HTTP_MAX_HELD_MOUNTS 16
+#define HTTP_MAX_HEADER_BYTES 4096
+#define HTTP_MAX_TLS_FILE_BYTES (1u << 20)
+#define HTTP_LOG_URL_MAX 256
+#define HTTP_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
+struct http_ctx {
+	struct server *srv;
+	struct MHD_Connection *conn;
+	struct req rq;
+	struct resp rs;
+	struct timespec start;
+	char method[16];
+	char url[HTTP_LOG_URL_MAX];
+	char request_id[37];
+	char remote[INET6_ADDRSTRLEN + 8];
+	char path[MAX_PATH_BYTES];
+	struct router_caps caps;
+	unsigned char *body;
+	size_t body_len, body_cap;
+	bool url_too_long;
+	bool responded;
+	const struct mount *mount;                 /* the routed mount, referenced */
+	const struct mount *held[HTTP_MAX_HELD_MOUNTS]; /* server_mount lookups, referenced */
+	size_t nheld;
+	json_t *json;
+	json_t *query;
+	json_t *token;
+};
+
+/* The request a pool thread is running a handler for (server_mount ties references to it). */
+static _Thread_local struct http_ctx *cur_ctx;
+
+/* ---- Accessors of http.h that need the server ---- */
+
+struct store *server_store(struct server *s)
+{
+	return s->st;
+}
+
+struct ca *server_ca(struct server *s)
+{
+	return s->ca;
+}
+
+const char *server_external_url(struct server *s)
+{
+	return s->cfg.external_url;
+}
+
+const struct mount *server_mount(struct server *s, const char *path)
+{
+	const struct mount *m = mount_table_get(&s->mounts, path);
+
+	if (m == NULL)
+		return NULL;
+	if (cur_ctx == NULL) {
+		/* Outside a request (start-up): nothing runs concurrently to unmount it. */
+		mount_unref(m);
+		return m;
+	}
+	if (cur_ctx->nheld == HTTP_MAX_HELD_MOUNTS) {
+		mount_unref(m);
+		return NULL;
+	}
+	cur_ctx->held[cur_ctx->nheld++] = m;
+	return m;
+}
+
+/* ---- Request context ---- */
+
+static void remote_format(struct MHD_Connection *conn, char *out, size_t cap)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	char ip[INET6_ADDRSTRLEN];
+
+	snprintf(out, cap, "unknown");
+	if (ci == NULL || ci->client_addr == NULL)
+		return;
+	if (ci->client_addr->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)ci->client_addr;
+
+		if (inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip)) != NULL)
+			snprintf(out, cap, "%s:%u", ip, ntohs(a->sin_port));
+	} else if (ci->client_addr->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)ci->client_addr;
+
+		if (inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip)) != NULL)
+			snprintf(out, cap, "[%s]:%u", ip, ntohs(a->sin6_port));
+	}
+}
+
+static enum MHD_Result query_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct http_ctx *c = cls;
+	json_t *v;
+
+	(void)kind;
+	if (json_object_size(c->query) >= HTTP_MAX_QUERY_ARGS)
+		return MHD_NO;
+	if (key == NULL || json_object_get(c->query, key) != NULL)
+		return MHD_YES; /* the first value of a repeated argument wins */
+	v = json_string(value != NULL ? value : "");
+	if (v != NULL)
+		json_object_set_new(c->query, key, v); /* a key that is not UTF-8 is dropped by jansson */
+	return MHD_YES;
+}
+
+static struct http_ctx *ctx_new(struct server *s, struct MHD_Connection *conn, const char *url, const char *method)
+{
+	struct http_ctx *c = sg_xcalloc(1, sizeof(*c));
+
+	c->srv = s;
+	c->conn = conn;
+	clock_gettime(CLOCK_MONOTONIC, &c->start);
+	snprintf(c->method, sizeof(c->method), "%s", method);
+	if (strlen(url) >= MAX_PATH_BYTES)
+		c->url_too_long = true;
+	snprintf(c->url, sizeof(c->url), "%s", url);
+	sg_uuid(c->request_id);
+	remote_format(conn, c->remote, sizeof(c->remote));
+	c->query = json_object();
+	atomic_fetch_add(&s->inflight, 1);
+	return c;
+}
+
+static void ctx_free(struct http_ctx *c)
+{
+	if (c == NULL)
+		return;
+	resp_clear(&c->rs);
+	if (c->body != NULL) {
+		/* Bodies carry private keys (config/ca, keys/import). */
+		OPENSSL_cleanse(c->body, c->body_cap);
+		free(c->body);
+	}
+	json_decref(c->json);
+	json_decref(c->query);
+	json_decref(c->token);
+	mount_unref(c->mount);
+	for (size_t i = 0; i < c->nheld; i++)
+		mount_unref(c->held[i]);
+	atomic_fetch_sub(&c->srv->inflight, 1);
+	free(c);
+}
+
+static double elapsed_ms(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - start->tv_sec) * 1e3 + (double)(now.tv_nsec - start->tv_nsec) / 1e6;
+}
+
+/* ---- Responses ---- */
+
+static bool header_ok(const char *s, bool name)
+{
+	size_t n = strnlen(s, HTTP_MAX_HEADER_BYTES + 1);
+
+	if (n == 0 || n > HTTP_MAX_HEADER_BYTES)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		/* RFC 9110 5.1/5.5: no controls in values, token characters in names. */
+		if (ch < 0x20 || ch == 0x7f || (name && (ch == ':' || ch == ' ')))
+			return false;
+	}
+	return true;
+}
+
+static void access_log(struct http_ctx *c, int status, const struct sg_err *err)
+{
+	json_t *f = json_object();
+
+	json_object_set_new(f, "method", json_string(c->method));
+	json_object_set_new(f, "path", server_json_string_safe(c->path[0] != '\0' ? c->path : c->url));
+	json_object_set_new(f, "status", json_integer(status));
+	json_object_set_new(f, "duration_ms", json_real((double)(long long)(elapsed_ms(&c->start) * 1000) / 1000));
+	json_object_set_new(f, "request_id", json_string(c->request_id));
+	json_object_set_new(f, "remote_addr", json_string(c->remote));
+	if (err != NULL && sg_err_isset(err)) {
+		json_object_set_new(f, "error", server_json_string_safe(err->detail));
+		json_object_set_new(f, "code", json_string(sg_err_name(err->code)));
+	}
+	server_log(SERVER_LOG_INFO, "request", f);
+}
+
+/* Queues status + body (taken: freed by MHD) with the API headers. */
+static enum MHD_Result send_buf(struct http_ctx *c, int status, const char *content_type, void *body, size_t len,
+                                const json_t *extra)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	bool cache_set = false;
+
+	if (body != NULL)
+		r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	else
+		r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	if (r == NULL) {
+		free(body);
+		return MHD_NO;
+	}
+	if (content_type != NULL && status != 204)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+	if (extra != NULL) {
+		const char *k;
+		json_t *v;
+
+		json_object_foreach((json_t *)extra, k, v) {
+			const char *val = json_string_value(v);
+
+			if (val == NULL || !header_ok(k, true) || !header_ok(val, false) ||
+			    strcasecmp(k, MHD_HTTP_HEADER_CONTENT_TYPE) == 0 ||
+			    strcasecmp(k, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+				continue;
+			if (strcasecmp(k, MHD_HTTP_HEADER_CACHE_CONTROL) == 0)
+				cache_set = true;
+			MHD_add_response_header(r, k, val);
+		}
+	}
+	if (!cache_set)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	ret = MHD_queue_response(c->conn, (unsigned)status, r);
+	MHD_destroy_response(r);
+	c->responded = true;
+	return ret;
+}
+
+static enum MHD_Result send_error(struct http_ctx *c, const struct sg_err *err)
+{
+	char *body = NULL;
+	size_t len = 0;
+	int status;
+
+	envelope_error(err, &status, &body, &len);
+	if (status >= 500) {
+		json_t *f = json_pack("{s:s, s:s}", "request_id", c->request_id, "code", sg_err_name(err->code));
+
+		json_object_set_new(f, "error", server_json_string_safe(err->detail));
+		if (err->log[0] != '\0')
+			json_object_set_new(f, "openssl", server_json_string_safe(err->log));
+		server_log(SERVER_LOG_ERROR, "request failed", f);
+	}
+	access_log(c, status, err);
+	return send_buf(c, status, "application/json", body, len, NULL);
+}
+
+static enum MHD_Result send_success(struct http_ctx *c, const char *mount_type)
+{
+	struct resp *rs = &c->rs;
+	char *body = NULL;
+	size_t len = 0;
+	int status;
+
+	if (rs->content_type != NULL) {
+		status = rs->status != 0 ? rs->status : 200;
+		if (!header_ok(rs->content_type, false)) {
+			struct sg_err err;
+
+			sg_err_init(&err);
+			sg_err_set(&err, SG_INTERNAL, "handler produced an invalid content type");
+			return send_error(c, &err);
+		}
+		body = (char *)rs->body;
+		len = rs->body_len;
+		rs->body = NULL;
+		access_log(c, status, NULL);
+		return send_buf(c, status, rs->content_type, body, len, rs->headers);
+	}
+	envelope_render(rs, c->request_id, mount_type, &status, &body, &len);
+	access_log(c, status, NULL);
+	return send_buf(c, status, "application/json", body, len, rs->headers);
+}
+
+/* ---- Dispatch ---- */
+
+static int authenticate(struct http_ctx *c, struct sg_err *err)
+{
+	const char *tok =
+	    token_from_headers(MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "X-Vault-Token"),
+	                       MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
+	int rc;
+
+	if (tok == NULL)
+		return sg_err_set(err, SG_MISSING_TOKEN, "permission denied");
+	rc = token_lookup(c->srv->st, c->srv->token_key, tok, &c->token, err);
+	if (rc < 0)
+		return -1;
+	if (rc == 0)
+		return sg_err_set(err, SG_PERMISSION_DENIED, "permission denied");
+	c->rq.token = c->token;
+	c->rq.token_accessor = json_string_value(json_object_get(c->token, "accessor"));
+	return 0;
+}
+
+/* Binary uploads (OCSP requests, DER certificates and CSRs) reach handlers raw, unparsed. */
+static bool binary_body(struct MHD_Connection *conn)
+{
+	static const char *const types[] = {"application/ocsp-request", "application/pkcs10",
+	                                    "application/pkix-cert", "application/pkix-crl",
+	                                    "application/octet-stream"};
+	const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+
+	if (ct == NULL)
+		return false;
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		size_t n = strlen(types[i]);
+
+		if (strncasecmp(ct, types[i], n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' '))
+			return true;
+	}
+	return false;
+}
+
+static enum MHD_Result handle(struct http_ctx *c)
+{
+	struct server *s = c->srv;
+	struct sg_err err;
+	const struct route *route = NULL;
+	const struct route *table = NULL;
+	size_t ntable = 0;
+	const char *sub = NULL, *mount_type = NULL;
+	unsigned method = 0;
+	bool head = false;
+	int rc;
+
+	sg_err_init(&err);
+	ERR_clear_error();
+	if (router_method_parse(c->method, MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "list"), &method,
+	                        &head, &err) != 0)
+		return send_error(c, &err);
+	if (c->url_too_long || router_path_normalize(c->url, c->path, sizeof(c->path)) != 0) {
+		c->path[0] = '\0';
+		envelope_no_route(&err, c->url[0] == '/' ? c->url + 1 : c->url);
+		return send_error(c, &err);
+	}
+	switch (router_area(c->path, &sub)) {
+	case ROUTER_AREA_SYS:
+		table = sys_routes;
+		ntable = sys_routes_n;
+		mount_type = "system";
+		break;
+	case ROUTER_AREA_AUTH:
+		/* No auth methods yet: the auth issue adds them here. */
+		break;
+	case ROUTER_AREA_MOUNT:
+		c->mount = mount_table_route(&s->mounts, c->path, &sub);
+		if (c->mount != NULL && strcmp(c->mount->type, "pki") == 0) {
+			table = pki_routes;
+			ntable = pki_routes_n;
+			mount_type = c->mount->type;
+		}
+		break;
+	}
+	if (table == NULL) {
+		envelope_no_route(&err, c->path);
+		return send_error(c, &err);
+	}
+	switch (router_lookup(table, ntable, sub, method, &route, &c->caps)) {
+	case ROUTER_FOUND:
+		break;
+	case ROUTER_BAD_METHOD:
+		sg_err_set(&err, SG_METHOD_NOT_ALLOWED, "unsupported operation");
+		return send_error(c, &err);
+	case ROUTER_NOT_FOUND:
+	default:
+		envelope_no_route(&err, c->path);
+		return send_error(c, &err);
+	}
+	/* DESIGN.md rule 5: authorization happens here, before any handler. */
+	if (route->auth == ROUTE_AUTH_TOKEN && authenticate(c, &err) != 0)
+		return send_error(c, &err);
+	if (binary_body(c->conn)) {
+		c->json = json_object();
+	} else if (server_json_parse_object((const char *)c->body, c->body_len, MAX_JSON_DEPTH, &c->json, &err) != 0) {
+		return send_error(c, &err);
+	}
+	c->rq.srv = s;
+	c->rq.method = (enum http_method)method;
+	c->rq.head = head;
+	c->rq.path = c->path;
+	c->rq.mount = c->mount;
+	c->rq.sub = sub;
+	for (size_t i = 0; i < c->caps.n; i++) {
+		c->rq.cap_name[i] = c->caps.name[i];
+		c->rq.cap_val[i] = c->caps.val[i];
+	}
+	c->rq.body = c->json;
+	c->rq.raw = c->body != NULL ? c->body : (const unsigned char *)"";
+	c->rq.raw_len = c->body_len;
+	c->rq.remote_addr = c->remote;
+	c->rq.request_id = c->request_id;
+	c->rq.query = c->query;
+	cur_ctx = c;
+	rc = route->fn(&c->rq, &c->rs, &err);
+	cur_ctx = NULL;
+	if (rc != 0) {
+		if (!sg_err_isset(&err))
+			sg_err_set(&err, SG_INTERNAL, "internal error");
+		ERR_clear_error();
+		return send_error(c, &err);
+	}
+	ERR_clear_error();
+	return send_success(c, mount_type);
+}
+
+static enum MHD_Result send_too_large(struct http_ctx *c)
+{
+	struct sg_err err;
+
+	sg_err_init(&err);
+	sg_err_set(&err, SG_TOO_LARGE, "request body too large: the limit is %zu bytes", c->srv->cfg.max_request_size);
+	return send_error(c, &err);
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                 const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
+{
+	struct server *s = cls;
+	struct http_ctx *c = *con_cls;
+	size_t max = s->cfg.max_request_size;
+
+	(void)version;
+	if (c == NULL) {
+		const char *cl;
+
+		c = ctx_new(s, conn, url, method);
+		*con_cls = c;
+		MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, query_cb, c);
+		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl != NULL) {
+			char *end;
+			unsigned long long n;
+
+			errno = 0;
+			n = strtoull(cl, &end, 10);
+			/* Refused before a byte of the body is read. */
+			if (errno != 0 || n > max)
+				return send_too_large(c);
+			if (end != cl && n > 0)
+				c->body_cap = (size_t)n;
+		}
+		return MHD_YES;
+	}
+	if (*upload_size > 0) {
+		size_t n = *upload_size;
+
+		*upload_size = 0;
+		if (c->responded)
+			return MHD_YES; /* answered already: discard */
+		if (c->body_len + n > max)
+			return send_too_large(c);
+		if (c->body == NULL || c->body_len + n > c->body_cap) {
+			size_t cap = c->body_cap > c->body_len + n ? c->body_cap : c->body_len + n;
+			unsigned char *nb;
+
+			if (c->body != NULL && cap < max / 2 && cap < 2 * c->body_len)
+				cap = 2 * c->body_len;
+			if (cap > max)
+				cap = max;
+			nb = sg_xmalloc(cap);
+			if (c->body != NULL) {
+				memcpy(nb, c->body, c->body_len);
+				OPENSSL_cleanse(c->body, c->body_cap);
+				free(c->body);
+			}
+			c->body = nb;
+			c->body_cap = cap;
+		}
+		memcpy(c->body + c->body_len, upload_data, n);
+		c->body_len += n;
+		return MHD_YES;
+	}
+	if (c->responded)
+		return MHD_YES;
+	return handle(c);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	ctx_free(*con_cls);
+	*con_cls = NULL;
+}
+
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char buf[512];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	n = strlen(buf);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	server_log(SERVER_LOG_WARN, "libmicrohttpd", json_pack("{s:s}", "detail", buf));
+}
+
+/* ---- Start and stop ---- */
+
+int http_start(struct server *s, struct sg_err *err)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	struct MHD_OptionItem opts[12];
+	size_t no = 0;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	unsigned char *cert = NULL, *key = NULL;
+	size_t cert_len = 0, key_len = 0;
+	bool tls = !s->cfg.tls_disable;
+	int rc = -1;
+
+	if (server_config_listen_parse(s->cfg.listen_address, &ss, &sslen, err) != 0)
+		goto out;
+	if (tls) {
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+			sg_err_set(err, SG_INTERNAL, "this libmicrohttpd has no TLS support; set tls_disable or rebuild");
+			goto out;
+		}
+		if (s->cfg.tls_cert_file == NULL || s->cfg.tls_key_file == NULL) {
+			sg_err_set(err, SG_BAD_REQUEST, "tls_cert_file and tls_key_file are required unless tls_disable is true");
+			goto out;
+		}
+		if (sg_file_read(s->cfg.tls_cert_file, HTTP_MAX_TLS_FILE_BYTES, &cert, &cert_len, err) != 0 ||
+		    sg_file_read(s->cfg.tls_key_file, HTTP_MAX_TLS_FILE_BYTES, &key, &key_len, err) != 0)
+			goto out;
+		flags |= MHD_USE_TLS;
+		opts[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, cert};
+		opts[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, key};
+		opts[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)HTTP_TLS_PRIORITIES};
+	}
+	if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
+		flags |= MHD_USE_EPOLL;
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	opts[no++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
+	/*
+	 * The pool is deliberately larger than the core count: a handler that
+	 * writes waits for the store's group-commit fsync, and only while many
+	 * handlers wait at once can their batches share one commit.
+	 */
+	opts[no++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)s->cfg.threads, NULL};
+	opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, HTTP_CONNECTION_LIMIT, NULL};
+	opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, HTTP_CONNECTION_TIMEOUT_S, NULL};
+	opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_CONNECTION_MEMORY, NULL};
+	opts[no++] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
+	opts[no++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+	s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_access, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+	                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	if (s->daemon == NULL) {
+		sg_err_set(err, SG_INTERNAL, "cannot listen on %s (address in use, bad TLS files, or no permission)",
+		           s->cfg.listen_address);
+		goto out;
+	}
+	rc = 0;
+out:
+	/* libmicrohttpd has loaded the key into its TLS library: our copy goes now. */
+	if (key != NULL) {
+		OPENSSL_cleanse(key, key_len);
+		free(key);
+	}
+	free(cert);
+	return rc;
+}
+
+void http_stop(struct server *s, int grace_ms)
+{
+	MHD_socket fd;
+
+	if (s->daemon == NULL)
+		return;
+	fd = MHD_quiesce_daemon(s->daemon);
+	for (int waited = 0; waited < grace_ms && atomic_load(&s->inflight) > 0; waited += 10) {
+		struct timespec ts = {0, 10 * 1000 * 1000};
+
+		nanosleep(&ts, NULL);
+	}
+	MHD_stop_daemon(s->daemon);
+	s->daemon = NULL;
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+}

@@ -1,0 +1,48 @@
+#ifndef SG_SERVER_INTERNAL_H
+#define SG_SERVER_INTERNAL_H
+
+/*
+ * The server object, shared by the files of server/ (never by handlers of
+ * other engines: they use the accessors of http.h).
+ */
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "server/config.h"
+#include "server/http.h"
+#include "server/mount.h"
+#include "server/token.h"
+
+struct MHD_Daemon;
+
+struct server {
+	struct server_config cfg;
+	bool dev;
+	struct store *st;
+	struct ca *ca;
+	struct mount_table mounts;
+	unsigned char token_key[TOKEN_KEY_BYTES];
+	char cluster_id[37];
+	char cluster_name[64];
+	struct MHD_Daemon *daemon;
+	atomic_long inflight;       /* requests between first byte and completion */
+};
+
+/* Starts libmicrohttpd on the configured address (TLS unless disabled). */
+int http_start(struct server *s, struct sg_err *err) SG_WUR;
+/* Stops accepting, waits up to grace_ms for requests in flight, then stops the daemon. */
+void http_stop(struct server *s, int grace_ms);
+
+/* Go flag-package style parsing: -name, --name, -name=value, -name value (not for booleans). */
+struct server_flag {
+	const char *name;
+	bool is_bool;
+	const char **sval;   /* string flags: borrowed from argv */
+	bool *bval;          /* boolean flags */
+};
+/* Stops at "--" or the first non-flag argument; *next is its index. SG_BAD_REQUEST naming the flag. */
+int server_flags_parse(int argc, char **argv, const struct server_flag *flags, size_t nflags, int *next,
+                       struct sg_err *err) SG_WUR;
+
+#endif

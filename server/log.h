@@ -1,0 +1,29 @@
+#ifndef SG_SERVER_LOG_H
+#define SG_SERVER_LOG_H
+
+/*
+ * Structured log: one JSON object per line on stderr with "time", "level",
+ * "msg" and the caller's fields. Only the edges log (STYLE.md): never a
+ * token, a key or a request body; OpenSSL internals (sg_err.log) go here
+ * and never to a client.
+ */
+
+#include <jansson.h>
+
+enum server_log_level {
+	SERVER_LOG_DEBUG,
+	SERVER_LOG_INFO,
+	SERVER_LOG_WARN,
+	SERVER_LOG_ERROR,
+};
+
+/* "debug" | "info" | "warn" | "error" (also "warning", "err"); -1 otherwise. */
+int server_log_level_parse(const char *s, enum server_log_level *out);
+void server_log_set_level(enum server_log_level lvl);
+int server_log_enabled(enum server_log_level lvl);
+/* Writes one line. fields (an object or NULL) is stolen. */
+void server_log(enum server_log_level lvl, const char *msg, json_t *fields);
+/* A line whose message is formatted; no fields. */
+void server_logf(enum server_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,190 @@
+/* The sys/ routes: health, seal status, mounts and tuning (compat/vault-api.md 0 and 1.11). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/internal.h"
+#include "server/server.h"
+
+#define SYS_TYPE_MAX 64
+
+/* Vault's ?<x>code= overrides: an integer HTTP status. */
+static int health_code(const struct req *rq, const char *name, int def, int *out, struct sg_err *err)
+{
+	const char *v = req_query(rq, name);
+	char *end;
+	long n;
+
+	*out = def;
+	if (v == NULL || *v == '\0')
+		return 0;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno != 0 || *end != '\0' || n < 100 || n > 599)
+		return sg_err_set(err, SG_BAD_REQUEST, "bad code: %s must be an HTTP status", name);
+	*out = (int)n;
+	return 0;
+}
+
+static int raw_json(struct resp *rs, json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+	json_decref(j);
+	if (s == NULL)
+		sg_die("out of memory");
+	resp_raw(rs, "application/json", s, strlen(s));
+	free(s);
+	return 0;
+}
+
+/*
+ * GET|HEAD sys/health. This server is always initialized, unsealed and
+ * active, so only activecode changes the answer; the other code arguments
+ * are still checked so a typo is reported as Vault would.
+ */
+static int h_health_get(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	static const char *const other[] = {"standbycode",       "drsecondarycode", "performancestandbycode",
+	                                    "sealedcode",        "uninitcode",      "removedcode"};
+	struct server *s = rq->srv;
+	int code, ignored;
+
+	if (health_code(rq, "activecode", 200, &code, err) != 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+		if (health_code(rq, other[i], 200, &ignored, err) != 0)
+			return -1;
+	rs->status = code;
+	return raw_json(rs, json_pack("{s:b, s:b, s:b, s:b, s:s, s:s, s:I, s:s, s:b, s:s, s:s}", "initialized", 1,
+	                              "sealed", 0, "standby", 0, "performance_standby", 0,
+	                              "replication_performance_mode", "disabled", "replication_dr_mode", "disabled",
+	                              "server_time_utc", (json_int_t)sg_now(), "version", SIGIL_VERSION, "enterprise",
+	                              0, "cluster_name", s->cluster_name, "cluster_id", s->cluster_id));
+}
+
+static int h_seal_status_get(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	struct server *s = rq->srv;
+
+	(void)err;
+	return raw_json(rs, json_pack("{s:s, s:b, s:b, s:i, s:i, s:i, s:s, s:s, s:s, s:b, s:s, s:s, s:b, s:s}", "type",
+	                              "shamir", "initialized", 1, "sealed", 0, "t", 1, "n", 1, "progress", 0, "nonce",
+	                              "", "version", SIGIL_VERSION, "build_date", "", "migration", 0, "cluster_name",
+	                              s->cluster_name, "cluster_id", s->cluster_id, "recovery_seal", 0,
+	                              "storage_type", "lmdb"));
+}
+
+static int h_init_get(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	(void)rq;
+	(void)err;
+	return raw_json(rs, json_pack("{s:b}", "initialized", 1));
+}
+
+static int h_mounts_list(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	(void)err;
+	resp_data(rs, mount_table_to_json(&rq->srv->mounts));
+	return 0;
+}
+
+static int h_mount_read(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	const struct mount *m = mount_table_get(&rq->srv->mounts, req_param(rq, "path"));
+
+	if (m == NULL)
+		return sg_err_set(err, SG_BAD_REQUEST, "no mount at \"%s/\"", req_param(rq, "path"));
+	resp_data(rs, mount_to_json(m));
+	mount_unref(m);
+	return 0;
+}
+
+static int h_mount_create(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	const char *path = req_param(rq, "path"), *type = NULL, *desc = "";
+	const json_t *config;
+	int64_t dttl = 0, mttl = 0;
+
+	(void)rs;
+	if (sg_json_str(rq->body, "type", &type, err) < 0 || sg_json_str(rq->body, "description", &desc, err) < 0)
+		return -1;
+	if (type == NULL || *type == '\0')
+		return sg_err_set(err, SG_BAD_REQUEST, "field 'type' is required (e.g. \"pki\")");
+	if (strcmp(type, "pki") != 0)
+		return sg_err_set(err, SG_BAD_REQUEST, "unsupported secrets engine type \"%.*s\": only \"pki\" is available",
+		                  SYS_TYPE_MAX, type);
+	if (desc == NULL)
+		desc = "";
+	config = json_object_get(rq->body, "config");
+	if (config != NULL && !json_is_null(config)) {
+		if (!json_is_object(config))
+			return sg_err_set(err, SG_BAD_REQUEST, "field 'config' must be an object");
+		if (mount_ttl_parse(config, "default_lease_ttl", &dttl, err) < 0 ||
+		    mount_ttl_parse(config, "max_lease_ttl", &mttl, err) < 0)
+			return -1;
+	}
+	return mount_table_add(&rq->srv->mounts, rq->srv->st, path, type, desc, dttl, mttl, err);
+}
+
+static int h_mount_delete(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	(void)rs;
+	return mount_table_remove(&rq->srv->mounts, rq->srv->st, rq->srv->ca, req_param(rq, "path"), err);
+}
+
+static int h_mount_tune_read(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	const struct mount *m = mount_table_get(&rq->srv->mounts, req_param(rq, "path"));
+
+	if (m == NULL)
+		return sg_err_set(err, SG_BAD_REQUEST, "cannot fetch sysview for path \"%s/\"", req_param(rq, "path"));
+	/* Vault reports the effective TTLs here, system defaults included. */
+	resp_data(rs, json_pack("{s:s, s:I, s:I, s:b}", "description", m->description, "default_lease_ttl",
+	                        (json_int_t)m->ca.default_ttl, "max_lease_ttl", (json_int_t)m->ca.max_ttl,
+	                        "force_no_cache", 0));
+	mount_unref(m);
+	return 0;
+}
+
+static int h_mount_tune_write(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	struct mount_tune tune = {0};
+	int rc;
+
+	(void)rs;
+	if ((rc = mount_ttl_parse(rq->body, "default_lease_ttl", &tune.default_ttl, err)) < 0)
+		return -1;
+	tune.has_default_ttl = rc == 1;
+	if ((rc = mount_ttl_parse(rq->body, "max_lease_ttl", &tune.max_ttl, err)) < 0)
+		return -1;
+	tune.has_max_ttl = rc == 1;
+	if ((rc = sg_json_str(rq->body, "description", &tune.description, err)) < 0)
+		return -1;
+	tune.has_description = rc == 1;
+	return mount_table_tune(&rq->srv->mounts, rq->srv->st, req_param(rq, "path"), &tune, err);
+}
+
+/* consul-template asks this for KV version detection; 404 means "not KV v2", which is right. */
+static int h_ui_mounts_get(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	(void)rq;
+	(void)rs;
+	return sg_err_set(err, SG_NOT_FOUND, "%s", "");
+}
+
+/* Order matters: the tune routes come before the plain mount path they overlap. */
+const struct route sys_routes[] = {
+	{"health", HTTP_GET, h_health_get, ROUTE_AUTH_NONE, false},
+	{"seal-status", HTTP_GET, h_seal_status_get, ROUTE_AUTH_NONE, false},
+	{"init", HTTP_GET, h_init_get, ROUTE_AUTH_NONE, false},
+	{"mounts", HTTP_GET, h_mounts_list, ROUTE_AUTH_TOKEN, false},
+	{"mounts/*path/tune", HTTP_GET, h_mount_tune_read, ROUTE_AUTH_TOKEN, false},
+	{"mounts/*path/tune", HTTP_POST, h_mount_tune_write, ROUTE_AUTH_TOKEN, false},
+	{"mounts/*path", HTTP_GET, h_mount_read, ROUTE_AUTH_TOKEN, false},
+	{"mounts/*path", HTTP_POST, h_mount_create, ROUTE_AUTH_TOKEN, false},
+	{"mounts/*path", HTTP_DELETE, h_mount_delete, ROUTE_AUTH_TOKEN, false},
+	{"internal/ui/mounts/*path", HTTP_GET, h_ui_mounts_get, ROUTE_AUTH_NONE, false},
+};
+const size_t sys_routes_n = sizeof(sys_routes) / sizeof(sys_routes[0]);
