@@ -955,6 +955,7 @@ int h_key_write(struct req *rq, struct resp *rs, struct sg_err *err)
 {
 	struct ca_key_info k = {0};
 	const char *name = NULL;
+	char id[sizeof(k.id)];
 	int ret = -1;
 
 	if (sg_json_str(rq->body, "key_name", &name, err) < 0 || name_check("key_name", name, err) < 0)
@@ -962,9 +963,11 @@ int h_key_write(struct req *rq, struct resp *rs, struct sg_err *err)
 	if (ca_key_get(server_ca(rq->srv), pki_mount(rq), req_param(rq, "ref"), &k, err) < 0 ||
 	    ca_key_rename(server_ca(rq->srv), pki_mount(rq), k.id, name != NULL ? name : "", err) < 0)
 		goto out;
+	/* Read back by id: the reference may have been the old name. */
+	memcpy(id, k.id, sizeof(id));
 	ca_key_info_clear(&k);
 	memset(&k, 0, sizeof(k));
-	if (ca_key_get(server_ca(rq->srv), pki_mount(rq), req_param(rq, "ref"), &k, err) < 0)
+	if (ca_key_get(server_ca(rq->srv), pki_mount(rq), id, &k, err) < 0)
 		goto out;
 	resp_data(rs, key_json(&k));
 	ret = 0;
