@@ -187,16 +187,17 @@ int ca_pem_blocks_parse(const char *pem, size_t len, size_t max_blocks, enum sg_
 			continue;
 		}
 
+		if (memchr(line, ':', n) != NULL) {
+			/* Proc-Type/DEK-Info: encrypted or RFC 1421 PEM, never ours to read. */
+			sg_err_set(err, code, "PEM line %zu: RFC 1421 headers (encrypted PEM) are not supported",
+			           lineno);
+			goto out;
+		}
 		for (size_t i = 0; i < n; i++) {
 			unsigned char c = (unsigned char)line[i];
 
 			if (c == ' ' || c == '\t')
 				continue;
-			if (c == ':') {
-				/* Proc-Type/DEK-Info: encrypted or RFC 1421 PEM, never ours to read. */
-				sg_err_set(err, code, "PEM line %zu: RFC 1421 headers are not supported", lineno);
-				goto out;
-			}
 			if (!b64_char(c) && c != '=') {
 				sg_err_set(err, code, "PEM line %zu: invalid base64 character", lineno);
 				goto out;
@@ -255,6 +256,10 @@ STACK_OF(X509) *ca_pem_certs_parse(const char *pem, size_t len, struct sg_err *e
 		sg_err_set(err, SG_BAD_PEM, "PEM bundle larger than %u bytes", CA_MAX_BUNDLE_BYTES);
 		goto out;
 	}
+	if (ca_buf_is_der((const unsigned char *)pem, len)) {
+		sg_err_set(err, SG_BAD_PEM, "expected PEM text, got DER");
+		goto out;
+	}
 	if (ca_pem_blocks_parse(pem, len, CA_PEM_MAX_BLOCKS, SG_BAD_PEM, &blocks, err) != 0)
 		goto out;
 	sk = sk_X509_new_null();
@@ -309,6 +314,10 @@ X509 *ca_cert_parse(const unsigned char *buf, size_t len, struct sg_err *err)
 	}
 	if (ca_pem_blocks_parse((const char *)buf, len, CA_PEM_MAX_BLOCKS, SG_BAD_PEM, &blocks, err) != 0)
 		goto out;
+	if (blocks.n == 0) {
+		sg_err_set(err, SG_BAD_PEM, "neither DER nor PEM (no \"-----BEGIN CERTIFICATE-----\" line)");
+		goto out;
+	}
 	if (blocks.n != 1) {
 		sg_err_set(err, SG_BAD_PEM, "expected exactly one PEM block, found %zu", blocks.n);
 		goto out;
