@@ -1,0 +1,848 @@
+/*
+ * sigil-bench: a closed-loop HTTP/1.1 load generator for Sigil's (and
+ * Vault's) pki/sign/:role and pki/issue/:role.
+ *
+ *   sigil-bench -url http://127.0.0.1:8200 -token T -mode sign|issue -role R
+ *               [-mount pki] [-c 64] [-d 10s] [-n max] [-csr file] [-cn name]
+ *               [-timeout 30s]
+ *
+ * One thread, raw non-blocking sockets and epoll: -c keep-alive connections,
+ * each with exactly one request in flight, so the concurrency is what the
+ * server sees. The request is built once (a sign body carries the CSR, from
+ * -csr or a fresh EC P-256 key). Non-2xx answers, connection failures,
+ * malformed responses and per-request timeouts count as errors. At the
+ * deadline no new request starts; answers still in flight are waited for
+ * (bounded by the request timeout) and then the connections are dropped.
+ *
+ * Output: a human summary, then one "RESULT key=value ..." line for scripts.
+ * Plain HTTP only: the point is the server's issuance path, not TLS.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#define MAX_CONNS 4096
+#define MAX_URL_BYTES 512
+#define MAX_NAME_BYTES 256          /* role, mount, CN, token */
+#define MAX_CSR_BYTES (64u << 10)   /* as the server's CA_MAX_CSR_BYTES */
+#define MAX_REQ_BYTES (256u << 10)
+#define MAX_RESP_HEADER_BYTES (16u << 10)
+#define MAX_RESP_BYTES (4u << 20)   /* headers + body of one answer */
+#define MAX_SAMPLES (8u << 20)      /* latency samples kept: bounds the count */
+#define MAX_DURATION_MS (3600u * 1000u)
+#define RETRY_DELAY_MS 100          /* before reconnecting after a failure */
+#define EPOLL_BATCH 256
+
+enum conn_state { C_IDLE, C_CONNECTING, C_WRITING, C_READING };
+
+struct conn {
+	int fd;
+	enum conn_state state;
+	size_t sent;
+	char *buf;                 /* response bytes */
+	size_t len, cap;
+	size_t body_start;         /* 0 until the header is complete */
+	long long content_length;  /* -1 when absent */
+	bool chunked, close_after;
+	int status;
+	uint64_t t_start;          /* request start, monotonic microseconds */
+	uint64_t retry_at;         /* C_IDLE: reconnect not before this */
+};
+
+struct opts {
+	char host[MAX_URL_BYTES], port[16];
+	char token[MAX_NAME_BYTES], role[MAX_NAME_BYTES], mount[MAX_NAME_BYTES], cn[MAX_NAME_BYTES];
+	bool sign;
+	int conns;
+	uint64_t duration_ms, timeout_ms;
+	uint64_t max_requests;
+	const char *csr_file;
+};
+
+struct stats {
+	uint64_t started, done, ok, http_err, conn_err, proto_err, timeouts;
+	uint64_t ok_in_window;     /* 2xx answered before the load stopped: the throughput */
+	uint64_t window_end;       /* when the load stopped (deadline or -n reached) */
+	uint32_t *lat_us;
+	size_t nlat;
+	bool shown_error;
+};
+
+static struct opts o;
+static struct stats st;
+static char *req_buf;
+static size_t req_len;
+static struct addrinfo *server_addr;
+static int ep = -1;
+
+static void die(const char *msg)
+{
+	fprintf(stderr, "sigil-bench: %s\n", msg);
+	exit(2);
+}
+
+static void *xmalloc(size_t n)
+{
+	void *p = malloc(n);
+	if (!p)
+		die("out of memory");
+	return p;
+}
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void copy_str(char *dst, size_t cap, const char *src, const char *what)
+{
+	size_t n = strlen(src);
+	if (n == 0 || n >= cap) {
+		fprintf(stderr, "sigil-bench: %s must be 1..%zu bytes\n", what, cap - 1);
+		exit(2);
+	}
+	memcpy(dst, src, n + 1);
+}
+
+/* "10s", "500ms", "2m", "1h" or bare seconds; 0 on error. */
+static uint64_t parse_duration_ms(const char *s)
+{
+	char *end = NULL;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || v <= 0)
+		return 0;
+	double mult = 1000.0;
+	if (strcmp(end, "ms") == 0)
+		mult = 1.0;
+	else if (strcmp(end, "s") == 0 || *end == '\0')
+		mult = 1000.0;
+	else if (strcmp(end, "m") == 0)
+		mult = 60000.0;
+	else if (strcmp(end, "h") == 0)
+		mult = 3600000.0;
+	else
+		return 0;
+	double ms = v * mult;
+	if (ms < 1 || ms > (double)MAX_DURATION_MS)
+		return 0;
+	return (uint64_t)ms;
+}
+
+static long long parse_int(const char *s, long long lo, long long hi, const char *what)
+{
+	char *end = NULL;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || end == s || *end != '\0' || v < lo || v > hi) {
+		fprintf(stderr, "sigil-bench: %s must be an integer in %lld..%lld\n", what, lo, hi);
+		exit(2);
+	}
+	return v;
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+	        "usage: sigil-bench -url http://HOST:PORT -token T -mode sign|issue -role R\n"
+	        "                   [-mount pki] [-c 64] [-d 10s] [-n max-requests] [-csr file]\n"
+	        "                   [-cn name] [-timeout 30s]\n"
+	        "  -token defaults to $SIGIL_TOKEN; -cn to bench.example.com; without -csr a\n"
+	        "  sign run uses a fresh EC P-256 key.\n");
+	exit(2);
+}
+
+static void parse_url(const char *url)
+{
+	const char *p = url;
+	if (strncmp(p, "http://", 7) != 0)
+		die("-url must be http://HOST:PORT (plain HTTP)");
+	p += 7;
+	const char *end = p + strcspn(p, "/");
+	if (*end == '/' && end[1] != '\0')
+		die("-url takes no path");
+	const char *colon = NULL;
+	if (*p == '[') { /* [v6]:port */
+		const char *rb = memchr(p, ']', (size_t)(end - p));
+		if (!rb)
+			die("bad IPv6 address in -url");
+		colon = rb + 1 < end && rb[1] == ':' ? rb + 1 : NULL;
+		size_t hl = (size_t)(rb - p - 1);
+		if (hl == 0 || hl >= sizeof o.host)
+			die("bad host in -url");
+		memcpy(o.host, p + 1, hl);
+		o.host[hl] = '\0';
+	} else {
+		colon = memchr(p, ':', (size_t)(end - p));
+		size_t hl = (size_t)((colon ? colon : end) - p);
+		if (hl == 0 || hl >= sizeof o.host)
+			die("bad host in -url");
+		memcpy(o.host, p, hl);
+		o.host[hl] = '\0';
+	}
+	if (colon) {
+		size_t pl = (size_t)(end - colon - 1);
+		if (pl == 0 || pl >= sizeof o.port)
+			die("bad port in -url");
+		memcpy(o.port, colon + 1, pl);
+		o.port[pl] = '\0';
+		(void)parse_int(o.port, 1, 65535, "port");
+	} else {
+		memcpy(o.port, "80", 3);
+	}
+}
+
+static void parse_args(int argc, char **argv)
+{
+	const char *url = NULL, *mode = NULL;
+	memcpy(o.mount, "pki", 4);
+	memcpy(o.cn, "bench.example.com", sizeof "bench.example.com");
+	o.conns = 64;
+	o.duration_ms = 10000;
+	o.timeout_ms = 30000;
+	o.max_requests = MAX_SAMPLES;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "-h") == 0 || strcmp(a, "-help") == 0 || strcmp(a, "--help") == 0)
+			usage();
+		if (i + 1 >= argc)
+			usage();
+		const char *v = argv[++i];
+		if (strcmp(a, "-url") == 0)
+			url = v;
+		else if (strcmp(a, "-token") == 0)
+			copy_str(o.token, sizeof o.token, v, "-token");
+		else if (strcmp(a, "-mode") == 0)
+			mode = v;
+		else if (strcmp(a, "-role") == 0)
+			copy_str(o.role, sizeof o.role, v, "-role");
+		else if (strcmp(a, "-mount") == 0)
+			copy_str(o.mount, sizeof o.mount, v, "-mount");
+		else if (strcmp(a, "-cn") == 0)
+			copy_str(o.cn, sizeof o.cn, v, "-cn");
+		else if (strcmp(a, "-csr") == 0)
+			o.csr_file = v;
+		else if (strcmp(a, "-c") == 0)
+			o.conns = (int)parse_int(v, 1, MAX_CONNS, "-c");
+		else if (strcmp(a, "-n") == 0)
+			o.max_requests = (uint64_t)parse_int(v, 1, MAX_SAMPLES, "-n");
+		else if (strcmp(a, "-d") == 0) {
+			if (!(o.duration_ms = parse_duration_ms(v)))
+				die("-d must be a duration like 10s, 500ms or 2m (at most 1h)");
+		} else if (strcmp(a, "-timeout") == 0) {
+			if (!(o.timeout_ms = parse_duration_ms(v)))
+				die("-timeout must be a duration like 30s");
+		} else
+			usage();
+	}
+	if (!url || !mode || !o.role[0])
+		usage();
+	parse_url(url);
+	if (strcmp(mode, "sign") == 0)
+		o.sign = true;
+	else if (strcmp(mode, "issue") != 0)
+		die("-mode must be sign or issue");
+	if (!o.token[0]) {
+		const char *env = getenv("SIGIL_TOKEN");
+		if (!env)
+			die("no -token and no $SIGIL_TOKEN");
+		copy_str(o.token, sizeof o.token, env, "$SIGIL_TOKEN");
+	}
+	/* These go into the request line and headers verbatim. */
+	const char *fields[] = {o.token, o.role, o.mount, o.cn, o.host};
+	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+		for (const char *c = fields[i]; *c; c++)
+			if ((unsigned char)*c < 0x21 || *c == 0x7f || *c == '"' || *c == '\\')
+				die("-token, -role, -mount, -cn and the host must be printable without quotes or spaces");
+}
+
+/* ---------------------------------------------------------------- the request */
+
+static char *read_file(const char *path, size_t cap, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	char *buf = xmalloc(cap + 1);
+	size_t n = fread(buf, 1, cap + 1, f);
+	bool err = ferror(f);
+	fclose(f);
+	if (err || n > cap) {
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+/* A PEM CSR for a fresh EC P-256 key with CN = cn. */
+static char *make_csr(const char *cn)
+{
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	X509_REQ *req = X509_REQ_new();
+	X509_NAME *name = X509_NAME_new();
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *out = NULL;
+	if (!key || !req || !name || !bio)
+		goto out;
+	if (!X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0) ||
+	    !X509_REQ_set_version(req, 0) || !X509_REQ_set_subject_name(req, name) ||
+	    !X509_REQ_set_pubkey(req, key) || X509_REQ_sign(req, key, EVP_sha256()) <= 0 ||
+	    !PEM_write_bio_X509_REQ(bio, req))
+		goto out;
+	char *mem = NULL;
+	long n = BIO_get_mem_data(bio, &mem);
+	if (n <= 0)
+		goto out;
+	out = xmalloc((size_t)n + 1);
+	memcpy(out, mem, (size_t)n);
+	out[n] = '\0';
+out:
+	if (!out)
+		ERR_print_errors_fp(stderr);
+	BIO_free(bio);
+	X509_NAME_free(name);
+	X509_REQ_free(req);
+	EVP_PKEY_free(key);
+	return out;
+}
+
+struct sbuf {
+	char *p;
+	size_t len, cap;
+};
+
+static void sb_add(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap)
+		die("request too large");
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void sb_str(struct sbuf *b, const char *s)
+{
+	sb_add(b, s, strlen(s));
+}
+
+/* RFC 8259 7: quote, backslash and control characters are escaped. */
+static void sb_json_string(struct sbuf *b, const char *s)
+{
+	sb_add(b, "\"", 1);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		char esc[8];
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			sb_add(b, esc, 2);
+		} else if (c == '\n') {
+			sb_add(b, "\\n", 2);
+		} else if (c < 0x20) {
+			int n = snprintf(esc, sizeof esc, "\\u%04x", c);
+			sb_add(b, esc, (size_t)n);
+		} else {
+			sb_add(b, (const char *)&c, 1);
+		}
+	}
+	sb_add(b, "\"", 1);
+}
+
+static void build_request(void)
+{
+	struct sbuf body = {xmalloc(MAX_REQ_BYTES), 0, MAX_REQ_BYTES};
+	sb_str(&body, "{\"common_name\":");
+	sb_json_string(&body, o.cn);
+	if (o.sign) {
+		char *csr = NULL;
+		size_t n = 0;
+		if (o.csr_file) {
+			if (!(csr = read_file(o.csr_file, MAX_CSR_BYTES, &n)))
+				die("cannot read -csr file (missing, unreadable or over 64 KiB)");
+			if (!strstr(csr, "-----BEGIN"))
+				die("-csr file is not PEM");
+		} else if (!(csr = make_csr(o.cn))) {
+			die("cannot make a CSR");
+		}
+		sb_str(&body, ",\"csr\":");
+		sb_json_string(&body, csr);
+		free(csr);
+	}
+	sb_str(&body, "}");
+
+	struct sbuf r = {xmalloc(MAX_REQ_BYTES), 0, MAX_REQ_BYTES};
+	char line[1024];
+	int n = snprintf(line, sizeof line,
+	                 "POST /v1/%s/%s/%s HTTP/1.1\r\n"
+	                 "Host: %s:%s\r\n"
+	                 "User-Agent: sigil-bench\r\n"
+	                 "Content-Type: application/json\r\n"
+	                 "Content-Length: %zu\r\n"
+	                 "Connection: keep-alive\r\n"
+	                 "X-Vault-Token: ",
+	                 o.mount, o.sign ? "sign" : "issue", o.role, o.host, o.port, body.len);
+	if (n < 0 || (size_t)n >= sizeof line)
+		die("request line too long");
+	sb_add(&r, line, (size_t)n);
+	sb_str(&r, o.token);
+	sb_str(&r, "\r\n\r\n");
+	sb_add(&r, body.p, body.len);
+	free(body.p);
+	req_buf = r.p;
+	req_len = r.len;
+}
+
+/* ---------------------------------------------------------------- connections */
+
+static void conn_close(struct conn *c, uint64_t retry_at)
+{
+	if (c->fd >= 0) {
+		epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+		close(c->fd);
+	}
+	c->fd = -1;
+	c->state = C_IDLE;
+	c->len = 0;
+	c->retry_at = retry_at;
+}
+
+static int conn_watch(struct conn *c, uint32_t events, int op)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = c};
+	return epoll_ctl(ep, op, c->fd, &ev);
+}
+
+static void conn_send_start(struct conn *c, uint64_t now)
+{
+	c->state = C_WRITING;
+	c->sent = 0;
+	c->len = 0;
+	c->body_start = 0;
+	c->content_length = -1;
+	c->chunked = c->close_after = false;
+	c->status = 0;
+	c->t_start = now;
+	st.started++;
+	if (conn_watch(c, EPOLLOUT, EPOLL_CTL_MOD) != 0)
+		die("epoll_ctl");
+}
+
+static void conn_open(struct conn *c, uint64_t now)
+{
+	int fd = socket(server_addr->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		die("socket() failed (too many connections for the fd limit?)");
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	c->fd = fd;
+	c->t_start = now;
+	int rc = connect(fd, server_addr->ai_addr, server_addr->ai_addrlen);
+	if (rc != 0 && errno != EINPROGRESS) {
+		st.conn_err++;
+		conn_close(c, now + RETRY_DELAY_MS * 1000u);
+		return;
+	}
+	c->state = C_CONNECTING;
+	if (conn_watch(c, EPOLLOUT, EPOLL_CTL_ADD) != 0)
+		die("epoll_ctl");
+}
+
+static void record(struct conn *c, uint64_t now)
+{
+	st.done++;
+	if (c->status >= 200 && c->status < 300) {
+		st.ok++;
+		if (!st.window_end)
+			st.ok_in_window++;
+	} else {
+		st.http_err++;
+		if (!st.shown_error) {
+			st.shown_error = true;
+			size_t show = c->len - c->body_start < 400 ? c->len - c->body_start : 400;
+			fprintf(stderr, "sigil-bench: first error answer: HTTP %d: %.*s\n", c->status, (int)show,
+			        c->buf + c->body_start);
+		}
+	}
+	if (st.nlat < MAX_SAMPLES) {
+		uint64_t d = now - c->t_start;
+		st.lat_us[st.nlat++] = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+	}
+}
+
+/* Case-insensitive header value match for "Name: value" lines. */
+static bool header_is(const char *line, size_t len, const char *name, const char **val, size_t *vlen)
+{
+	size_t nl = strlen(name);
+	if (len <= nl || strncasecmp(line, name, nl) != 0 || line[nl] != ':')
+		return false;
+	const char *v = line + nl + 1;
+	const char *end = line + len;
+	while (v < end && (*v == ' ' || *v == '\t'))
+		v++;
+	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	*val = v;
+	*vlen = (size_t)(end - v);
+	return true;
+}
+
+/* Parses the status line and headers once "\r\n\r\n" arrived. -1 on garbage. */
+static int parse_head(struct conn *c, size_t head_len)
+{
+	const char *p = c->buf, *end = c->buf + head_len;
+	const char *eol = memmem(p, (size_t)(end - p), "\r\n", 2);
+	if (!eol || eol - p < 12 || strncmp(p, "HTTP/1.", 7) != 0 || p[8] != ' ')
+		return -1;
+	c->status = 0;
+	for (int i = 9; i < 12; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		c->status = c->status * 10 + (p[i] - '0');
+	}
+	if (p[7] == '0')
+		c->close_after = true; /* HTTP/1.0 unless keep-alive is said */
+	for (p = eol + 2; p < end;) {
+		eol = memmem(p, (size_t)(end - p), "\r\n", 2);
+		if (!eol)
+			break;
+		size_t len = (size_t)(eol - p);
+		const char *v;
+		size_t vl;
+		if (header_is(p, len, "content-length", &v, &vl)) {
+			long long n = 0;
+			if (vl == 0 || vl > 12)
+				return -1;
+			for (size_t i = 0; i < vl; i++) {
+				if (v[i] < '0' || v[i] > '9')
+					return -1;
+				n = n * 10 + (v[i] - '0');
+			}
+			c->content_length = n;
+		} else if (header_is(p, len, "transfer-encoding", &v, &vl)) {
+			c->chunked = vl >= 7 && strncasecmp(v + vl - 7, "chunked", 7) == 0;
+		} else if (header_is(p, len, "connection", &v, &vl)) {
+			if (vl == 5 && strncasecmp(v, "close", 5) == 0)
+				c->close_after = true;
+			else if (vl == 10 && strncasecmp(v, "keep-alive", 10) == 0)
+				c->close_after = false;
+		}
+		p = eol + 2;
+	}
+	if (c->content_length > (long long)MAX_RESP_BYTES)
+		return -1;
+	return 0;
+}
+
+/* 1: the chunked body is complete; 0: need more; -1: malformed. */
+static int chunked_done(const struct conn *c)
+{
+	size_t pos = c->body_start;
+	for (;;) {
+		const char *eol = memmem(c->buf + pos, c->len - pos, "\r\n", 2);
+		if (!eol)
+			return 0;
+		size_t size = 0, digits = 0;
+		for (const char *q = c->buf + pos; q < eol && *q != ';'; q++, digits++) {
+			int d;
+			if (*q >= '0' && *q <= '9')
+				d = *q - '0';
+			else if ((*q | 0x20) >= 'a' && (*q | 0x20) <= 'f')
+				d = (*q | 0x20) - 'a' + 10;
+			else
+				return -1;
+			if (size > (MAX_RESP_BYTES >> 4))
+				return -1;
+			size = size * 16 + (size_t)d;
+		}
+		if (digits == 0)
+			return -1;
+		pos = (size_t)(eol - c->buf) + 2;
+		if (size == 0) {
+			/* Optional trailers, then an empty line (RFC 9112 7.1). */
+			for (;;) {
+				eol = memmem(c->buf + pos, c->len - pos, "\r\n", 2);
+				if (!eol)
+					return 0;
+				if (eol == c->buf + pos)
+					return (size_t)(eol - c->buf) + 2 == c->len ? 1 : -1;
+				pos = (size_t)(eol - c->buf) + 2;
+			}
+		}
+		if (c->len - pos < size + 2)
+			return 0;
+		if (memcmp(c->buf + pos + size, "\r\n", 2) != 0)
+			return -1;
+		pos += size + 2;
+	}
+}
+
+/* 1: the response is complete; 0: need more; -1: protocol error. */
+static int response_done(struct conn *c, bool eof)
+{
+	if (!c->body_start) {
+		const char *h = memmem(c->buf, c->len, "\r\n\r\n", 4);
+		if (!h)
+			return c->len > MAX_RESP_HEADER_BYTES || eof ? -1 : 0;
+		c->body_start = (size_t)(h - c->buf) + 4;
+		if (parse_head(c, c->body_start) != 0)
+			return -1;
+		if (c->status >= 100 && c->status < 200) { /* 100 Continue: drop it and go on */
+			memmove(c->buf, c->buf + c->body_start, c->len - c->body_start);
+			c->len -= c->body_start;
+			c->body_start = 0;
+			return response_done(c, eof);
+		}
+	}
+	if (c->status == 204 || c->status == 304)
+		return c->len == c->body_start ? 1 : -1;
+	if (c->chunked)
+		return chunked_done(c);
+	if (c->content_length >= 0) {
+		size_t want = c->body_start + (size_t)c->content_length;
+		if (c->len > want)
+			return -1; /* we never pipeline: extra bytes are garbage */
+		return c->len == want ? 1 : (eof ? -1 : 0);
+	}
+	/* No length: the body ends when the server closes. */
+	c->close_after = true;
+	return eof ? 1 : 0;
+}
+
+static bool running_allowed(uint64_t now, uint64_t deadline)
+{
+	return now < deadline && st.started < o.max_requests;
+}
+
+static void next_request(struct conn *c, uint64_t now, uint64_t deadline)
+{
+	if (!running_allowed(now, deadline)) {
+		conn_close(c, UINT64_MAX);
+		return;
+	}
+	if (c->close_after || c->fd < 0) {
+		conn_close(c, 0);
+		conn_open(c, now);
+		return;
+	}
+	conn_send_start(c, now);
+}
+
+static void conn_fail(struct conn *c, uint64_t now, uint64_t *counter)
+{
+	(*counter)++;
+	conn_close(c, now + RETRY_DELAY_MS * 1000u);
+}
+
+static void on_event(struct conn *c, uint32_t events, uint64_t deadline)
+{
+	uint64_t now = now_us();
+	if (c->state == C_CONNECTING) {
+		int err = 0;
+		socklen_t len = sizeof err;
+		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0 ||
+		    (events & (EPOLLERR | EPOLLHUP))) {
+			conn_fail(c, now, &st.conn_err);
+			return;
+		}
+		conn_send_start(c, now);
+		return;
+	}
+	if (c->state == C_WRITING) {
+		while (c->sent < req_len) {
+			ssize_t n = send(c->fd, req_buf + c->sent, req_len - c->sent, MSG_NOSIGNAL);
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				return;
+			if (n <= 0) {
+				conn_fail(c, now, &st.conn_err);
+				return;
+			}
+			c->sent += (size_t)n;
+		}
+		c->state = C_READING;
+		if (conn_watch(c, EPOLLIN, EPOLL_CTL_MOD) != 0)
+			die("epoll_ctl");
+		return;
+	}
+	if (c->state != C_READING)
+		return;
+	bool eof = false;
+	for (;;) {
+		if (c->cap - c->len < 4096) {
+			if (c->cap >= MAX_RESP_BYTES) {
+				conn_fail(c, now, &st.proto_err);
+				return;
+			}
+			c->cap = c->cap ? c->cap * 2 : 16384;
+			char *nb = realloc(c->buf, c->cap);
+			if (!nb)
+				die("out of memory");
+			c->buf = nb;
+		}
+		ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n < 0) {
+			conn_fail(c, now, &st.conn_err);
+			return;
+		}
+		if (n == 0) {
+			eof = true;
+			break;
+		}
+		c->len += (size_t)n;
+	}
+	int rc = response_done(c, eof);
+	if (rc < 0) {
+		if (c->len == 0 && eof)
+			conn_fail(c, now, &st.conn_err); /* closed before answering */
+		else
+			conn_fail(c, now, &st.proto_err);
+		return;
+	}
+	if (rc == 0)
+		return;
+	now = now_us();
+	record(c, now);
+	if (eof)
+		c->close_after = true;
+	next_request(c, now, deadline);
+}
+
+/* ---------------------------------------------------------------- report */
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double pct_ms(double q)
+{
+	if (st.nlat == 0)
+		return 0;
+	size_t i = (size_t)(q * (double)st.nlat + 0.999999);
+	if (i < 1)
+		i = 1;
+	if (i > st.nlat)
+		i = st.nlat;
+	return st.lat_us[i - 1] / 1000.0;
+}
+
+int main(int argc, char **argv)
+{
+	parse_args(argc, argv);
+	build_request();
+
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+	int gai = getaddrinfo(o.host, o.port, &hints, &server_addr);
+	if (gai != 0) {
+		fprintf(stderr, "sigil-bench: %s: %s\n", o.host, gai_strerror(gai));
+		return 2;
+	}
+	st.lat_us = xmalloc(sizeof(uint32_t) * MAX_SAMPLES);
+	struct conn *conns = calloc((size_t)o.conns, sizeof *conns);
+	if (!conns)
+		die("out of memory");
+	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+		die("epoll_create1");
+
+	uint64_t t0 = now_us();
+	uint64_t deadline = t0 + o.duration_ms * 1000u;
+	uint64_t timeout_us = o.timeout_ms * 1000u;
+	for (int i = 0; i < o.conns; i++) {
+		conns[i].fd = -1;
+		conn_open(&conns[i], t0);
+	}
+
+	struct epoll_event evs[EPOLL_BATCH];
+	for (;;) {
+		uint64_t now = now_us();
+		bool run = running_allowed(now, deadline);
+		if (!run && !st.window_end)
+			st.window_end = now < deadline ? now : deadline;
+		bool busy = false;
+		/* Timeouts, reconnects after failures, and the stop condition. */
+		for (int i = 0; i < o.conns; i++) {
+			struct conn *c = &conns[i];
+			if (c->state == C_IDLE) {
+				if (!run)
+					c->retry_at = UINT64_MAX;
+				else if (now >= c->retry_at)
+					conn_open(c, now);
+			} else if (now - c->t_start > timeout_us) {
+				conn_fail(c, now, &st.timeouts);
+				if (!run)
+					c->retry_at = UINT64_MAX;
+			}
+			if (c->state != C_IDLE || c->retry_at != UINT64_MAX)
+				busy = true;
+		}
+		if (!busy)
+			break;
+		int wait_ms = 50;
+		if (run && (deadline - now) / 1000u + 1 < (uint64_t)wait_ms)
+			wait_ms = (int)((deadline - now) / 1000u) + 1;
+		int n = epoll_wait(ep, evs, EPOLL_BATCH, wait_ms);
+		if (n < 0 && errno != EINTR)
+			die("epoll_wait");
+		for (int i = 0; i < n; i++)
+			on_event(evs[i].data.ptr, evs[i].events, deadline);
+	}
+	if (!st.window_end)
+		st.window_end = now_us();
+	double elapsed = (double)(st.window_end - t0) / 1e6;
+	if (elapsed <= 0)
+		elapsed = 1e-6;
+
+	qsort(st.lat_us, st.nlat, sizeof st.lat_us[0], cmp_u32);
+	uint64_t errors = st.http_err + st.conn_err + st.proto_err + st.timeouts;
+	double rps = (double)st.ok_in_window / elapsed;
+	double p50 = pct_ms(0.50), p90 = pct_ms(0.90), p99 = pct_ms(0.99);
+	double mx = st.nlat ? st.lat_us[st.nlat - 1] / 1000.0 : 0;
+
+	printf("sigil-bench: %s %s/%s/%s on %s:%s, %d connections, %.1f s\n", o.sign ? "sign" : "issue",
+	       o.mount, o.sign ? "sign" : "issue", o.role, o.host, o.port, o.conns, o.duration_ms / 1000.0);
+	printf("requests    %" PRIu64 " answered, %" PRIu64 " 2xx\n", st.done, st.ok);
+	printf("errors      %" PRIu64 " (non-2xx %" PRIu64 ", connection %" PRIu64 ", protocol %" PRIu64
+	       ", timeout %" PRIu64 ")\n",
+	       errors, st.http_err, st.conn_err, st.proto_err, st.timeouts);
+	printf("throughput  %.1f req/s (2xx answered within the %.2f s load window)\n", rps, elapsed);
+	printf("latency ms  p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", p50, p90, p99, mx);
+	printf("RESULT mode=%s c=%d requests=%" PRIu64 " ok=%" PRIu64 " errors=%" PRIu64
+	       " seconds=%.2f rps=%.1f p50=%.2f p90=%.2f p99=%.2f max=%.2f\n",
+	       o.sign ? "sign" : "issue", o.conns, st.done, st.ok, errors, elapsed, rps, p50, p90, p99, mx);
+
+	for (int i = 0; i < o.conns; i++) {
+		conn_close(&conns[i], UINT64_MAX);
+		free(conns[i].buf);
+	}
+	free(conns);
+	free(st.lat_us);
+	free(req_buf);
+	freeaddrinfo(server_addr);
+	close(ep);
+	return errors && !st.ok ? 1 : 0;
+}
