@@ -348,22 +348,25 @@ static int policy_member(const json_t *o, const char *key, char **out, struct sg
 	return 0;
 }
 
-static int policy_from_object(const json_t *o, struct role_policy *out, struct sg_err *err)
+static int policy_from_object(const json_t *o, struct role_policy *p, struct sg_err *err)
 {
+	int rc = -1;
+
 	if (!json_is_object(o))
 		return sg_err_set(err, SG_BAD_REQUEST, "policy_identifiers: entry must be an OID or an object");
-	if (policy_member(o, "oid", &out->oid, err) < 0 || policy_member(o, "cps", &out->cps, err) < 0 ||
-	    policy_member(o, "notice", &out->notice, err) < 0)
-		goto fail;
-	if (out->oid == NULL || !role_oid_valid(out->oid)) {
+	if (policy_member(o, "oid", &p->oid, err) < 0 || policy_member(o, "cps", &p->cps, err) < 0 ||
+	    policy_member(o, "notice", &p->notice, err) < 0)
+		goto out;
+	if (p->oid == NULL || !role_oid_valid(p->oid)) {
 		sg_err_set(err, SG_BAD_REQUEST, "policy_identifiers: '%.100s' is not a valid OID",
-		           out->oid != NULL ? out->oid : "");
-		goto fail;
+		           p->oid != NULL ? p->oid : "");
+		goto out;
 	}
-	return 0;
-fail:
-	role_policy_clear(out);
-	return -1;
+	rc = 0;
+out:
+	if (rc < 0)
+		role_policy_clear(p);
+	return rc;
 }
 
 int role_policy_parse(const char *entry, struct role_policy *out, struct sg_err *err)
@@ -453,11 +456,10 @@ static int policy_add(struct sg_strlist *out, const json_t *el, struct sg_err *e
 static int apply_policies(struct role *r, const json_t *body, struct sg_err *err)
 {
 	const json_t *v = json_object_get(body, "policy_identifiers");
-	json_t *parsed = NULL;
+	const json_t *arr = NULL;
+	json_t *parsed = NULL, *el;
 	struct sg_strlist l = {0};
-	const json_t *arr;
 	size_t i;
-	json_t *el;
 	int rc = -1;
 
 	if (v == NULL || json_is_null(v))
@@ -469,35 +471,35 @@ static int apply_policies(struct role *r, const json_t *body, struct sg_err *err
 			s++;
 		if (*s == '[')
 			parsed = json_loads(s, JSON_REJECT_DUPLICATES, NULL);
-		if (parsed == NULL || !json_is_array(parsed)) {
+		if (parsed != NULL && json_is_array(parsed)) {
+			arr = parsed;
+		} else if (sg_json_list(body, "policy_identifiers", &l, err) < 0) {
 			/* Not JSON: Vault falls back to a comma-separated OID list. */
-			if (sg_json_list(body, "policy_identifiers", &l, err) < 0)
-				goto out;
-			for (i = 0; i < l.n; i++) {
-				if (!role_oid_valid(l.v[i])) {
-					sg_err_set(err, SG_BAD_REQUEST, "policy_identifiers: '%.100s' is not a valid OID",
-					           l.v[i]);
-					goto out;
-				}
-			}
-			goto done;
+			goto out;
 		}
-		arr = parsed;
 	} else if (json_is_array(v)) {
 		arr = v;
 	} else {
 		sg_err_set(err, SG_BAD_REQUEST, "field 'policy_identifiers' must be a list");
 		goto out;
 	}
-	if (json_array_size(arr) > SG_STRLIST_MAX) {
+	if (arr != NULL && json_array_size(arr) > SG_STRLIST_MAX) {
 		sg_err_set(err, SG_BAD_REQUEST, "field 'policy_identifiers' has more than %d entries", SG_STRLIST_MAX);
 		goto out;
 	}
-	json_array_foreach(arr, i, el) {
-		if (policy_add(&l, el, err) < 0)
-			goto out;
+	if (arr != NULL) {
+		json_array_foreach(arr, i, el) {
+			if (policy_add(&l, el, err) < 0)
+				goto out;
+		}
+	} else {
+		for (i = 0; i < l.n; i++) {
+			if (!role_oid_valid(l.v[i])) {
+				sg_err_set(err, SG_BAD_REQUEST, "policy_identifiers: '%.100s' is not a valid OID", l.v[i]);
+				goto out;
+			}
+		}
 	}
-done:
 	sg_strlist_clear(&r->policy_identifiers);
 	r->policy_identifiers = l;
 	l.v = NULL;
@@ -681,7 +683,7 @@ static int apply_str(const json_t *body, const char *key, char **dst, bool empty
 	return 1;
 }
 
-static void warn(struct sg_strlist *warnings, const char *msg)
+static void add_warning(struct sg_strlist *warnings, const char *msg)
 {
 	if (warnings != NULL && !sg_strlist_has(warnings, msg))
 		sg_strlist_add(warnings, msg);
@@ -747,12 +749,12 @@ int role_apply_json_warn(struct role *r, const json_t *body, struct sg_strlist *
 	 */
 	if (r->no_store) {
 		if (gl)
-			warn(warnings, warn_no_store_lease);
+			add_warning(warnings, warn_no_store_lease);
 		r->generate_lease = false;
 	} else {
 		r->generate_lease = gl;
 		if (gl)
-			warn(warnings, warn_generate_lease);
+			add_warning(warnings, warn_generate_lease);
 	}
 	return validate(r, err);
 }
