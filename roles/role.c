@@ -2,6 +2,16 @@
  * The role model: defaults, loosely typed updates with Vault's validation,
  * the read/stored form, key and TTL checks. Field semantics follow Vault's
  * builtin/logical/pki/path_roles.go and issuing/roles.go (compat/vault-api.md 1.2).
+ *
+ * Deliberate differences from Vault, each refusing at write time what Vault
+ * accepts and then ignores or fails on later:
+ * - unknown key_usage / ext_key_usage names are refused (Vault drops them);
+ * - not_after is checked as RFC 3339 when the role is written;
+ * - signature_bits must be 0, 256, 384 or 512 for every key type;
+ * - a bad policy_identifiers entry is a 400 (Vault answers 500);
+ * - a PATCH that changes key_type without sizes takes the new type's
+ *   defaults (Vault keeps e.g. rsa's 2048 and then refuses key_type=ec);
+ * - key_bits and signature_bits read back as 0 for ed25519 and any.
  */
 #include "roles/role.h"
 

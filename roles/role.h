@@ -98,11 +98,18 @@ void role_names_init(struct role_names *n);
 void role_names_clear(struct role_names *n);
 
 /*
- * Checks every name against the role exactly as Vault does (bare, subdomain,
- * glob, wildcard, localhost, hostname syntax, IP, URI globs, other SANs,
- * user ids, subject serial numbers, require_cn, cn_validations). On denial
- * returns -1 with SG_ROLE_DENIED and a detail naming the offending value
- * and the rule, e.g. "common name 'x.evil.com' not allowed by this role".
+ * Checks every name against the role as Vault does (bare, subdomain, glob,
+ * wildcard, localhost, hostname syntax, IP, URI globs, other SANs, user
+ * ids, subject serial numbers, require_cn, cn_validations), in Vault's
+ * order: CN, serial number, DNS SANs, email SANs, other SANs, IPs, URIs,
+ * user ids. On denial returns -1 with SG_ROLE_DENIED and a detail naming
+ * the value, the role and the rule, e.g. "subject alternative name
+ * 'x.evil.com' not allowed by role 'web': no match in allowed_domains ...".
+ * Malformed values (an IP that does not parse, an other SAN not in
+ * "<oid>;UTF8:<value>" form, a URI with control characters) and more than
+ * ROLE_MAX_SANS names or a name over ROLE_MAX_NAME_BYTES are SG_BAD_REQUEST.
+ * The few places where this is stricter than Vault are listed at the top of
+ * roles/role_check.c.
  */
 int role_check_names(const struct role *r, const struct role_names *n, struct sg_err *err) SG_WUR;
 
