@@ -354,6 +354,7 @@ static enum MHD_Result handle(struct http_ctx *c)
 	const char *sub = NULL, *mount_type = NULL;
 	unsigned method = 0;
 	bool head = false;
+	enum router_result found;
 	int rc;
 
 	sg_err_init(&err);
@@ -388,15 +389,18 @@ static enum MHD_Result handle(struct http_ctx *c)
 		envelope_no_route(&err, c->path);
 		return send_error(c, &err);
 	}
-	switch (router_lookup(table, ntable, sub, method, &route, &c->caps)) {
-	case ROUTER_FOUND:
-		break;
-	case ROUTER_BAD_METHOD:
-		sg_err_set(&err, SG_METHOD_NOT_ALLOWED, "unsupported operation");
-		return send_error(c, &err);
-	case ROUTER_NOT_FOUND:
-	default:
-		envelope_no_route(&err, c->path);
+	found = router_lookup(table, ntable, sub, method, &route, &c->caps);
+	if (found != ROUTER_FOUND) {
+		/*
+		 * As Vault: inside a mount (sys/ included) only an authenticated
+		 * caller learns which paths and methods exist; others get 403.
+		 */
+		if (authenticate(c, &err) != 0)
+			return send_error(c, &err);
+		if (found == ROUTER_BAD_METHOD)
+			sg_err_set(&err, SG_METHOD_NOT_ALLOWED, "unsupported operation");
+		else
+			envelope_no_route(&err, c->path);
 		return send_error(c, &err);
 	}
 	/* DESIGN.md rule 5: authorization happens here, before any handler. */

@@ -82,7 +82,8 @@ int server_json_parse_object(const char *buf, size_t len, int max_depth, json_t 
 		return sg_err_set(err, SG_BAD_JSON, "failed to parse JSON input: nesting deeper than %d levels",
 		                  max_depth);
 	/* Duplicate keys: the last one wins, as with Go's encoding/json. */
-	j = json_loadb(buf, len, 0, &je);
+	/* DECODE_ANY so a scalar body is named below rather than reported as a syntax error. */
+	j = json_loadb(buf, len, JSON_DECODE_ANY, &je);
 	if (j == NULL)
 		return sg_err_set(err, SG_BAD_JSON, "failed to parse JSON input: %s at line %d column %d", je.text,
 		                  je.line, je.column);

@@ -360,37 +360,42 @@ out:
 	return rc;
 }
 
-static int dev_prepare_dir(const char *dir, unsigned char kek[CA_KEK_BYTES], struct sg_err *err)
+static int dev_prepare_dir(const char *dir, struct sg_err *err)
 {
 	struct stat st;
-	char *kek_path = NULL;
-	int rc = -1;
 
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		sg_err_set(err, SG_BAD_REQUEST, "cannot create %s: %s", dir, strerror(errno));
-		goto out;
-	}
-	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		sg_err_set(err, SG_BAD_REQUEST, "%s is not a directory", dir);
-		goto out;
-	}
-	kek_path = sg_xasprintf("%s/kek", dir);
-	if (access(kek_path, F_OK) != 0) {
-		unsigned char fresh[CA_KEK_BYTES];
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return sg_err_set(err, SG_BAD_REQUEST, "cannot create %s: %s", dir, strerror(errno));
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+		return sg_err_set(err, SG_BAD_REQUEST, "%s is not a directory", dir);
+	return 0;
+}
 
-		if (RAND_bytes(fresh, sizeof(fresh)) != 1)
-			sg_die("RAND_bytes failed");
-		rc = sg_file_write_atomic(kek_path, fresh, sizeof(fresh), 0600, err);
-		OPENSSL_cleanse(fresh, sizeof(fresh));
-		if (rc != 0)
-			goto out;
-		rc = -1;
-	}
-	if (server_config_kek_load(kek_path, kek, err) != 0)
-		goto out;
-	rc = 0;
-out:
-	free(kek_path);
+/*
+ * The KEK: loaded from kek_file, or created there (32 random bytes, 0600)
+ * when the file is absent and the store is new. A missing KEK next to an
+ * existing store is an error: a new key could not decrypt the old ones.
+ */
+static int kek_obtain(struct server *s, unsigned char kek[CA_KEK_BYTES], struct sg_err *err)
+{
+	uint64_t n = 0;
+	int rc;
+
+	if (access(s->cfg.kek_file, F_OK) == 0)
+		return server_config_kek_load(s->cfg.kek_file, kek, err);
+	if (store_count(s->st, STORE_META, &n, err) != 0)
+		return -1;
+	if (n != 0)
+		return sg_err_set(err, SG_BAD_REQUEST,
+		                  "kek_file %s does not exist but %s holds data: restore the KEK file (it cannot be "
+		                  "recreated)",
+		                  s->cfg.kek_file, s->cfg.data_dir);
+	if (RAND_bytes(kek, CA_KEK_BYTES) != 1)
+		sg_die("RAND_bytes failed");
+	rc = sg_file_write_atomic(s->cfg.kek_file, kek, CA_KEK_BYTES, 0600, err);
+	if (rc == 0)
+		server_log(SERVER_LOG_WARN, "generated a new key-encryption key; back it up with the data directory",
+		           json_pack("{s:s}", "kek_file", s->cfg.kek_file));
 	return rc;
 }
 
@@ -445,8 +450,9 @@ static int server_run(struct server *s, const char *dev_token)
 	signal(SIGPIPE, SIG_IGN);
 
 	if (s->dev) {
-		if (dev_prepare_dir(s->cfg.data_dir, kek, &err) != 0)
+		if (dev_prepare_dir(s->cfg.data_dir, &err) != 0)
 			goto out;
+		s->cfg.kek_file = sg_xasprintf("%s/kek", s->cfg.data_dir);
 	} else {
 		if (s->cfg.data_dir == NULL || s->cfg.kek_file == NULL) {
 			sg_err_set(&err, SG_BAD_REQUEST, "config: data_dir and kek_file are required");
@@ -463,10 +469,11 @@ static int server_run(struct server *s, const char *dev_token)
 			           s->cfg.tls_cert_file, s->cfg.tls_key_file, strerror(errno));
 			goto out;
 		}
-		if (server_config_kek_load(s->cfg.kek_file, kek, &err) != 0)
-			goto out;
 	}
-	if (store_open(s->cfg.data_dir, SERVER_STORE_MAP_BYTES, &s->st, &err) != 0 ||
+	/* An existing KEK is checked (mode, size) before the store is touched. */
+	if (access(s->cfg.kek_file, F_OK) == 0 && server_config_kek_load(s->cfg.kek_file, kek, &err) != 0)
+		goto out;
+	if (store_open(s->cfg.data_dir, SERVER_STORE_MAP_BYTES, &s->st, &err) != 0 || kek_obtain(s, kek, &err) != 0 ||
 	    ca_new(s->st, kek, &s->ca, &err) != 0 || token_key_derive(kek, s->token_key, &err) != 0)
 		goto out;
 	OPENSSL_cleanse(kek, sizeof(kek));
