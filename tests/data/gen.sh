@@ -162,4 +162,10 @@ cp "$tmp/ed25519.key" "$ci/key_only__BAD_PEM.pem"
 n=0
 while [ $n -lt 17 ]; do cat "$tmp/root.pem"; n=$((n + 1)); done >"$ci/too_many__BAD_PEM.pem"
 
+# The fuzz seed corpus is the CSR test data (the oversize file only slows libFuzzer down).
+corpus="$here/../fuzz/corpus/csr"
+rm -rf "$corpus" && mkdir -p "$corpus"
+cp "$csr"/valid/* "$csr"/invalid/* "$corpus"/
+rm -f "$corpus/oversize__BAD_CSR.pem"
+
 echo "regenerated $(find "$csr" "$cert" -type f | wc -l) files"

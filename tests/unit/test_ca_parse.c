@@ -17,6 +17,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <stdlib.h>
@@ -784,7 +785,8 @@ static X509 *root_new(EVP_PKEY *key, bool sign)
 	ext_add(x, x, NID_key_usage, "critical,keyCertSign,cRLSign");
 	ext_add(x, x, NID_subject_key_identifier, "hash");
 	ext_add(x, x, NID_authority_key_identifier, "keyid:always");
-	if (sign && X509_sign(x, key, EVP_sha256()) <= 0)
+	/* Ed25519 signs the message itself: no digest. */
+	if (sign && X509_sign(x, key, EVP_PKEY_is_a(key, "ED25519") ? NULL : EVP_sha256()) <= 0)
 		sg_die("root sign failed");
 	return x;
 }
@@ -891,6 +893,23 @@ static void test_lint_valid(EVP_PKEY *leaf_key)
 	LINT(x, ca_cert, NULL, "issuer-name");
 	X509_free(x);
 	X509_free(inter);
+
+	/* Ed25519 and RSA-PSS signatures. */
+	x = root_new(ed, true);
+	LINT(x, NULL, NULL, NULL);
+	X509_free(x);
+	x = root_new(rsa, false);
+	{
+		EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+		EVP_PKEY_CTX *pctx = NULL;
+
+		T_OK(mctx != NULL && EVP_DigestSignInit(mctx, &pctx, EVP_sha256(), NULL, rsa) == 1 &&
+		     EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 && X509_sign_ctx(x, mctx) > 0);
+		EVP_MD_CTX_free(mctx);
+	}
+	T_OK(OBJ_obj2nid(X509_get0_tbs_sigalg(x)->algorithm) == NID_rsassaPss);
+	LINT(x, NULL, NULL, NULL);
+	X509_free(x);
 
 	/* A 20-octet serial (top bit clear) is the longest allowed. */
 	{
