@@ -30,6 +30,16 @@ bool ca_buf_is_der(const unsigned char *buf, size_t len);
  *   ca_cert_parse takes DER, or PEM with exactly one block, "CERTIFICATE".
  *   ca_x509_to_pem/ca_csr_to_pem return a heap string (free()), NULL when
  *     the object does not encode.
+ *   ca_csr_parse and ca_cert_parse read input starting with 0x30 (SEQUENCE)
+ *     as DER, anything else as PEM. ca_csr_parse also refuses a request
+ *     whose extensionRequest does not decode, appears twice, or asks for
+ *     one extension twice.
+ *   ca_csr_names also fills subject_serial (serialNumber RDN) and user_ids
+ *     (UID RDNs); it refuses (SG_BAD_CSR) two CNs, empty SAN strings, NUL
+ *     or control characters, non-ASCII IA5Strings, IP SANs not of 4/16
+ *     octets, otherNames that are not UTF8String, and more than
+ *     ROLE_MAX_SANS SANs. directoryName/registeredID/x400/EDI SANs are
+ *     ignored (Vault does not build certificates from them).
  */
 
 /* One decoded PEM block. der is wiped on clear: a block may hold a private key. */
@@ -52,7 +62,8 @@ void ca_pem_blocks_clear(struct ca_pem_blocks *b);
  * bytes, a BEGIN without its matching END, stray boundary lines, RFC 1421
  * headers (encrypted PEM), bad base64 or padding, an empty block, more
  * than max_blocks blocks. Zero blocks is not an error here. `out` must be
- * empty on entry and is left empty on failure.
+ * empty on entry and is left empty on failure. The caller caps len (a
+ * scratch buffer of len bytes is allocated).
  */
 int ca_pem_blocks_parse(const char *pem, size_t len, size_t max_blocks, enum sg_code code,
                         struct ca_pem_blocks *out, struct sg_err *err) SG_WUR;

@@ -109,8 +109,12 @@ int ca_pem_blocks_parse(const char *pem, size_t len, size_t max_blocks, enum sg_
 	bool in_block = false;
 	int ret = -1;
 
+	if (len == 0) {
+		memset(out, 0, sizeof(*out));
+		return 0;
+	}
 	/* A NUL would let text after it hide from line-oriented consumers. */
-	if (memchr(pem, '\0', len) != NULL) {
+	if (pem == NULL || memchr(pem, '\0', len) != NULL) {
 		sg_err_set(err, code, "PEM text contains a NUL byte");
 		goto out;
 	}
