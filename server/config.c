@@ -70,9 +70,14 @@ static int set_key(struct server_config *c, const char *key, const json_t *v, st
 		struct sockaddr_storage ss;
 		socklen_t sl;
 
+		struct sg_err lerr;
+
 		if (get_string(key, v, &c->listen_address, err) != 0)
 			return -1;
-		return server_config_listen_parse(c->listen_address, &ss, &sl, err);
+		sg_err_init(&lerr);
+		if (server_config_listen_parse(c->listen_address, &ss, &sl, &lerr) != 0)
+			return sg_err_set(err, SG_BAD_REQUEST, "config: %s", lerr.detail);
+		return 0;
 	}
 	if (strcmp(key, "tls_cert_file") == 0)
 		return get_string(key, v, &c->tls_cert_file, err);

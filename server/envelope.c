@@ -17,9 +17,10 @@ static char *dump(const json_t *j, size_t *len)
 	return s;
 }
 
+/* http.h: NULL data means "nothing to say" (204); an empty object is still an answer (200). */
 static bool empty_json(const json_t *j)
 {
-	return j == NULL || json_is_null(j) || (json_is_object(j) && json_object_size(j) == 0);
+	return j == NULL || json_is_null(j);
 }
 
 void envelope_render(const struct resp *rs, const char *request_id, const char *mount_type, int *status,

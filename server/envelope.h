@@ -16,9 +16,10 @@
 /*
  * The success envelope {"request_id","lease_id","renewable",
  * "lease_duration","data","wrap_info":null,"warnings","auth"[,"mount_type"]}.
- * *status is rs->status when set, else 204 when data, auth, warnings and
- * lease are all empty (then *body is NULL), else 200. mount_type may be
- * NULL (omitted). Not for raw responses (rs->content_type set).
+ * *status is rs->status when set, else 204 (and *body NULL) when data,
+ * auth, warnings and lease are all absent, else 200. An empty data object
+ * is not absent: it is a 200. mount_type may be NULL (omitted). Not for
+ * raw responses (rs->content_type set).
  */
 void envelope_render(const struct resp *rs, const char *request_id, const char *mount_type, int *status,
                      char **body, size_t *len);

@@ -206,7 +206,7 @@ static void access_log(struct http_ctx *c, int status, const struct sg_err *err)
 	json_object_set_new(f, "method", json_string(c->method));
 	json_object_set_new(f, "path", server_json_string_safe(c->path[0] != '\0' ? c->path : c->url));
 	json_object_set_new(f, "status", json_integer(status));
-	json_object_set_new(f, "duration_ms", json_real((double)(long long)(elapsed_ms(&c->start) * 1000) / 1000));
+	json_object_set_new(f, "duration_ms", json_real(elapsed_ms(&c->start)));
 	json_object_set_new(f, "request_id", json_string(c->request_id));
 	json_object_set_new(f, "remote_addr", json_string(c->remote));
 	if (err != NULL && sg_err_isset(err)) {
@@ -484,8 +484,15 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		*upload_size = 0;
 		if (c->responded)
 			return MHD_YES; /* answered already: discard */
-		if (c->body_len + n > max)
-			return send_too_large(c);
+		if (c->body_len + n > max) {
+			enum MHD_Result r = send_too_large(c);
+
+			/* libmicrohttpd 0.9.x cannot answer before the body ends: the connection closes instead. */
+			if (r != MHD_YES)
+				server_log(SERVER_LOG_DEBUG, "body over the limit while streaming: connection closed",
+				           json_pack("{s:s}", "request_id", c->request_id));
+			return r;
+		}
 		if (c->body == NULL || c->body_len + n > c->body_cap) {
 			size_t cap = c->body_cap > c->body_len + n ? c->body_cap : c->body_len + n;
 			unsigned char *nb;
@@ -583,8 +590,9 @@ int http_start(struct server *s, struct sg_err *err)
 	opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_CONNECTION_MEMORY, NULL};
 	opts[no++] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
 	opts[no++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-	s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_access, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-	                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	/* The logger goes first: libmicrohttpd logs while it reads the options after it. */
+	s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+	                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	if (s->daemon == NULL) {
 		sg_err_set(err, SG_INTERNAL, "cannot listen on %s (address in use, bad TLS files, or no permission)",
 		           s->cfg.listen_address);

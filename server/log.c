@@ -83,7 +83,7 @@ void server_log(enum server_log_level lvl, const char *msg, json_t *fields)
 				json_object_set(line, k, v);
 		}
 	}
-	text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
+	text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(6));
 	if (text == NULL)
 		goto out;
 	if (strlen(text) > LOG_LINE_MAX) {

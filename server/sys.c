@@ -169,9 +169,8 @@ static int h_mount_tune_write(struct req *rq, struct resp *rs, struct sg_err *er
 /* consul-template asks this for KV version detection; 404 means "not KV v2", which is right. */
 static int h_ui_mounts_get(struct req *rq, struct resp *rs, struct sg_err *err)
 {
-	(void)rq;
 	(void)rs;
-	return sg_err_set(err, SG_NOT_FOUND, "%s", "");
+	return sg_err_set(err, SG_NOT_FOUND, "no KV mount at \"%.*s/\"", MOUNT_PATH_MAX, req_param(rq, "path"));
 }
 
 /* Order matters: the tune routes come before the plain mount path they overlap. */

@@ -281,9 +281,11 @@ static void test_envelope(void)
 	memset(&rs, 0, sizeof(rs));
 	envelope_render(&rs, "rid", "pki", &status, &body, &len);
 	T_OK(status == 204 && body == NULL && len == 0);
+	/* An empty object is an answer (GET sys/mounts with no mounts). */
 	resp_data(&rs, json_object());
 	envelope_render(&rs, "rid", "pki", &status, &body, &len);
-	T_OK(status == 204 && body == NULL);
+	T_OK(status == 200 && body != NULL);
+	free(body);
 
 	resp_data(&rs, json_pack("{s:s}", "k", "v"));
 	envelope_render(&rs, "rid", "pki", &status, &body, &len);
