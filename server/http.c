@@ -40,7 +40,7 @@ struct http_ctx {
 	struct resp rs;
 	struct timespec start;
 	char method[16];
-	char url[HTTP_LOG_URL_MAX];
+	char url[MAX_PATH_BYTES + 8]; /* the request URL without its query, when it fits */
 	char request_id[37];
 	char remote[INET6_ADDRSTRLEN + 8];
 	char path[MAX_PATH_BYTES];
@@ -143,9 +143,10 @@ static struct http_ctx *ctx_new(struct server *s, struct MHD_Connection *conn, c
 	c->conn = conn;
 	clock_gettime(CLOCK_MONOTONIC, &c->start);
 	snprintf(c->method, sizeof(c->method), "%s", method);
-	if (strlen(url) >= MAX_PATH_BYTES)
+	if (strlen(url) >= sizeof(c->url))
 		c->url_too_long = true;
-	snprintf(c->url, sizeof(c->url), "%s", url);
+	/* A URL too long to route is kept only as far as the log needs it. */
+	snprintf(c->url, c->url_too_long ? HTTP_LOG_URL_MAX : sizeof(c->url), "%s", url);
 	sg_uuid(c->request_id);
 	remote_format(conn, c->remote, sizeof(c->remote));
 	c->query = json_object();
