@@ -158,7 +158,7 @@ json_t *ca_urls_encode_json(const struct ca_urls *u)
 	return o;
 }
 
-static int url_list_check(const struct sg_strlist *l, const char *what, struct sg_err *err)
+static int url_list_check(const struct sg_strlist *l, const char *what, bool templating, struct sg_err *err)
 {
 	if (l->n > CA_MAX_URLS)
 		return sg_err_set(err, SG_BAD_REQUEST, "more than %d entries in %s", CA_MAX_URLS, what);
@@ -171,7 +171,8 @@ static int url_list_check(const struct sg_strlist *l, const char *what, struct s
 		for (size_t j = 0; j < n; j++)
 			if ((unsigned char)s[j] <= 0x20 || (unsigned char)s[j] > 0x7e)
 				return sg_err_set(err, SG_BAD_REQUEST, "invalid URL in %s: '%.64s'", what, s);
-		if (strstr(s, "://") == NULL)
+		/* A templated URL gets its scheme from {{cluster_path}}. */
+		if (strstr(s, "://") == NULL && !(templating && strncmp(s, "{{", 2) == 0))
 			return sg_err_set(err, SG_BAD_REQUEST, "invalid URL in %s: '%.64s' has no scheme", what, s);
 	}
 	return 0;
@@ -179,10 +180,12 @@ static int url_list_check(const struct sg_strlist *l, const char *what, struct s
 
 static int urls_check(const struct ca_urls *u, struct sg_err *err)
 {
-	return (url_list_check(&u->issuing_certificates, "issuing_certificates", err) < 0 ||
-	        url_list_check(&u->crl_distribution_points, "crl_distribution_points", err) < 0 ||
-	        url_list_check(&u->delta_crl_distribution_points, "delta_crl_distribution_points", err) < 0 ||
-	        url_list_check(&u->ocsp_servers, "ocsp_servers", err) < 0)
+	bool t = u->enable_templating;
+
+	return (url_list_check(&u->issuing_certificates, "issuing_certificates", t, err) < 0 ||
+	        url_list_check(&u->crl_distribution_points, "crl_distribution_points", t, err) < 0 ||
+	        url_list_check(&u->delta_crl_distribution_points, "delta_crl_distribution_points", t, err) < 0 ||
+	        url_list_check(&u->ocsp_servers, "ocsp_servers", t, err) < 0)
 	           ? -1
 	           : 0;
 }
@@ -1505,7 +1508,7 @@ static int import_core(struct ca *ca, const struct ca_mount *m, struct ca_bundle
 				if (ei->key_id[0] == '\0' && kid[0] != '\0') {
 					/* A key arrived for an issuer imported without one: link them. */
 					issuer_copy_rec(&rec, ei);
-					memcpy(rec.key_id, kid, 37);
+					snprintf(rec.key_id, sizeof(rec.key_id), "%s", kid);
 					issuer_put(b, m->id, &rec);
 					ca_issuer_clear(&rec);
 				}
@@ -1517,7 +1520,7 @@ static int import_core(struct ca *ca, const struct ca_mount *m, struct ca_bundle
 			goto out;
 		}
 		sg_uuid(rec.id);
-		memcpy(rec.key_id, key_for_cert(known, nknown, x), 37);
+		snprintf(rec.key_id, sizeof(rec.key_id), "%s", key_for_cert(known, nknown, x));
 		rec.name = sg_xstrdup("");
 		X509_up_ref(x);
 		rec.cert = x;
@@ -1547,7 +1550,7 @@ static int import_core(struct ca *ca, const struct ca_mount *m, struct ca_bundle
 		if (kid[0] == '\0' || !sg_strlist_has(&res->imported_keys, kid))
 			continue;
 		issuer_copy_rec(&rec, ei);
-		memcpy(rec.key_id, kid, 37);
+		snprintf(rec.key_id, sizeof(rec.key_id), "%s", kid);
 		issuer_put(b, m->id, &rec);
 		ca_issuer_clear(&rec);
 	}

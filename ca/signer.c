@@ -16,7 +16,7 @@ struct mem_signer {
 	EVP_PKEY *key;
 };
 
-/* The digest for a key: RFC 5758 3.2 pairs ECDSA curves with their hash; RSA defaults to SHA-256. */
+/* The digest for a key: RFC 5758 3.2 pairs ECDSA curves with their hash; RSA defaults to SHA-256 (RFC 4055). */
 static int pick_digest(const EVP_PKEY *pub, const struct ca_sig_params *p, const char **md, struct sg_err *err)
 {
 	int bits = p != NULL ? p->signature_bits : 0;
@@ -28,13 +28,16 @@ static int pick_digest(const EVP_PKEY *pub, const struct ca_sig_params *p, const
 	case EVP_PKEY_ED25519:
 		/* RFC 8410 6: Ed25519 signs the message itself, no separate digest. */
 		return 0;
-	case EVP_PKEY_EC:
-		if (bits == 0) {
-			int kb = EVP_PKEY_get_bits(pub);
+	case EVP_PKEY_EC: {
+		/*
+		 * The hash matches the curve whatever signature_bits says, as in
+		 * Vault: a longer hash would only be truncated to the curve size.
+		 */
+		int kb = EVP_PKEY_get_bits(pub);
 
-			bits = kb <= 256 ? 256 : kb <= 384 ? 384 : 512;
-		}
+		bits = kb <= 256 ? 256 : kb <= 384 ? 384 : 512;
 		break;
+	}
 	case EVP_PKEY_RSA:
 	case EVP_PKEY_RSA_PSS:
 		if (bits == 0)
