@@ -722,6 +722,133 @@ out:
 	free(dir);
 }
 
+/* Runs a sys/ route the way the router does (no HTTP): lookup, captures, body, handler. */
+static int sys_call(struct server *srv, unsigned method, const char *sub, const char *body, json_t *query,
+                    struct resp *rs, struct sg_err *err)
+{
+	const struct route *r = NULL;
+	struct router_caps caps;
+	struct req rq;
+	int rc;
+
+	memset(&rq, 0, sizeof(rq));
+	resp_clear(rs);
+	sg_err_init(err);
+	if (router_lookup(sys_routes, sys_routes_n, sub, method, &r, &caps) != ROUTER_FOUND)
+		return sg_err_set(err, SG_UNSUPPORTED_PATH, "no route");
+	if (server_json_parse_object(body, strlen(body), MAX_JSON_DEPTH, &rq.body, err) != 0)
+		return -1;
+	rq.srv = srv;
+	rq.method = (enum http_method)method;
+	rq.path = sub;
+	rq.sub = sub;
+	for (size_t i = 0; i < caps.n; i++) {
+		rq.cap_name[i] = caps.name[i];
+		rq.cap_val[i] = caps.val[i];
+	}
+	rq.query = query;
+	rc = r->fn(&rq, rs, err);
+	json_decref(rq.body);
+	return rc;
+}
+
+static json_t *raw_json(const struct resp *rs)
+{
+	return rs->body != NULL ? json_loadb((const char *)rs->body, rs->body_len, 0, NULL) : NULL;
+}
+
+static void test_sys_handlers(void)
+{
+	struct server srv;
+	struct resp rs;
+	struct sg_err err;
+	unsigned char kek[CA_KEK_BYTES] = {7};
+	char *dir = sg_xasprintf("%s/sys-store", tmp_root);
+	json_t *j, *q;
+
+	memset(&srv, 0, sizeof(srv));
+	memset(&rs, 0, sizeof(rs));
+	snprintf(srv.cluster_name, sizeof(srv.cluster_name), "c1");
+	snprintf(srv.cluster_id, sizeof(srv.cluster_id), "id1");
+	sg_err_init(&err);
+	mount_table_init(&srv.mounts);
+	if (store_open(dir, 1u << 26, &srv.st, &err) != 0 || ca_new(srv.st, kek, &srv.ca, &err) != 0) {
+		T_CHECK(0, "store/ca: %s", err.detail);
+		goto out;
+	}
+
+	/* Health: raw JSON, activecode honoured, a bad code refused. */
+	T_OK(sys_call(&srv, HTTP_GET, "health", "", NULL, &rs, &err) == 0);
+	T_STREQ(rs.content_type, "application/json");
+	T_OK(rs.status == 200);
+	j = raw_json(&rs);
+	T_OK(json_is_true(json_object_get(j, "initialized")) && json_is_false(json_object_get(j, "sealed")) &&
+	     json_is_false(json_object_get(j, "standby")));
+	T_STREQ(json_string_value(json_object_get(j, "cluster_name")), "c1");
+	T_OK(json_is_integer(json_object_get(j, "server_time_utc")));
+	json_decref(j);
+	q = json_pack("{s:s, s:s}", "activecode", "299", "standbyok", "true");
+	T_OK(sys_call(&srv, HTTP_GET, "health", "", q, &rs, &err) == 0 && rs.status == 299);
+	json_object_set_new(q, "standbycode", json_string("abc"));
+	T_OK(sys_call(&srv, HTTP_GET, "health", "", q, &rs, &err) == -1 && err.code == SG_BAD_REQUEST);
+	json_decref(q);
+
+	/* Mount with loosely typed TTLs in "config"; unknown fields ignored. */
+	T_OK(sys_call(&srv, HTTP_POST, "mounts/pki_int",
+	              "{\"type\":\"pki\",\"description\":\"int\",\"config\":{\"max_lease_ttl\":\"43800h\","
+	              "\"default_lease_ttl\":3600},\"options\":{\"x\":1},\"local\":true}",
+	              NULL, &rs, &err) == 0);
+	T_OK(rs.data == NULL && rs.status == 0);
+	T_OK(sys_call(&srv, HTTP_POST, "mounts/kv", "{\"type\":\"kv\"}", NULL, &rs, &err) == -1 &&
+	     err.code == SG_BAD_REQUEST && strstr(err.detail, "\"kv\""));
+	T_OK(sys_call(&srv, HTTP_POST, "mounts/x", "{}", NULL, &rs, &err) == -1 && strstr(err.detail, "type"));
+	T_OK(sys_call(&srv, HTTP_POST, "mounts/x", "{\"type\":{}}", NULL, &rs, &err) == -1);
+	T_OK(sys_call(&srv, HTTP_POST, "mounts/x", "{\"type\":\"pki\",\"config\":{\"max_lease_ttl\":\"forever\"}}",
+	              NULL, &rs, &err) == -1 &&
+	     strstr(err.detail, "max_lease_ttl"));
+	T_OK(sys_call(&srv, HTTP_POST, "mounts/x", "{\"type\":\"pki\",\"config\":\"big\"}", NULL, &rs, &err) == -1);
+	T_OK(sys_call(&srv, HTTP_POST, "mounts/pki_int", "{\"type\":\"pki\"}", NULL, &rs, &err) == -1);
+	T_STREQ(err.detail, "path is already in use at pki_int/");
+
+	/* Tune read gives effective TTLs; "system" resets to the 768h default. */
+	T_OK(sys_call(&srv, HTTP_GET, "mounts/pki_int/tune", "", NULL, &rs, &err) == 0);
+	T_OK(json_integer_value(json_object_get(rs.data, "default_lease_ttl")) == 3600 &&
+	     json_integer_value(json_object_get(rs.data, "max_lease_ttl")) == 43800 * 3600);
+	T_OK(sys_call(&srv, HTTP_POST, "mounts/pki_int/tune",
+	              "{\"default_lease_ttl\":\"system\",\"max_lease_ttl\":\"2h\"}", NULL, &rs, &err) == -1 &&
+	     strstr(err.detail, "cannot be greater"));
+	T_OK(sys_call(&srv, HTTP_POST, "mounts/pki_int/tune",
+	              "{\"default_lease_ttl\":\"system\",\"description\":\"d2\"}", NULL, &rs, &err) == 0);
+	T_OK(sys_call(&srv, HTTP_GET, "mounts/pki_int/tune", "", NULL, &rs, &err) == 0);
+	T_OK(json_integer_value(json_object_get(rs.data, "default_lease_ttl")) == MOUNT_SYSTEM_TTL);
+	T_STREQ(json_string_value(json_object_get(rs.data, "description")), "d2");
+	T_OK(sys_call(&srv, HTTP_POST, "mounts/pki_int/tune", "{\"max_lease_ttl\":\"forever\"}", NULL, &rs, &err) ==
+	     -1);
+	T_OK(sys_call(&srv, HTTP_POST, "mounts/nope/tune", "{\"max_lease_ttl\":\"1h\"}", NULL, &rs, &err) == -1);
+	T_OK(sys_call(&srv, HTTP_GET, "mounts/nope/tune", "", NULL, &rs, &err) == -1 && err.code == SG_BAD_REQUEST);
+
+	/* List and single read. */
+	T_OK(sys_call(&srv, HTTP_GET, "mounts", "", NULL, &rs, &err) == 0);
+	T_STREQ(json_string_value(json_object_get(json_object_get(rs.data, "pki_int/"), "description")), "d2");
+	T_OK(sys_call(&srv, HTTP_GET, "mounts/pki_int", "", NULL, &rs, &err) == 0);
+	T_STREQ(json_string_value(json_object_get(rs.data, "type")), "pki");
+
+	/* consul-template's KV probe. */
+	T_OK(sys_call(&srv, HTTP_GET, "internal/ui/mounts/secret", "", NULL, &rs, &err) == -1 &&
+	     err.code == SG_NOT_FOUND);
+
+	/* Delete, twice. */
+	T_OK(sys_call(&srv, HTTP_DELETE, "mounts/pki_int", "", NULL, &rs, &err) == 0);
+	T_OK(sys_call(&srv, HTTP_DELETE, "mounts/pki_int", "", NULL, &rs, &err) == 0);
+	T_OK(sys_call(&srv, HTTP_GET, "mounts", "", NULL, &rs, &err) == 0 && json_object_size(rs.data) == 0);
+out:
+	resp_clear(&rs);
+	mount_table_clear(&srv.mounts);
+	ca_free(srv.ca);
+	store_close(srv.st);
+	free(dir);
+}
+
 int main(void)
 {
 	snprintf(tmp_root, sizeof(tmp_root), "/tmp/sigil-test-server-XXXXXX");
@@ -740,6 +867,7 @@ int main(void)
 	test_flags();
 	test_mount_checks();
 	test_mount_table();
+	test_sys_handlers();
 	{
 		char *cmd = sg_xasprintf("rm -rf '%s'", tmp_root);
 
