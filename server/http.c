@@ -273,6 +273,11 @@ static enum MHD_Result send_error(struct http_ctx *c, const struct sg_err *err)
 		if (err->log[0] != '\0')
 			json_object_set_new(f, "openssl", server_json_string_safe(err->log));
 		server_log(SERVER_LOG_ERROR, "request failed", f);
+	} else if (err->log[0] != '\0' && server_log_enabled(SERVER_LOG_DEBUG)) {
+		/* A client's bad input that OpenSSL rejected: the details help debugging, never the client. */
+		server_log(SERVER_LOG_DEBUG, "request refused",
+		           json_pack("{s:s, s:s, s:o}", "request_id", c->request_id, "code", sg_err_name(err->code),
+		                     "openssl", server_json_string_safe(err->log)));
 	}
 	access_log(c, status, err);
 	return send_buf(c, status, "application/json", body, len, NULL);

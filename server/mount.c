@@ -43,8 +43,8 @@ static struct mount_entry *entry_new(const char *path, const char *type, const c
 	e->m.max_lease_ttl = mttl;
 	e->m.ca.id = e->m.id;
 	e->m.ca.path = e->m.path;
-	e->m.ca.default_ttl = eff(dttl);
 	e->m.ca.max_ttl = eff(mttl);
+	e->m.ca.default_ttl = eff(dttl) < e->m.ca.max_ttl ? eff(dttl) : e->m.ca.max_ttl;
 	e->created = created;
 	atomic_init(&e->refs, 1);
 	return e;
@@ -296,11 +296,16 @@ int mount_ttl_parse(const json_t *obj, const char *key, int64_t *out, struct sg_
 	return rc;
 }
 
+/*
+ * As Vault's tune: an explicit default may not exceed the (explicit or
+ * system) max. An unset default is the system default capped by the max,
+ * so "max_lease_ttl=1h" alone is fine.
+ */
 int mount_ttls_check(int64_t default_ttl, int64_t max_ttl, struct sg_err *err)
 {
-	if (eff(default_ttl) > eff(max_ttl))
+	if (default_ttl > 0 && default_ttl > eff(max_ttl))
 		return sg_err_set(err, SG_BAD_REQUEST, "default_lease_ttl (%llds) cannot be greater than max_lease_ttl (%llds)",
-		                  (long long)eff(default_ttl), (long long)eff(max_ttl));
+		                  (long long)default_ttl, (long long)eff(max_ttl));
 	return 0;
 }
 

@@ -67,7 +67,7 @@ int mount_path_check(const char *path, struct sg_err *err) SG_WUR;
  */
 int mount_ttl_parse(const json_t *obj, const char *key, int64_t *out, struct sg_err *err) SG_WUR;
 
-/* Effective TTLs after defaults; SG_BAD_REQUEST when default exceeds max. */
+/* SG_BAD_REQUEST when an explicit default exceeds the max (0 = system default, 768h). */
 int mount_ttls_check(int64_t default_ttl, int64_t max_ttl, struct sg_err *err) SG_WUR;
 
 /*

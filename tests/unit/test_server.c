@@ -604,6 +604,7 @@ static void test_mount_checks(void)
 	T_OK(mount_ttls_check(0, 0, &err) == 0);
 	T_OK(mount_ttls_check(3600, 7200, &err) == 0);
 	T_OK(mount_ttls_check(0, 87600 * 3600, &err) == 0);
+	T_OK(mount_ttls_check(0, 3600, &err) == 0); /* unset default: the system default capped by the max */
 	T_OK(mount_ttls_check(1000 * 3600, 0, &err) == -1 && err.code == SG_BAD_REQUEST);
 	sg_err_init(&err);
 	T_OK(mount_ttls_check(7200, 3600, &err) == -1);
@@ -814,9 +815,16 @@ static void test_sys_handlers(void)
 	T_OK(sys_call(&srv, HTTP_GET, "mounts/pki_int/tune", "", NULL, &rs, &err) == 0);
 	T_OK(json_integer_value(json_object_get(rs.data, "default_lease_ttl")) == 3600 &&
 	     json_integer_value(json_object_get(rs.data, "max_lease_ttl")) == 43800 * 3600);
-	T_OK(sys_call(&srv, HTTP_POST, "mounts/pki_int/tune",
-	              "{\"default_lease_ttl\":\"system\",\"max_lease_ttl\":\"2h\"}", NULL, &rs, &err) == -1 &&
+	T_OK(sys_call(&srv, HTTP_POST, "mounts/pki_int/tune", "{\"default_lease_ttl\":\"3h\",\"max_lease_ttl\":\"2h\"}",
+	              NULL, &rs, &err) == -1 &&
 	     strstr(err.detail, "cannot be greater"));
+	T_OK(sys_call(&srv, HTTP_POST, "mounts/pki_int/tune",
+	              "{\"default_lease_ttl\":\"system\",\"max_lease_ttl\":\"2h\"}", NULL, &rs, &err) == 0);
+	T_OK(sys_call(&srv, HTTP_GET, "mounts/pki_int/tune", "", NULL, &rs, &err) == 0);
+	T_OK(json_integer_value(json_object_get(rs.data, "default_lease_ttl")) == 7200 &&
+	     json_integer_value(json_object_get(rs.data, "max_lease_ttl")) == 7200);
+	T_OK(sys_call(&srv, HTTP_POST, "mounts/pki_int/tune", "{\"max_lease_ttl\":\"system\"}", NULL, &rs, &err) ==
+	     0);
 	T_OK(sys_call(&srv, HTTP_POST, "mounts/pki_int/tune",
 	              "{\"default_lease_ttl\":\"system\",\"description\":\"d2\"}", NULL, &rs, &err) == 0);
 	T_OK(sys_call(&srv, HTTP_GET, "mounts/pki_int/tune", "", NULL, &rs, &err) == 0);
