@@ -233,6 +233,7 @@ void ca_sans_normalize(struct ca_sans *s);
 struct ca_profile {
 	X509_NAME *subject;           /* borrowed */
 	EVP_PKEY *pubkey;             /* borrowed: the subject key */
+	X509_PUBKEY *spki;            /* borrowed, optional: pubkey as the CSR encodes it */
 	const struct ca_serial *serial;
 	int64_t not_before, not_after;
 	X509 *issuer;                 /* borrowed; NULL = self-signed */

@@ -481,6 +481,7 @@ static int issue_core(struct ca *ca, const struct ca_mount *m, const struct role
 
 	prof.subject = subject;
 	prof.pubkey = pub;
+	prof.spki = req->kind != CA_REQ_ISSUE ? X509_REQ_get_X509_PUBKEY(req->csr) : NULL;
 	prof.issuer = iss->cert;
 	prof.ku_filter_by_key = true;
 	prof.eku_oids = &eku;
@@ -624,6 +625,7 @@ int ca_sign_intermediate(struct ca *ca, const struct ca_mount *m, const char *is
 		goto out;
 	prof.subject = subject;
 	prof.pubkey = pub;
+	prof.spki = X509_REQ_get_X509_PUBKEY(csr);
 	prof.issuer = iss->cert;
 	prof.is_ca = true;
 	prof.max_path_length = pathlen;
