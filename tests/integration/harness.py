@@ -237,8 +237,10 @@ def curl_raw(url, method="GET", body=None, token=None, headers=(), cacert=None, 
     if p.returncode == 0 and code.isdigit() and int(code) > 0:
         with open(hdr_path, "rb") as f:
             raw_headers = f.read().decode("latin-1")
-        with open(out_path, "rb") as f:
-            data = f.read() if os.path.exists(out_path) else b""
+        data = b""
+        if method != "HEAD" and os.path.exists(out_path):  # curl -I writes the headers there
+            with open(out_path, "rb") as f:
+                data = f.read()
         resp = Response(int(code), _last_header_block(raw_headers), data)
     shutil.rmtree(d, ignore_errors=True)
     return resp, p.returncode, p.stderr.decode("utf-8", "replace")
@@ -423,6 +425,15 @@ def colon_serial(cert):
 def epoch(dt):
     import calendar
     return calendar.timegm(dt.utctimetuple())
+
+
+def not_after(cert):
+    """NotAfter as unix seconds (cryptography 38 .. 42+)."""
+    return epoch(getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after)
+
+
+def not_before(cert):
+    return epoch(getattr(cert, "not_valid_before_utc", None) or cert.not_valid_before)
 
 
 def is_self_signed(cert):
@@ -695,7 +706,12 @@ def config_server(name="prod", tls=True, start=True, **cfg):
     a fresh self-signed certificate is made and used as the client CA file."""
     srv = Server("config", cfg=cfg, name=name)
     srv.cfg.setdefault("data_dir", srv.data_dir)
-    srv.cfg.setdefault("kek_file", os.path.join(srv.base, "kek"))
+    if "kek_file" not in srv.cfg:
+        # 64 hex characters, mode 0600, as the README tells operators to make it.
+        srv.cfg["kek_file"] = os.path.join(srv.base, "kek")
+        fd = os.open(srv.cfg["kek_file"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, (os.urandom(32).hex() + "\n").encode())
+        os.close(fd)
     if tls:
         crt, key = make_tls_cert(srv.base)
         srv.cfg.setdefault("tls_cert_file", crt)
@@ -736,7 +752,8 @@ def make_ca(srv, mount, key_type="ec", key_bits=256, cn="Test Root"):
     csr = srv.data("POST", mount + "/intermediate/generate/internal",
                    {"common_name": cn + " Intermediate", "key_type": key_type, "key_bits": key_bits})["csr"]
     inter = srv.data("POST", mount + "/root/sign-intermediate",
-                     {"csr": csr, "issuer_ref": "root", "ttl": "43800h", "format": "pem"})["certificate"]
+                     {"csr": csr, "common_name": cn + " Intermediate", "issuer_ref": "root", "ttl": "43800h",
+                      "format": "pem"})["certificate"]
     imp = srv.data("POST", mount + "/intermediate/set-signed", {"certificate": inter})
     check(len(imp.get("imported_issuers") or []) == 1, "set-signed imported %r" % imp)
     srv.ok("POST", mount + "/config/issuers", {"default": imp["imported_issuers"][0]}, statuses=(200, 204))

@@ -69,7 +69,12 @@ def test_health():
     check(isinstance(j.get("version"), str) and j["version"], "health has no version: %r" % j)
     h = s.req("HEAD", "sys/health", token="")
     eq(h.status, 200, "HEAD sys/health")
-    eq(h.body, b"", "HEAD body")
+    # No body after a HEAD answer: the next answer on the same connection must parse.
+    c = H.Http(s.url)
+    eq(c.request("HEAD", "/v1/sys/health").body, b"", "HEAD body")
+    r = c.request("GET", "/v1/sys/health")
+    eq((r.status, r.json().get("initialized")), (200, True), "GET after HEAD on one keep-alive connection")
+    c.close()
 
 
 def test_dev_prints_root_token():
@@ -276,13 +281,13 @@ def test_ttl_clamp_warning():
     check(isinstance(warnings, list) and warnings, "no warning when the TTL was clamped: %r" % warnings)
     check(any("ttl" in w.lower() for w in warnings), "warning does not mention the TTL: %r" % warnings)
     cert = H.load_cert(j["data"]["certificate"])
-    na = H.epoch(cert.not_valid_after)
+    na = H.not_after(cert)
     check(abs(na - (t0 + 3600)) < 60, "clamped NotAfter is now%+ds, want +3600" % (na - t0))
-    nb = H.epoch(cert.not_valid_before)
+    nb = H.not_before(cert)
     check(abs(nb - (t0 - 30)) < 15, "NotBefore is now%+ds, want -30 (backdate)" % (nb - t0))
     j = s.ok("POST", "pki/issue/short", {"common_name": "t.example.com", "ttl": "30m"}).json()
     check(not j.get("warnings"), "warnings without clamping: %r" % j.get("warnings"))
-    na = H.epoch(H.load_cert(j["data"]["certificate"]).not_valid_after)
+    na = H.not_after(H.load_cert(j["data"]["certificate"]))
     check(abs(na - (time.time() + 1800)) < 60, "NotAfter for ttl=30m is now%+ds" % (na - time.time()))
 
 
@@ -293,7 +298,7 @@ def test_expiration_is_integer():
     check(re.search(rb'"expiration"\s*:\s*\d', r.body), "expiration is not a JSON number: %r" % r.body[:300])
     d = r.data
     check(type(d["expiration"]) is int, "expiration type %s" % type(d["expiration"]).__name__)
-    eq(d["expiration"], H.epoch(H.load_cert(d["certificate"]).not_valid_after), "expiration == NotAfter")
+    eq(d["expiration"], H.not_after(H.load_cert(d["certificate"])), "expiration == NotAfter")
 
 
 def test_ca_chain_array_with_root():
@@ -358,12 +363,44 @@ def test_put_list_and_loose_typing():
     eq(rd.get("max_ttl"), 7200, "role max_ttl read back as integer seconds")
     eq(rd.get("allow_subdomains"), True, "string 'true' stored as boolean")
     d = s.data("PUT", "pki/issue/loose", {"common_name": "put.example.com", "ttl": 600})
-    na = H.epoch(H.load_cert(d["certificate"]).not_valid_after)
+    na = H.not_after(H.load_cert(d["certificate"]))
     check(abs(na - (time.time() + 600)) < 60, "integer ttl 600 gave NotAfter now%+ds" % (na - time.time()))
     keys = s.data("GET", "pki/roles?list=true")["keys"]
     check("loose" in keys, "GET ?list=true roles: %r" % keys)
     keys = s.data("LIST", "pki/roles")["keys"]
     check("loose" in keys, "LIST roles: %r" % keys)
+
+
+def test_revoke_reason_and_list_paging():
+    """Sigil's documented extensions: an RFC 5280 revocation reason, and
+    after/limit paging of LIST certs (the full list stays the default)."""
+    s = srv()
+    role(s, "page", key_type="ec", key_bits=256, ttl="1h")
+    serials = [s.data("POST", "pki/issue/page", {"common_name": "p%d.example.com" % i})["serial_number"]
+               for i in range(5)]
+    full = s.data("LIST", "pki/certs")["keys"]
+    check(set(serials) <= set(full), "LIST certs lacks issued serials")
+    paged, after = [], None
+    for _ in range(len(full) + 2):
+        q = "pki/certs?limit=2" + ("&after=" + after if after else "")
+        r = s.req("LIST", q)
+        if r.status == 404:
+            break
+        keys = H.expect_ok(r, "LIST " + q).data["keys"]
+        check(0 < len(keys) <= 2, "page of %d keys with limit=2" % len(keys))
+        paged += keys
+        after = keys[-1]
+        if len(keys) < 2:
+            break
+    eq(paged, full, "LIST certs pages joined == the full list")
+    r = s.req("POST", "pki/revoke", {"serial_number": serials[0], "reason": "bogus"})
+    H.expect_error(r, 400, "unknown revocation reason", contains="bogus")
+    eq(s.data("GET", "pki/cert/" + serials[0], token="")["revocation_time"], 0, "refused revoke revoked anyway")
+    rv = s.data("POST", "pki/revoke", {"serial_number": serials[0], "reason": "keyCompromise"})
+    check(rv.get("revocation_time", 0) > 0, "revoke with reason: %r" % rv)
+    check(serials[0] in s.data("LIST", "pki/certs/revoked")["keys"], "revoked serial not in certs/revoked")
+    rv2 = s.data("POST", "pki/revoke", {"serial_number": serials[0]})
+    eq(rv2.get("revocation_time"), rv["revocation_time"], "second revoke keeps the first time")
 
 
 if __name__ == "__main__":
