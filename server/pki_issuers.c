@@ -387,9 +387,11 @@ int h_sign_intermediate(struct req *rq, struct resp *rs, struct sg_err *err)
 	struct pki_signed out = {0};
 	const char *ref = req_param(rq, "ref"), *csr_pem = NULL;
 	X509_REQ *csr = NULL;
+	struct role_names names;
 	json_t *d;
 	int ret = -1;
 
+	role_names_init(&names);
 	ca_ca_params_init(&p);
 	if (ca_params_parse(rq->body, &p, false, err) < 0 || pki_format_parse(rq->body, &out.format, err) < 0 ||
 	    sg_json_str(rq->body, "csr", &csr_pem, err) < 0)
@@ -407,6 +409,12 @@ int h_sign_intermediate(struct req *rq, struct resp *rs, struct sg_err *err)
 	csr = ca_csr_parse((const unsigned char *)csr_pem, strlen(csr_pem), err);
 	if (csr == NULL)
 		goto out;
+	/* Vault's pathIssuerSignIntermediate: no common_name means use_csr_common_name. */
+	if (p.common_name == NULL && !p.use_csr_values) {
+		if (ca_csr_names(csr, &names, err) < 0)
+			goto out;
+		p.common_name = names.common_name;
+	}
 	if (ca_sign_intermediate(server_ca(rq->srv), pki_mount(rq), ref, csr, &p, &res, err) < 0)
 		goto out;
 	out.cert = res.cert;
@@ -423,6 +431,7 @@ out:
 	X509_REQ_free(csr);
 	ca_result_clear(&res);
 	ca_ca_params_clear(&p);
+	role_names_clear(&names);
 	return ret;
 }
 
