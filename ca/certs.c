@@ -187,13 +187,14 @@ int ca_cert_rec_decode(const void *val, size_t len, struct ca_cert_record *out, 
 	json_t *o = json_loadb(val, len, 0, &je);
 	const char *der;
 	int64_t reason;
+	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
 	if (o == NULL || !json_is_object(o))
-		goto bad;
+		goto out;
 	der = str_field(o, "certificate");
 	if (sg_base64_decode(der, strlen(der), &out->der, &out->der_len) < 0 || out->der_len == 0)
-		goto bad;
+		goto out;
 	out->serial = sg_xstrdup(str_field(o, "serial"));
 	id_field(o, "issuer_id", out->issuer_id);
 	out->role = sg_xstrdup(str_field(o, "role"));
@@ -205,12 +206,14 @@ int ca_cert_rec_decode(const void *val, size_t len, struct ca_cert_record *out, 
 	reason = int_field(o, "reason");
 	out->reason = reason_valid((enum ca_reason)reason) ? (enum ca_reason)reason : CA_REASON_UNSPECIFIED;
 	out->invalidity_date = int_field(o, "invalidity_date");
+	rc = 0;
+out:
 	json_decref(o);
-	return 0;
-bad:
-	json_decref(o);
-	ca_cert_record_clear(out);
-	return sg_err_set(err, SG_STORAGE, "malformed certificate record");
+	if (rc < 0) {
+		ca_cert_record_clear(out);
+		sg_err_set(err, SG_STORAGE, "malformed certificate record");
+	}
+	return rc;
 }
 
 char *ca_revoked_rec_encode(const struct ca_revoked_rec *r)
@@ -235,11 +238,12 @@ int ca_revoked_rec_decode(const void *val, size_t len, struct ca_revoked_rec *r,
 	const char *der;
 	int64_t reason;
 	struct sg_err tmp;
+	int rc = -1;
 
 	memset(r, 0, sizeof(*r));
 	sg_err_init(&tmp);
 	if (o == NULL || !json_is_object(o) || ca_serial_parse(str_field(o, "serial"), &r->serial, &tmp) < 0)
-		goto bad;
+		goto out;
 	r->time = int_field(o, "revocation_time");
 	reason = int_field(o, "reason");
 	r->reason = reason_valid((enum ca_reason)reason) ? (enum ca_reason)reason : CA_REASON_UNSPECIFIED;
@@ -248,13 +252,15 @@ int ca_revoked_rec_decode(const void *val, size_t len, struct ca_revoked_rec *r,
 	r->not_after = int_field(o, "not_after");
 	der = str_field(o, "certificate");
 	if (der[0] != '\0' && sg_base64_decode(der, strlen(der), &r->der, &r->der_len) < 0)
-		goto bad;
+		goto out;
+	rc = 0;
+out:
 	json_decref(o);
-	return 0;
-bad:
-	json_decref(o);
-	ca_revoked_rec_clear(r);
-	return sg_err_set(err, SG_STORAGE, "malformed revocation record");
+	if (rc < 0) {
+		ca_revoked_rec_clear(r);
+		sg_err_set(err, SG_STORAGE, "malformed revocation record");
+	}
+	return rc;
 }
 
 static int rec_read(struct ca *ca, enum store_table t, const char *mount_id, const struct ca_serial *s,

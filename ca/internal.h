@@ -262,7 +262,7 @@ int ca_csr_exts_filtered(X509_REQ *csr, bool refuse_ca, STACK_OF(X509_EXTENSION)
 struct ca_validity_in {
 	int64_t ttl;                  /* requested, 0 = unset */
 	const char *not_after;        /* RFC 3339 or NULL */
-	int64_t role_ttl, role_max;   /* 0 = mount's */
+	const struct role *role;      /* ttl/max_ttl; NULL = the mount's only */
 	int64_t mount_default, mount_max;
 	int64_t not_before_duration;  /* <0 = 30 s */
 	bool force_truncate;

@@ -48,7 +48,8 @@ void ca_result_clear(struct ca_result *r)
 int ca_validity_compute(const struct ca_validity_in *in, const struct ca_issuer *iss, int64_t *nb, int64_t *na,
                         struct sg_strlist *warnings, struct sg_err *err)
 {
-	int64_t now = sg_now(), ttl, max, nbd;
+	int64_t now = sg_now(), ttl, nbd;
+	bool clamped = false;
 	char a[40], b[40];
 
 	if (in->ttl < 0)
@@ -64,20 +65,18 @@ int ca_validity_compute(const struct ca_validity_in *in, const struct ca_issuer 
 		if (*na <= now)
 			return sg_err_set(err, SG_TTL_INVALID, "not_after %.40s is not in the future", in->not_after);
 	} else {
-		ttl = in->ttl > 0 ? in->ttl : in->role_ttl > 0 ? in->role_ttl : in->mount_default;
-		max = in->role_max > 0 ? in->role_max : in->mount_max;
-		if (max > 0 && ttl > max) {
+		ttl = role_ttl(in->role, in->ttl, in->mount_default, in->mount_max, &clamped);
+		if (clamped && warnings != NULL) {
 			/* Vault clamps with a warning rather than failing (compat doc 1.2 max_ttl). */
-			ca_go_duration(ttl, a, sizeof(a));
-			ca_go_duration(max, b, sizeof(b));
-			if (warnings != NULL) {
-				char *w = sg_xasprintf("TTL \"%s\" is longer than permitted maxTTL \"%s\", so maxTTL is being used",
-				                       a, b);
+			const struct role *r = in->role;
+			int64_t asked = in->ttl > 0 ? in->ttl : r != NULL && r->ttl > 0 ? r->ttl : in->mount_default;
+			char *w;
 
-				sg_strlist_add(warnings, w);
-				free(w);
-			}
-			ttl = max;
+			ca_go_duration(asked, a, sizeof(a));
+			ca_go_duration(ttl, b, sizeof(b));
+			w = sg_xasprintf("TTL \"%s\" is longer than permitted maxTTL \"%s\", so maxTTL is being used", a, b);
+			sg_strlist_add(warnings, w);
+			free(w);
 		}
 		if (ttl <= 0)
 			return sg_err_set(err, SG_TTL_INVALID, "no validity period: set a ttl");
@@ -468,8 +467,7 @@ static int issue_core(struct ca *ca, const struct ca_mount *m, const struct role
 
 	vin.ttl = req->ttl;
 	vin.not_after = r->not_after != NULL && r->not_after[0] != '\0' ? r->not_after : req->not_after;
-	vin.role_ttl = r->ttl;
-	vin.role_max = r->max_ttl;
+	vin.role = r;
 	vin.mount_default = m->default_ttl;
 	vin.mount_max = m->max_ttl;
 	vin.not_before_duration = r->not_before_duration;

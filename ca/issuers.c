@@ -284,7 +284,7 @@ int ca_issuer_decode(const void *val, size_t len, struct ca_issuer *out, struct 
 	memset(out, 0, sizeof(*out));
 	sg_err_init(&tmp);
 	if (o == NULL || !json_is_object(o))
-		goto bad;
+		goto out;
 	id = json_object_get(o, "id");
 	name = json_object_get(o, "name");
 	kid = json_object_get(o, "key_id");
@@ -292,41 +292,41 @@ int ca_issuer_decode(const void *val, size_t len, struct ca_issuer *out, struct 
 	beh = json_object_get(o, "leaf_not_after_behavior");
 	urls = json_object_get(o, "urls");
 	if (!json_is_string(id) || json_string_length(id) != 36 || !json_is_string(cert))
-		goto bad;
+		goto out;
 	memcpy(out->id, json_string_value(id), 37);
 	out->name = sg_xstrdup(json_is_string(name) ? json_string_value(name) : "");
 	if (json_is_string(kid) && json_string_length(kid) == 36)
 		memcpy(out->key_id, json_string_value(kid), 37);
 	if (sg_base64_decode(json_string_value(cert), json_string_length(cert), &der, &dlen) < 0)
-		goto bad;
+		goto out;
 	p = der;
 	out->cert = d2i_X509(NULL, &p, (long)dlen);
 	if (out->cert == NULL || p != der + dlen)
-		goto bad;
+		goto out;
 	if (json_is_string(beh) && behavior_parse(json_string_value(beh), &out->behavior) < 0)
-		goto bad;
+		goto out;
 	if (sg_json_list(o, "usage", &out->usage, &tmp) < 0 || sg_json_list(o, "manual_chain", &out->manual_chain, &tmp) < 0)
-		goto bad;
+		goto out;
 	if (urls != NULL && ca_urls_decode_json(urls, &out->urls, &tmp) < 0)
-		goto bad;
+		goto out;
 	if (sg_json_bool(o, "revoked", &b, &tmp) < 0)
-		goto bad;
+		goto out;
 	out->revoked = b;
 	if (sg_json_int(o, "revocation_time", &n, &tmp) < 0)
-		goto bad;
+		goto out;
 	out->revocation_time = n;
 	n = 0;
 	if (sg_json_int(o, "created", &n, &tmp) < 0)
-		goto bad;
+		goto out;
 	out->created = n;
 	cert_facts(out);
 	rc = 0;
-	goto out;
-bad:
-	ERR_clear_error();
-	ca_issuer_clear(out);
-	sg_err_set(err, SG_STORAGE, "malformed issuer record");
 out:
+	if (rc < 0) {
+		ERR_clear_error();
+		ca_issuer_clear(out);
+		sg_err_set(err, SG_STORAGE, "malformed issuer record");
+	}
 	free(der);
 	json_decref(o);
 	return rc;
@@ -556,18 +556,18 @@ int ca_state_load(struct ca *ca, const char *mount_id, struct ca_mstate **out, s
 	char prefix[CA_MAX_STORE_KEY];
 	json_t *o = NULL;
 	const json_t *v;
-	int rc;
+	int rc, ret = -1;
 
 	atomic_init(&s->refs, 1);
 	snprintf(s->mount_id, sizeof(s->mount_id), "%s", mount_id);
 	ca_skey(prefix, sizeof(prefix), mount_id, "");
 	if (store_scan(ca->st, STORE_ISSUERS, prefix, NULL, 0, issuer_scan_cb, &c, err) < 0)
-		goto bad;
+		goto out;
 	if (s->n > 1)
 		qsort(s->issuers, s->n, sizeof(*s->issuers), by_created);
 
 	if ((rc = config_get(ca, mount_id, "issuers", &o, err)) < 0)
-		goto bad;
+		goto out;
 	if (rc == 1) {
 		v = json_object_get(o, "default");
 		if (json_is_string(v) && json_string_length(v) == 36 && find_index(s, json_string_value(v)) >= 0)
@@ -577,13 +577,13 @@ int ca_state_load(struct ca *ca, const char *mount_id, struct ca_mstate **out, s
 	json_decref(o);
 	o = NULL;
 	if ((rc = config_get(ca, mount_id, "urls", &o, err)) < 0)
-		goto bad;
+		goto out;
 	if (rc == 1 && ca_urls_decode_json(o, &s->urls, err) < 0)
-		goto bad;
+		goto out;
 	json_decref(o);
 	o = NULL;
 	if ((rc = config_get(ca, mount_id, "cluster", &o, err)) < 0)
-		goto bad;
+		goto out;
 	if (rc == 1) {
 		v = json_object_get(o, "path");
 		if (json_is_string(v) && json_string_length(v) > 0)
@@ -596,15 +596,16 @@ int ca_state_load(struct ca *ca, const char *mount_id, struct ca_mstate **out, s
 	o = NULL;
 
 	if (load_signers(ca, s, err) < 0)
-		goto bad;
+		goto out;
 	for (size_t i = 0; i < s->n; i++)
 		build_chain(s, i);
 	*out = s;
-	return 0;
-bad:
+	s = NULL;
+	ret = 0;
+out:
 	json_decref(o);
 	ca_mstate_free(s);
-	return -1;
+	return ret;
 }
 
 const struct ca_issuer *ca_state_find(const struct ca_mstate *s, const char *ref, struct sg_err *err)

@@ -389,13 +389,13 @@ int ca_key_rec_decode(const void *val, size_t len, struct ca_key_rec *rec, struc
 
 	memset(rec, 0, sizeof(*rec));
 	if (o == NULL || !json_is_object(o))
-		goto bad;
+		goto out;
 	id = json_object_get(o, "id");
 	name = json_object_get(o, "name");
 	type = json_object_get(o, "type");
 	bits = json_object_get(o, "bits");
 	if (!json_is_string(id) || json_string_length(id) != 36 || !json_is_string(type) || !json_is_integer(bits))
-		goto bad;
+		goto out;
 	memcpy(rec->id, json_string_value(id), 36);
 	rec->name = sg_xstrdup(json_is_string(name) ? json_string_value(name) : "");
 	rec->type = sg_xstrdup(json_string_value(type));
@@ -404,13 +404,13 @@ int ca_key_rec_decode(const void *val, size_t len, struct ca_key_rec *rec, struc
 	    b64_field(o, "ciphertext", &rec->ct, &rec->ct_len) < 0 ||
 	    b64_fixed(o, "nonce", rec->nonce, sizeof(rec->nonce)) < 0 ||
 	    b64_fixed(o, "tag", rec->tag, sizeof(rec->tag)) < 0)
-		goto bad;
+		goto out;
 	rc = 0;
-	goto out;
-bad:
-	ca_key_rec_clear(rec);
-	sg_err_set(err, SG_STORAGE, "malformed key record");
 out:
+	if (rc < 0) {
+		ca_key_rec_clear(rec);
+		sg_err_set(err, SG_STORAGE, "malformed key record");
+	}
 	json_decref(o);
 	return rc;
 }

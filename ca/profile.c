@@ -180,20 +180,20 @@ static GENERAL_NAME *gn_other(const char *v, struct sg_err *err)
 	ASN1_OBJECT *oid = NULL;
 	ASN1_TYPE *val = NULL;
 	ASN1_UTF8STRING *u = NULL;
-	GENERAL_NAME *gn = NULL;
+	GENERAL_NAME *gn = NULL, *ret = NULL;
 	size_t tl;
 
 	if (semi == NULL || (size_t)(semi - v) >= sizeof(oidtxt) || (colon = strchr(semi + 1, ':')) == NULL)
-		goto bad;
+		goto out;
 	tl = (size_t)(colon - semi - 1);
 	if (!((tl == 4 && strncasecmp(semi + 1, "UTF8", 4) == 0) || (tl == 5 && strncasecmp(semi + 1, "UTF-8", 5) == 0)))
-		goto bad;
+		goto out;
 	memcpy(oidtxt, v, (size_t)(semi - v));
 	oidtxt[semi - v] = '\0';
 	if (!role_oid_valid(oidtxt) || (oid = OBJ_txt2obj(oidtxt, 1)) == NULL)
-		goto bad;
+		goto out;
 	if (strlen(colon + 1) > ROLE_MAX_NAME_BYTES)
-		goto bad;
+		goto out;
 	u = ASN1_UTF8STRING_new();
 	val = ASN1_TYPE_new();
 	gn = GENERAL_NAME_new();
@@ -202,12 +202,15 @@ static GENERAL_NAME *gn_other(const char *v, struct sg_err *err)
 	ASN1_TYPE_set(val, V_ASN1_UTF8STRING, u);
 	if (GENERAL_NAME_set0_othername(gn, oid, val) != 1)
 		sg_die("out of memory");
-	return gn;
-bad:
-	ERR_clear_error();
+	ret = gn;
+	oid = NULL;
+out:
+	if (ret == NULL) {
+		ERR_clear_error();
+		sg_err_set(err, SG_BAD_REQUEST, "invalid other SAN '%.64s' (want <oid>;UTF8:<value>)", v);
+	}
 	ASN1_OBJECT_free(oid);
-	sg_err_set(err, SG_BAD_REQUEST, "invalid other SAN '%.64s' (want <oid>;UTF8:<value>)", v);
-	return NULL;
+	return ret;
 }
 
 static int push_names(GENERAL_NAMES *g, const struct sg_strlist *l, int type, struct sg_err *err)
@@ -227,22 +230,23 @@ static int push_names(GENERAL_NAMES *g, const struct sg_strlist *l, int type, st
 
 static GENERAL_NAMES *sans_build(const struct ca_sans *s, struct sg_err *err)
 {
-	GENERAL_NAMES *g = GENERAL_NAMES_new();
+	GENERAL_NAMES *g = GENERAL_NAMES_new(), *ret = NULL;
 
 	if (g == NULL)
 		sg_die("out of memory");
 	if (ca_sans_count(s) > ROLE_MAX_SANS) {
 		sg_err_set(err, SG_BAD_REQUEST, "more than %d subject alternative names", ROLE_MAX_SANS);
-		goto bad;
+		goto out;
 	}
 	if (push_names(g, &s->dns, GEN_DNS, err) < 0 || push_names(g, &s->emails, GEN_EMAIL, err) < 0 ||
 	    push_names(g, &s->ips, GEN_IPADD, err) < 0 || push_names(g, &s->uris, GEN_URI, err) < 0 ||
 	    push_names(g, &s->other, GEN_OTHERNAME, err) < 0)
-		goto bad;
-	return g;
-bad:
+		goto out;
+	ret = g;
+	g = NULL;
+out:
 	GENERAL_NAMES_free(g);
-	return NULL;
+	return ret;
 }
 
 int ca_sans_to_ext(const struct ca_sans *s, bool critical, X509_EXTENSION **out, struct sg_err *err)

@@ -388,6 +388,25 @@ static void test_intermediate_chain(void)
 	T_OK(imp.imported_issuers.n == 0 && imp.existing_issuers.n == 2);
 	ca_import_result_clear(&imp);
 
+	/* use_csr_values: the CSR's subject and SANs; CA:true and the parent's path length rules still apply. */
+	{
+		EVP_PKEY *k2 = keygen("ec", 256);
+		X509_REQ *c2 = make_csr(k2, "CSR Named CA", "DNS:ca.example.com", false);
+		struct ca_result r2;
+
+		ca_ca_params_init(&p);
+		p.use_csr_values = true;
+		p.ttl = YEAR;
+		p.max_path_length = 3;
+		T_CHECK(ca_sign_intermediate(g_ca, &rootm.m, NULL, c2, &p, &r2, &err) == 0, "%s", err.detail);
+		T_OK(X509_NAME_cmp(X509_get_subject_name(r2.cert), X509_REQ_get_subject_name(c2)) == 0);
+		T_OK(has_dns(r2.cert, "ca.example.com") && X509_check_ca(r2.cert) == 1 && X509_get_pathlen(r2.cert) == 3);
+		ca_result_clear(&r2);
+		ca_ca_params_clear(&p);
+		X509_REQ_free(c2);
+		EVP_PKEY_free(k2);
+	}
+
 	/* A leaf from the intermediate verifies up to the root. */
 	k = keygen("ec", 256);
 	csr = make_csr(k, "svc.example.com", NULL, false);
@@ -407,6 +426,20 @@ static void test_intermediate_chain(void)
 
 		T_OK(ca_import_pem(g_ca, &intm.m, kb, strlen(kb), false, &imp, &err) < 0 && err.code == SG_BAD_REQUEST);
 		free(kb);
+	}
+	/* A leaf certificate is not an issuer. */
+	{
+		char *lp;
+
+		sg_err_init(&err);
+		T_OK(issue(&intm.m, r, CA_REQ_ISSUE, NULL, "leaf.example.com", NULL, 600, &leaf, &err) == 0);
+		lp = pem_of(leaf.cert);
+		sg_err_init(&err);
+		T_OK(ca_import_pem(g_ca, &intm.m, lp, strlen(lp), true, &imp, &err) < 0 && err.code == SG_BAD_REQUEST);
+		sg_err_init(&err);
+		T_OK(ca_import_pem(g_ca, &intm.m, "garbage", 7, true, &imp, &err) < 0 && err.code == SG_BAD_PEM);
+		free(lp);
+		ca_result_clear(&leaf);
 	}
 	free(bundle);
 	free(pem);
