@@ -688,6 +688,11 @@ static int issuer_update(struct req *rq, struct resp *rs, bool patch, struct sg_
 	if (sg_json_list(rq->body, "manual_chain", &info.manual_chain, err) < 0 ||
 	    urls_apply(rq->body, &info.urls, "enable_aia_url_templating", err) < 0)
 		goto out;
+	/* Vault allows "self" as the first manual_chain entry: this issuer. */
+	if (info.manual_chain.n > 0 && strcmp(info.manual_chain.v[0], "self") == 0) {
+		free(info.manual_chain.v[0]);
+		info.manual_chain.v[0] = sg_xstrdup(info.id);
+	}
 	if (sg_json_str(rq->body, "revocation_signature_algorithm", &alg, err) < 0)
 		goto out;
 	if (alg != NULL && *alg != '\0' && strcasecmp(alg, revocation_sig_alg(info.cert)) != 0) {
