@@ -420,7 +420,11 @@ typedef int (*ca_revoked_cb)(void *arg, const struct ca_revoked_entry *e, struct
 int ca_revoked_scan(struct ca *ca, const struct ca_mount *m, ca_revoked_cb cb, void *arg,
                     struct sg_err *err) SG_WUR;
 
-/* Called after every durable revocation (the CRL/OCSP issue registers here). */
+/*
+ * Called once per new durable revocation, after the commit and outside any
+ * CA lock (the CRL/OCSP module registers here); serial_hex is colon hex,
+ * issuer_id the issuer whose CRL lists it. Not called when already revoked.
+ */
 typedef void (*ca_revoke_hook)(void *arg, const char *mount_id, const char *serial_hex, const char *issuer_id);
 void ca_set_revoke_hook(struct ca *ca, ca_revoke_hook hook, void *arg);
 
