@@ -120,7 +120,8 @@ int pki_format_parse(const json_t *body, enum pki_format *out, struct sg_err *er
 		*out = PKI_FORMAT_PEM_BUNDLE;
 		return 0;
 	}
-	return sg_err_set(err, SG_BAD_REQUEST, "the \"format\" path parameter must be \"pem\", \"der\", or \"pem_bundle\"");
+	return sg_err_set(err, SG_BAD_REQUEST,
+	                  "the \"format\" path parameter must be \"pem\", \"der\", or \"pem_bundle\"");
 }
 
 int pki_key_format_parse(const json_t *body, bool *pkcs8, struct sg_err *err)

@@ -271,7 +271,8 @@ static int certs_list(struct req *rq, struct resp *rs, bool revoked, struct sg_e
 
 		limit = strtoull(ls, &end, 10);
 		if (*end != '\0' || ls[0] == '-' || limit > PKI_LIST_LIMIT_MAX) {
-			sg_err_set(err, SG_BAD_REQUEST, "limit must be an integer between 0 and %d", PKI_LIST_LIMIT_MAX);
+			sg_err_set(err, SG_BAD_REQUEST, "limit must be an integer between 0 and %d",
+			           PKI_LIST_LIMIT_MAX);
 			goto out;
 		}
 	}
@@ -318,7 +319,8 @@ static int revoke_target(const json_t *b, const char **serial, X509 **cert, stru
 	if (pem != NULL && *pem == '\0')
 		pem = NULL;
 	if (s != NULL && pem != NULL)
-		return sg_err_set(err, SG_BAD_REQUEST, "must provide either the certificate or the serial to revoke; not both");
+		return sg_err_set(err, SG_BAD_REQUEST,
+		                  "must provide either the certificate or the serial to revoke; not both");
 	if (s == NULL && pem == NULL)
 		return sg_err_set(err, SG_BAD_REQUEST, "the serial number or certificate to revoke must be provided");
 	if (s != NULL) {

@@ -53,13 +53,15 @@ static int parse_names(const json_t *b, bool csr_cn, bool csr_sans, struct ca_re
 		goto out;
 	if (!csr_sans) {
 		sg_strlist_copy(&r->alt_names, &alt);
-		if (sg_json_list(b, "ip_sans", &r->ip_sans, err) < 0 || sg_json_list(b, "uri_sans", &r->uri_sans, err) < 0 ||
+		if (sg_json_list(b, "ip_sans", &r->ip_sans, err) < 0 ||
+		    sg_json_list(b, "uri_sans", &r->uri_sans, err) < 0 ||
 		    sg_json_list(b, "other_sans", &r->other_sans, err) < 0)
 			goto out;
 	} else if (alt.n > 0) {
 		resp_warn(rs, "the alt_names field was provided but the role is set with \"use_csr_sans\" set to true");
 	}
-	if (sg_json_list(b, "user_ids", &r->user_ids, err) < 0 || sg_json_str(b, "serial_number", &r->serial_number, err) < 0 ||
+	if (sg_json_list(b, "user_ids", &r->user_ids, err) < 0 ||
+	    sg_json_str(b, "serial_number", &r->serial_number, err) < 0 ||
 	    sg_json_bool(b, "exclude_cn_from_sans", &r->exclude_cn_from_sans, err) < 0)
 		goto out;
 	if (r->serial_number != NULL && *r->serial_number == '\0')

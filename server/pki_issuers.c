@@ -589,8 +589,9 @@ static int urls_check(const struct sg_strlist *l, const char *field, bool templa
 			ok = false;
 		if (!ok)
 			return sg_err_set(err, SG_BAD_REQUEST,
-			                  "invalid URL found in Authority Information Access (AIA) parameter %s: %.200s%s", field,
-			                  u, !templating && strstr(u, "{{") ? " (templates need enable_templating)" : "");
+			                  "invalid URL found in Authority Information Access (AIA) parameter %s: %.200s%s",
+			                  field, u,
+			                  !templating && strstr(u, "{{") ? " (templates need enable_templating)" : "");
 	}
 	return 0;
 }
@@ -661,8 +662,9 @@ static int issuer_update(struct req *rq, struct resp *rs, bool patch, struct sg_
 		} else if (strcmp(behavior, "permit") == 0) {
 			info.leaf_not_after_behavior = CA_NA_PERMIT;
 		} else {
-			sg_err_set(err, SG_BAD_REQUEST, "Unknown value for field `leaf_not_after_behavior`. Possible values "
-			                                "are `err`, `truncate`, and `permit`.");
+			sg_err_set(err, SG_BAD_REQUEST,
+			           "Unknown value for field `leaf_not_after_behavior`. Possible values are `err`, "
+			           "`truncate`, and `permit`.");
 			goto out;
 		}
 	}
@@ -1085,7 +1087,8 @@ int h_config_keys_write(struct req *rq, struct resp *rs, struct sg_err *err)
 	if (sg_json_str(rq->body, "default", &def, err) < 0)
 		return -1;
 	if (def == NULL || *def == '\0' || strcmp(def, "default") == 0)
-		return sg_err_set(err, SG_BAD_REQUEST, "Invalid key specification; must be non-empty and can't be 'default'.");
+		return sg_err_set(err, SG_BAD_REQUEST,
+		                  "Invalid key specification; must be non-empty and can't be 'default'.");
 	if (ca_keys_default_set(server_ca(rq->srv), pki_mount(rq), def, err) < 0)
 		return -1;
 	return keys_config_answer(rq, rs, err);
@@ -1097,9 +1100,11 @@ static json_t *urls_json(const struct ca_urls *u)
 {
 	json_t *d = json_object();
 
-	for (size_t i = 0; i < sizeof(url_fields) / sizeof(url_fields[0]); i++)
-		json_object_set_new(d, url_fields[i].key,
-		                    sg_strlist_to_json((const struct sg_strlist *)((const char *)u + url_fields[i].off)));
+	for (size_t i = 0; i < sizeof(url_fields) / sizeof(url_fields[0]); i++) {
+		const struct sg_strlist *l = (const struct sg_strlist *)((const char *)u + url_fields[i].off);
+
+		json_object_set_new(d, url_fields[i].key, sg_strlist_to_json(l));
+	}
 	json_object_set_new(d, "enable_templating", json_boolean(u->enable_templating));
 	return d;
 }
@@ -1185,7 +1190,8 @@ int h_config_cluster_write(struct req *rq, struct resp *rs, struct sg_err *err)
 	int ret = -1;
 
 	if (ca_cluster_get(server_ca(rq->srv), pki_mount(rq), &c, err) < 0 ||
-	    cluster_field(rq->body, "path", &c.path, err) < 0 || cluster_field(rq->body, "aia_path", &c.aia_path, err) < 0 ||
+	    cluster_field(rq->body, "path", &c.path, err) < 0 ||
+	    cluster_field(rq->body, "aia_path", &c.aia_path, err) < 0 ||
 	    ca_cluster_set(server_ca(rq->srv), pki_mount(rq), &c, err) < 0)
 		goto out;
 	resp_data(rs, cluster_json(&c));

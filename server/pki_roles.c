@@ -87,7 +87,9 @@ static int issuer_ref_warn(struct req *rq, struct resp *rs, const struct role *r
 			resp_warn(rs, "Issuing Certificate was set to default, but no default issuing certificate "
 			              "(configurable at /config/ca) is currently set");
 		} else {
-			resp_warn(rs, "Issuing Certificate was set to %s but no issuing certificate currently has that name",
+			resp_warn(rs,
+			          "Issuing Certificate was set to %s but no issuing certificate currently has that "
+			          "name",
 			          r->issuer_ref);
 		}
 	}
