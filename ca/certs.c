@@ -710,7 +710,7 @@ int ca_revoke_with_key(struct ca *ca, const struct ca_mount *m, const char *seri
 	/* Proof of possession: the key must be the certificate's. */
 	if (EVP_PKEY_eq(X509_get0_pubkey(x), key) != 1) {
 		ERR_clear_error();
-		sg_err_set(err, SG_PERMISSION_DENIED, "the private key does not match the certificate");
+		sg_err_set(err, SG_BAD_REQUEST, "the private key does not match the certificate");
 		goto out;
 	}
 	rc = ca_revoke(ca, m, cert != NULL ? serial : sn.colon, cert, CA_REASON_UNSPECIFIED, 0, res, err);

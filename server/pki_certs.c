@@ -173,7 +173,7 @@ int h_cert_read(struct req *rq, struct resp *rs, struct sg_err *err)
 	if (got < 0)
 		goto out;
 	if (got == 0) {
-		ret = pki_not_found(err);
+		ret = sg_err_set(err, SG_NOT_FOUND, "certificate not found: %s", serial != NULL ? serial : "");
 		goto out;
 	}
 	p = rec.der;
@@ -218,7 +218,7 @@ static int cert_raw(struct req *rq, struct resp *rs, bool pem, struct sg_err *er
 	if (got < 0)
 		goto out;
 	if (got == 0) {
-		ret = pki_not_found(err);
+		ret = sg_err_set(err, SG_NOT_FOUND, "certificate not found: %s", serial != NULL ? serial : "");
 		goto out;
 	}
 	if (!pem) {

@@ -174,7 +174,7 @@ int h_role_read(struct req *rq, struct resp *rs, struct sg_err *err)
 	if (got < 0)
 		return -1;
 	if (got == 0)
-		return pki_not_found(err);
+		return sg_err_set(err, SG_NOT_FOUND, "role not found: %s", req_param(rq, "name"));
 	resp_data(rs, role_encode(r));
 	role_free(r);
 	return 0;
@@ -220,7 +220,7 @@ int h_role_patch(struct req *rq, struct resp *rs, struct sg_err *err)
 	if (got < 0)
 		goto out;
 	if (got == 0) {
-		ret = pki_not_found(err);
+		ret = sg_err_set(err, SG_NOT_FOUND, "role not found: %s", req_param(rq, "name"));
 		goto out;
 	}
 	if (role_apply_json_warn(r, rq->body, &warnings, err) < 0)
