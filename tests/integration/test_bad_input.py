@@ -339,5 +339,65 @@ def test_unknown_paths():
     s.assert_healthy("after unknown paths")
 
 
+def test_caps_on_names_and_sizes():
+    s = srv()
+    many = ",".join("n%d.example.com" % i for i in range(1000))
+    bad(s, "POST", "pki/issue/bad", {"common_name": "a.example.com", "alt_names": many}, 400, "1000 SANs")
+    bad(s, "POST", "pki/issue/bad", {"common_name": "a" * 10000 + ".example.com"}, 400, "10000-char CN")
+    bad(s, "POST", "pki/issue/bad", {"common_name": "a.example.com", "ip_sans": "1.2.3.4" + ",x" * 5000}, 400,
+        "5000 bogus IP SANs")
+    # A CSR over the 64 KiB cap (thousands of SANs).
+    big = H.make_csr(state["key"], cn="ok.example.com", dns=["d%05d.example.com" % i for i in range(3500)])
+    check(len(big) > 64 * 1024, "test bug: CSR only %d bytes" % len(big))
+    bad(s, "POST", "pki/sign/bad", {"csr": big}, (400, 413), "CSR over 64 KiB")
+    s.assert_healthy("after oversized names")
+
+
+def test_http_framing():
+    """Valid HTTP/1.1 framings work; broken ones fail without hurting the server."""
+    s = srv()
+    body = {"common_name": "chunk.example.com"}
+    r = s.req("POST", "pki/issue/bad", body, headers=("Transfer-Encoding: chunked",))
+    H.expect_ok(r, "chunked request body")
+    r = s.req("POST", "pki/issue/bad", body, headers=("Expect: 100-continue",))
+    H.expect_ok(r, "Expect: 100-continue")
+    # Two pipelined requests in one write: two answers, in order.
+    req = ("GET /v1/sys/health HTTP/1.1\r\nHost: x\r\n\r\n"
+           "GET /v1/pki/ca/pem HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").encode()
+    data = _raw(s, req)
+    eq(data.count(b"HTTP/1.1 200"), 2, "answers to two pipelined requests")
+    check(data.find(b'"initialized"') < data.find(b"BEGIN CERTIFICATE"), "pipelined answers out of order")
+    # Garbage and lies: the server answers 4xx or closes, and stays up.
+    for raw in (b"HELLO\r\n\r\n", b"GET\r\n\r\n", b"GET /v1/sys/health HTTP/9.9\r\n\r\n",
+                b"POST /v1/pki/issue/bad HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+                b"POST /v1/pki/issue/bad HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n",
+                b"POST /v1/pki/issue/bad HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                b"POST /v1/pki/issue/bad HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"a\":"):
+        data = _raw(s, raw, timeout=3)
+        check(not data.startswith(b"HTTP/1.1 2"), "%r answered %r" % (raw[:40], data[:40]))
+    s.assert_healthy("after broken HTTP framing")
+
+
+def _raw(s, payload, timeout=10):
+    import socket
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=timeout)
+    try:
+        c.sendall(payload)
+        if b"Content-Length: 100\r\n" in payload:
+            c.shutdown(socket.SHUT_WR)  # the promised body never comes
+        out = b""
+        while True:
+            try:
+                chunk = c.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+    finally:
+        c.close()
+
+
 if __name__ == "__main__":
     H.main(globals())
