@@ -403,5 +403,76 @@ def test_revoke_reason_and_list_paging():
     eq(rv2.get("revocation_time"), rv["revocation_time"], "second revoke keeps the first time")
 
 
+def test_role_post_replaces_patch_merges():
+    s = srv()
+    s.ok("POST", "pki/roles/merge", {"allowed_domains": "example.com", "allow_subdomains": True,
+                                     "key_type": "ec", "max_ttl": "5h"}, statuses=(200, 204))
+    s.ok("PATCH", "pki/roles/merge", {"max_ttl": "2h"}, headers=("Content-Type: application/merge-patch+json",),
+         statuses=(200, 204))
+    r = s.data("GET", "pki/roles/merge")
+    eq((r.get("max_ttl"), r.get("allowed_domains"), r.get("key_type")), (7200, ["example.com"], "ec"),
+       "PATCH kept the other fields")
+    s.ok("POST", "pki/roles/merge", {"max_ttl": "2h"}, statuses=(200, 204))
+    r = s.data("GET", "pki/roles/merge")
+    eq((r.get("allowed_domains"), r.get("allow_subdomains"), r.get("key_type")), ([], False, "rsa"),
+       "POST reset the unspecified fields to their defaults")
+    H.expect_error(s.req("PATCH", "pki/roles/no-such-role", {"max_ttl": "1h"},
+                         headers=("Content-Type: application/merge-patch+json",)), 404, "PATCH of a missing role")
+    s.ok("DELETE", "pki/roles/merge", statuses=(200, 204))
+    eq(s.req("GET", "pki/roles/merge").status, 404, "role after DELETE")
+
+
+def test_revoke_forms():
+    """revoke by serial, by certificate PEM, revoke-with-key; issuers refused."""
+    s = srv()
+    role(s, "rev", key_type="ec", key_bits=256, ttl="1h")
+    a, b, c = (s.data("POST", "pki/issue/rev", {"common_name": "r%d.example.com" % i}) for i in range(3))
+    rv = s.data("POST", "pki/revoke", {"certificate": b["certificate"]})
+    check(rv.get("revocation_time", 0) > 0, "revoke by certificate: %r" % rv)
+    check(s.data("GET", "pki/cert/" + b["serial_number"], token="")["revocation_time"] > 0,
+          "revoke by certificate did not revoke it")
+    rv = s.data("POST", "pki/revoke-with-key", {"serial_number": c["serial_number"], "private_key": c["private_key"]})
+    check(rv.get("revocation_time", 0) > 0, "revoke-with-key: %r" % rv)
+    rd = s.data("GET", "pki/cert/" + c["serial_number"], token="")
+    check(rd["revocation_time"] > 0 and rd.get("revocation_time_rfc3339"), "revoke-with-key read back: %r" %
+          {k: v for k, v in rd.items() if k != "certificate"})
+    eq(s.data("GET", "pki/cert/" + a["serial_number"], token="")["revocation_time"], 0, "untouched cert revoked")
+    revoked = s.data("LIST", "pki/certs/revoked")["keys"]
+    check(b["serial_number"] in revoked and c["serial_number"] in revoked and a["serial_number"] not in revoked,
+          "certs/revoked: %r" % revoked)
+    # The issuing CA itself cannot be revoked through pki/revoke.
+    ca = H.load_cert(a["issuing_ca"])
+    r = s.req("POST", "pki/revoke", {"serial_number": H.colon_serial(ca)})
+    H.expect_error(r, 400, "revoking the issuer through pki/revoke")
+    H.expect_ok(s.health(), "health")
+    eq(H.load_cert(s.ok("GET", "pki/ca", token="").body), ca, "CA still served")
+
+
+def test_sign_verbatim_and_issuer_paths():
+    s = srv()
+    key = H.gen_key("ec256")
+    csr = H.make_csr(key, cn="verbatim.other.org", dns=["verbatim.other.org", "x.other.org"], ips=["10.9.8.7"])
+    d = s.data("POST", "pki/sign-verbatim", {"csr": csr, "ttl": "1h"})
+    cert = H.load_cert(d["certificate"])
+    eq(H.cert_cn(cert), "verbatim.other.org", "sign-verbatim CN from the CSR")
+    dns, ips, _, _ = H.cert_sans(cert)
+    eq((sorted(dns), ips), (["verbatim.other.org", "x.other.org"], ["10.9.8.7"]), "sign-verbatim SANs")
+    from cryptography import x509
+    bc = None
+    try:
+        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        pass
+    check(bc is None or not bc.ca, "sign-verbatim produced a CA certificate")
+    H.verify_issued(d, root_pem(s))
+    # issuer/:ref/{issue,sign}/:role pick the issuer from the path.
+    role(s, "ipath", key_type="ec", key_bits=256, ttl="1h")
+    dflt = s.data("GET", "pki/issuer/default")
+    d = s.data("POST", "pki/issuer/%s/issue/ipath" % dflt["issuer_id"], {"common_name": "ip.example.com"})
+    eq(H.load_cert(d["certificate"]).issuer, H.load_cert(dflt["certificate"]).subject, "issuer/:ref/issue")
+    d = s.data("POST", "pki/issuer/default/sign/ipath", {"csr": H.make_csr(key, cn="ip2.example.com")})
+    eq(H.load_cert(d["certificate"]).issuer, H.load_cert(dflt["certificate"]).subject, "issuer/:ref/sign")
+
+
 if __name__ == "__main__":
     H.main(globals())
