@@ -107,10 +107,17 @@ def free_port():
         s.close()
 
 
+_dying = False  # set by SIGTERM/SIGINT: clean up fast, before a SIGKILL follows
+
+
 def _cleanup():
     for srv in list(_servers):
         try:
-            srv._reap(check=False)
+            if _dying and srv.proc is not None and srv.proc.poll() is None:
+                srv.proc.kill()
+                srv.proc.wait(timeout=5)
+            else:
+                srv._reap(check=False)
         except Exception:
             pass
     for p in list(_children):
@@ -125,6 +132,8 @@ def _cleanup():
 
 
 def _on_signal(signum, frame):
+    global _dying
+    _dying = True
     raise SystemExit(128 + signum)
 
 

@@ -399,5 +399,25 @@ def _raw(s, payload, timeout=10):
         c.close()
 
 
+def test_percent_encoded_nul_in_path():
+    """%00 in a path must not truncate it: 'roles/keep%00x' is not 'roles/keep'."""
+    s = srv()
+    s.ok("POST", "pki/roles/keep", {"allow_any_name": True, "max_ttl": "1h"}, statuses=(200, 204))
+    r = s.req("POST", "pki/roles/nul%00trunc", {"allow_any_name": True})
+    check(r.status >= 400, "POST pki/roles/nul%%00trunc answered HTTP %d" % r.status)
+    H.expect_error(r, (400, 404), "NUL in a role name")
+    eq(s.req("GET", "pki/roles/nul").status, 404, "POST roles/nul%00trunc created role 'nul'")
+    r = s.req("DELETE", "pki/roles/keep%00x")
+    check(r.status >= 400, "DELETE pki/roles/keep%%00x answered HTTP %d" % r.status)
+    eq(s.data("GET", "pki/roles/keep").get("max_ttl"), 3600, "role 'keep' after DELETE keep%00x")
+    r = s.req("POST", "pki/roles/keep%00x", {"allow_any_name": True, "max_ttl": "9h"})
+    check(r.status >= 400, "POST pki/roles/keep%%00x answered HTTP %d" % r.status)
+    eq(s.data("GET", "pki/roles/keep").get("max_ttl"), 3600, "role 'keep' overwritten through keep%00x")
+    for path in ("sys/mounts/pki%00x", "pki%00/roles/keep", "pki/issue/keep%00x"):
+        r = s.req("POST", path, {"common_name": "a.example.com", "type": "pki"})
+        check(r.status >= 400, "POST %s answered HTTP %d" % (path, r.status))
+    s.assert_healthy("after %00 paths")
+
+
 if __name__ == "__main__":
     H.main(globals())
