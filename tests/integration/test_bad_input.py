@@ -419,5 +419,100 @@ def test_percent_encoded_nul_in_path():
     s.assert_healthy("after %00 paths")
 
 
+ROLE_FIELDS = ["issuer_ref", "ttl", "max_ttl", "allow_localhost", "allowed_domains", "allowed_domains_template",
+               "allow_bare_domains", "allow_subdomains", "allow_glob_domains", "allow_wildcard_certificates",
+               "allow_any_name", "enforce_hostnames", "allow_ip_sans", "allowed_uri_sans", "allowed_other_sans",
+               "allowed_serial_numbers", "allowed_user_ids", "cn_validations", "require_cn", "server_flag",
+               "client_flag", "code_signing_flag", "email_protection_flag", "key_usage", "ext_key_usage",
+               "ext_key_usage_oids", "key_type", "key_bits", "signature_bits", "use_pss", "use_csr_common_name",
+               "use_csr_sans", "ou", "organization", "country", "policy_identifiers",
+               "basic_constraints_valid_for_non_ca", "not_before_duration", "not_after", "generate_lease",
+               "no_store"]
+ISSUE_FIELDS = ["common_name", "alt_names", "ip_sans", "uri_sans", "other_sans", "user_ids", "serial_number",
+                "ttl", "not_after", "format", "private_key_format", "exclude_cn_from_sans",
+                "remove_roots_from_chain", "csr"]
+
+
+def _random_value(rnd, depth=0):
+    kind = rnd.randrange(14 if depth < 2 else 10)
+    if kind == 0:
+        return rnd.choice([0, 1, -1, 2 ** 31, 2 ** 63 - 1, -2 ** 63, 2 ** 64, 10 ** 30, 30, 256, 384, 4096])
+    if kind == 1:
+        return rnd.choice([0.5, -1.5, 1e308, 1e-308, 3.0])
+    if kind == 2:
+        return rnd.choice([True, False, None])
+    if kind == 3:
+        return rnd.choice(["", " ", "true", "false", "1h", "2160h0m0s", "-1s", "99999999999h", "1e9", "0x10",
+                           "rsa", "ec", "ed25519", "any", "pem", "der", "pem_bundle", "pkcs8", "default",
+                           "*", "*.example.com", "a.example.com", "a.example.com,b.example.com", "127.0.0.1",
+                           "::1", "spiffe://x/*", "1.2.3.4;UTF8:x", "DigitalSignature", "ServerAuth",
+                           "1.2.3.4", "2030-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "email,hostname"])
+    if kind == 4:
+        return "".join(rnd.choice("abc.-*,;:/@%\\\"'{}[]\u00e9\u4e2d\U0001f600 \t\n") for _ in range(rnd.randrange(1, 40)))
+    if kind == 5:
+        return "x" * rnd.choice([64, 65, 255, 256, 4096, 70000])
+    if kind == 6:
+        return ",".join(rnd.choice(["a.example.com", "", "*", "10.0.0.1", "x@y.z"]) for _ in range(rnd.randrange(1, 30)))
+    if kind == 7:
+        return state["csr"] if rnd.random() < 0.5 else state["csr"][: rnd.randrange(1, len(state["csr"]))]
+    if kind == 8:
+        return rnd.randrange(-5, 100000)
+    if kind == 9:
+        return "-----BEGIN CERTIFICATE-----\n" + "QUFB" * rnd.randrange(0, 50) + "\n-----END CERTIFICATE-----\n"
+    if kind in (10, 11):
+        return [_random_value(rnd, depth + 1) for _ in range(rnd.randrange(0, 5))]
+    return {str(_random_value(rnd, depth + 1))[:10]: _random_value(rnd, depth + 1) for _ in range(rnd.randrange(0, 4))}
+
+
+def test_random_field_values():
+    """Every documented field with random types and values: the answer is a
+    success or a well-formed 4xx, never a 5xx, a hang or a sanitizer report."""
+    import random
+    s = srv()
+    seed = int(os.environ.get("SIGIL_FUZZ_SEED", str(random.randrange(1 << 30))))
+    rounds = int(os.environ.get("SIGIL_FUZZ_ROUNDS", "400"))
+    H.log("   random field values: seed %d, %d requests (SIGIL_FUZZ_SEED to replay)" % (seed, rounds))
+    rnd = random.Random(seed)
+    H.enable_pki(s, "fuzzmnt")
+    s.data("POST", "fuzzmnt/root/generate/internal", {"common_name": "fuzz root", "key_type": "ec",
+                                                      "issuer_name": "fz"})
+    c = H.Http(s.url, s.token)
+    targets = [
+        ("POST", "/v1/fuzzmnt/roles/fz", ROLE_FIELDS),
+        ("PATCH", "/v1/fuzzmnt/roles/fz", ROLE_FIELDS),
+        ("POST", "/v1/pki/issue/bad", ISSUE_FIELDS),
+        ("POST", "/v1/pki/sign/bad", ISSUE_FIELDS),
+        ("POST", "/v1/pki/sign-verbatim", ISSUE_FIELDS + ["key_usage", "ext_key_usage"]),
+        ("POST", "/v1/pki/revoke", ["serial_number", "certificate", "reason"]),
+        ("POST", "/v1/fuzzmnt/config/urls", ["issuing_certificates", "crl_distribution_points", "ocsp_servers",
+                                             "enable_templating"]),
+        ("POST", "/v1/sys/mounts/fuzzmnt/tune", ["default_lease_ttl", "max_lease_ttl", "description"]),
+        ("PATCH", "/v1/fuzzmnt/issuer/default", ["issuer_name", "leaf_not_after_behavior", "usage", "manual_chain",
+                                                 "issuing_certificates"]),
+        ("POST", "/v1/fuzzmnt/intermediate/generate/internal", ["common_name", "alt_names", "ttl", "key_name",
+                                                                "ou", "exclude_cn_from_sans", "max_path_length"]),
+    ]
+    for i in range(rounds):
+        method, path, fields = rnd.choice(targets)
+        body = {f: _random_value(rnd) for f in rnd.sample(fields, rnd.randrange(1, min(6, len(fields)) + 1))}
+        if "sign" in path and rnd.random() < 0.7:
+            body["csr"] = state["csr"]
+        if method == "POST" and "intermediate/generate" in path:
+            body["key_type"] = "ec"  # keep key generation cheap
+        try:
+            r = c.request(method, path, body)
+        except Exception as e:
+            raise H.TestFailure("seed %d request %d %s %s %r: no answer (%s)" % (seed, i, method, path, body, e))
+        if r.status >= 500 or r.status not in (200, 204, 400, 404):
+            raise H.TestFailure("seed %d request %d %s %s %r: HTTP %d %r" %
+                                (seed, i, method, path, body, r.status, r.body[:300]))
+        if r.status >= 400:
+            H.expect_error(r, r.status, "seed %d request %d %s %s %r" % (seed, i, method, path, body))
+        if i % 50 == 49:
+            s.assert_healthy("after %d random requests (seed %d)" % (i + 1, seed))
+    c.close()
+    s.assert_healthy("after random field values (seed %d)" % seed)
+
+
 if __name__ == "__main__":
     H.main(globals())
