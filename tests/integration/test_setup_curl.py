@@ -126,10 +126,15 @@ def test_readme_first_certificate():
     out = p.stdout.decode("utf-8", "replace")
     check(p.returncode == 0, "README flow exit %d: %s" % (p.returncode, out[-800:]))
     check(re.search(r"www\.crt: OK", out), "README flow did not verify www.crt: %s" % out[-800:])
+    check(re.search(r"api\.crt: OK", out), "README sign flow did not verify api.crt: %s" % out[-800:])
     cert = H.load_cert(open(os.path.join(d, "www.crt")).read())
     eq(H.cert_cn(cert), "www.example.com", "README certificate CN")
     key = load_private(open(os.path.join(d, "www.key")).read())
     eq(spki(key.public_key()), spki(cert.public_key()), "README key matches certificate")
+    cert = H.load_cert(open(os.path.join(d, "api.crt")).read())
+    eq(H.cert_cn(cert), "api.example.com", "README signed certificate CN")
+    key = load_private(open(os.path.join(d, "api.key")).read())
+    eq(spki(key.public_key()), spki(cert.public_key()), "README CSR key matches the signed certificate")
 
 
 # ---------------------------------------------------------------- key types
