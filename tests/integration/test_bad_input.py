@@ -230,6 +230,20 @@ def test_broken_pem_and_der():
         bad(s, "POST", "badmnt/intermediate/set-signed", {"certificate": c}, 400, "set-signed: " + what)
         bad(s, "POST", "pki/revoke-with-key", {"certificate": c, "private_key": state["cert_key"]}, 400,
             "revoke-with-key certificate: " + what)
+    key_der = H.pem_blocks(state["key"])[0][1]
+    bundle_garbage = cert_garbage + [
+        ("empty", ""),
+        ("key only, truncated", state["key"][: len(state["key"]) // 2]),
+        ("garbage key block", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
+        ("truncated key DER", pem(key_der[: len(key_der) // 2], "PRIVATE KEY")),
+        ("encrypted key", "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n"),
+        ("unknown block type", "-----BEGIN FOO-----\nAAAA\n-----END FOO-----\n"),
+    ]
+    for what, b in bundle_garbage:
+        for path in ("badmnt/config/ca", "badmnt/issuers/import/bundle"):
+            bad(s, "POST", path, {"pem_bundle": b}, 400, "pem_bundle: " + what)
+    bad(s, "POST", "badmnt/issuers/import/cert", {"pem_bundle": state["key"]}, 400,
+        "issuers/import/cert with a private key")
     # A certificate this mount never issued.
     foreign = s.data("POST", "badmnt/root/generate/exported", {"common_name": "foreign", "key_type": "ec",
                                                                 "issuer_name": "foreign"})["certificate"]

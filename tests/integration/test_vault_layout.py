@@ -302,5 +302,28 @@ def test_issuers_and_keys():
     check(r1["key_id"] in s.data("LIST", "pki_iss/keys")["keys"], "key in use was deleted anyway")
 
 
+def test_import_bundle():
+    """config/ca and issuers/import/bundle: an exported root (certificate and
+    key) becomes an issuer with its key in another mount; duplicates are
+    reported as existing."""
+    s = srv()
+    H.enable_pki(s, "pki_src")
+    ex = s.data("POST", "pki_src/root/generate/exported", {"common_name": "portable root", "key_type": "ec",
+                                                             "ttl": "100h"})
+    H.enable_pki(s, "pki_dst")
+    imp = s.data("POST", "pki_dst/config/ca", {"pem_bundle": ex["private_key"] + "\n" + ex["certificate"]})
+    eq(len(imp.get("imported_issuers") or []), 1, "imported issuers")
+    eq(len(imp.get("imported_keys") or []), 1, "imported keys")
+    iss = s.data("GET", "pki_dst/issuer/" + imp["imported_issuers"][0])
+    check(iss.get("key_id"), "imported issuer is not linked to its key")
+    s.ok("POST", "pki_dst/roles/r", {"allow_any_name": True, "key_type": "ec", "ttl": "1h"}, statuses=(200, 204))
+    d = s.data("POST", "pki_dst/issue/r", {"common_name": "imp.example.com"})
+    H.verify_chain(ex["certificate"], "", d["certificate"])
+    again = s.data("POST", "pki_dst/issuers/import/bundle", {"pem_bundle": ex["certificate"] + "\n" +
+                                                                           ex["private_key"]})
+    eq(again.get("imported_issuers") or [], [], "re-import created a new issuer")
+    check(imp["imported_issuers"][0] in (again.get("existing_issuers") or []), "re-import not reported existing")
+
+
 if __name__ == "__main__":
     H.main(globals())
