@@ -552,6 +552,7 @@ class Server:
             except TestFailure:
                 # Another process may have taken the port between our probe and the bind.
                 if self.proc.poll() is not None and attempt < 2 and "in use" in self.stderr_tail(5).lower():
+                    self._reaped = True
                     self.port = None
                     continue
                 raise
@@ -567,13 +568,16 @@ class Server:
             if self.proc.poll() is not None:
                 raise TestFailure("server exited with status %s during start-up: %s" %
                                   (self.proc.returncode, self.stderr_tail(15)))
+            c = Http(self.url, cacert=self.cacert, timeout=5)
             try:
-                r = Http(self.url, cacert=self.cacert, timeout=5).request("GET", "/v1/sys/health")
+                r = c.request("GET", "/v1/sys/health")
                 if r.status == 200:
                     return
                 last = "HTTP %d" % r.status
             except (OSError, http.client.HTTPException) as e:
                 last = str(e)
+            finally:
+                c.close()
             time.sleep(0.1)
         raise TestFailure("server not healthy after %.0fs (%s): %s" % (timeout, last, self.stderr_tail(15)))
 
