@@ -34,25 +34,30 @@ ALL_LDFLAGS := -pie $(OPT) $(LDFLAGS)
 LIBS    := $(PKG_LIBS) -lpthread
 
 # Module order matters for static linking: higher floors first.
-MODULES := server ca roles store common
+MODULES := server auth lease ca roles store common
 common_SRCS := $(wildcard common/*.c)
 store_SRCS  := $(wildcard store/*.c)
 roles_SRCS  := $(wildcard roles/*.c)
 ca_SRCS     := $(wildcard ca/*.c)
+lease_SRCS  := $(wildcard lease/*.c)
+auth_SRCS   := $(wildcard auth/*.c)
 server_SRCS := $(filter-out server/main.c,$(wildcard server/*.c))
 MAIN_SRCS   := cli/main.c
 
 lib = $(BUILD)/lib$(1).a
 objs = $(patsubst %.c,$(BUILD)/%.o,$($(1)_SRCS))
 
-# Unit tests: one binary per module, linked only against the floors it needs.
-UNIT_TESTS := common store roles ca ca_parse server
-unit_common_DEPS := common
-unit_store_DEPS  := store common
-unit_roles_DEPS  := roles common
-unit_ca_DEPS     := ca roles store common
-unit_ca_parse_DEPS := ca roles store common
-unit_server_DEPS := server ca roles store common
+# Unit tests: one binary per module (tests/unit/test_<module>[_<part>].c),
+# linked only against the floors it needs, chosen by the name's prefix.
+UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
+unit_deps = $(strip \
+  $(if $(filter common%,$(1)),common, \
+  $(if $(filter store%,$(1)),store common, \
+  $(if $(filter roles%,$(1)),roles common, \
+  $(if $(filter lease%,$(1)),lease store common, \
+  $(if $(filter ca%,$(1)),ca roles store common, \
+  $(if $(filter auth%,$(1)),auth lease ca roles store common, \
+  server auth lease ca roles store common))))))))
 
 SIGIL := $(BUILD)/sigil
 LOADGEN := $(BUILD)/sigil-bench
@@ -78,7 +83,7 @@ $(LOADGEN): $(BUILD)/bench/loadgen.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 define UNIT_BIN
-$(BUILD)/tests/unit/test_$(1): $(BUILD)/tests/unit/test_$(1).o $(foreach m,$(unit_$(1)_DEPS),$(call lib,$(m)))
+$(BUILD)/tests/unit/test_$(1): $(BUILD)/tests/unit/test_$(1).o $(foreach m,$(call unit_deps,$(1)),$(call lib,$(m)))
 	$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LIBS)
 endef
 $(foreach t,$(UNIT_TESTS),$(eval $(call UNIT_BIN,$(t))))
@@ -104,7 +109,7 @@ FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -I. $(PKG_CFLAGS) \
   -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED
-FUZZ_LIB_SRCS := $(common_SRCS) $(store_SRCS) $(roles_SRCS) $(ca_SRCS) $(server_SRCS)
+FUZZ_LIB_SRCS := $(common_SRCS) $(store_SRCS) $(roles_SRCS) $(ca_SRCS) $(lease_SRCS) $(auth_SRCS) $(server_SRCS)
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) $< $(FUZZ_LIB_SRCS) -o $@ $(LIBS)

@@ -1,0 +1,94 @@
+#ifndef SG_LEASE_H
+#define SG_LEASE_H
+
+/*
+ * Generic leases (DESIGN.md rule 2). A lease has an id shaped like Vault's
+ * ("<mount>/<op>/<role>/<24 base62>"), a kind ("pki-cert"), an owner (the
+ * accessor of the token that obtained it, or an ACME account id), times and
+ * an opaque JSON payload. lease/ knows nothing of certificates: each kind
+ * registers a revoke callback at start-up. Revocation works in chunks: the
+ * callback adds its durable marks to the same store batch as the lease
+ * deletions, so revoking 10,000 leases is a handful of commits.
+ *
+ * Storage: STORE_LEASES "<id>" -> lease JSON; STORE_INDEX
+ * "lease-owner/<owner>/<id>" -> "" and "lease-exp/<16 hex expire>/<id>" -> ""
+ * (ordered by expiry for the sweeper).
+ */
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/util.h"
+#include "store/store.h"
+
+#define LEASE_ID_MAX 400
+#define LEASE_REVOKE_CHUNK 1000 /* leases per commit when revoking many */
+
+struct lease {
+	char *id;
+	char *kind;
+	char *owner;          /* "" when none */
+	int64_t issue_time, expire_time, last_renewal; /* last_renewal 0 = never */
+	bool renewable;
+	json_t *data;         /* kind-specific payload, e.g. {"mount":..,"serial":..} */
+};
+void lease_clear(struct lease *l);
+
+struct lease_mgr;
+
+/*
+ * Revoke callback of a kind: adds to b whatever makes the n leases revoked
+ * durably (e.g. certificate revocation records). It runs before the lease
+ * records are deleted in the same commit. After the commit succeeds,
+ * `done` (may be NULL) runs with the same leases for non-durable follow-up
+ * (OCSP cache, CRL scheduling).
+ */
+struct lease_kind {
+	const char *name;
+	int (*revoke)(void *arg, const struct lease *leases, size_t n, struct store_batch *b, struct sg_err *err);
+	void (*done)(void *arg, const struct lease *leases, size_t n);
+	void *arg;
+};
+
+int lease_mgr_new(struct store *st, struct lease_mgr **out, struct sg_err *err) SG_WUR;
+void lease_mgr_free(struct lease_mgr *m);
+void lease_kind_register(struct lease_mgr *m, const struct lease_kind *k);
+
+/*
+ * Adds the creation of a lease to b (so it commits with the thing it
+ * leases). id_prefix is the request path ("pki/issue/web"); the id gets 24
+ * random base62 characters appended. *out_id is malloc'ed.
+ */
+int lease_batch_create(struct lease_mgr *m, struct store_batch *b, const char *id_prefix, const char *kind,
+                       const char *owner, int64_t ttl, bool renewable, json_t *data, char **out_id,
+                       struct sg_err *err) SG_WUR;
+
+/* 1 found, 0 absent, -1 error. */
+int lease_lookup(struct lease_mgr *m, const char *id, struct lease *out, struct sg_err *err) SG_WUR;
+/* Ids under a prefix (the next path segment only, Vault's LIST semantics: "a/", "a/b"). */
+int lease_list(struct lease_mgr *m, const char *prefix, struct sg_strlist *out, struct sg_err *err) SG_WUR;
+/* SG_BAD_REQUEST "lease is not renewable" for non-renewable kinds. */
+int lease_renew(struct lease_mgr *m, const char *id, int64_t increment, struct lease *out, struct sg_err *err) SG_WUR;
+
+/* Revokes one lease; absent is SG_BAD_REQUEST "invalid lease ID". */
+int lease_revoke(struct lease_mgr *m, const char *id, struct sg_err *err) SG_WUR;
+/*
+ * Revokes every lease whose id starts with prefix (a whole segment:
+ * "pki/issue/web" matches "pki/issue/web/..." not "pki/issue/webx/...").
+ * force: a callback error does not stop it (the lease is deleted anyway).
+ * *count receives the number revoked.
+ */
+int lease_revoke_prefix(struct lease_mgr *m, const char *prefix, bool force, uint64_t *count,
+                        struct sg_err *err) SG_WUR;
+/* Revokes every lease of an owner (token revocation cascade). */
+int lease_revoke_owner(struct lease_mgr *m, const char *owner, uint64_t *count, struct sg_err *err) SG_WUR;
+/* Deletes lease records whose expiry has passed (their kind's revoke callback is not needed: expired). */
+int lease_tidy(struct lease_mgr *m, uint64_t *count, struct sg_err *err) SG_WUR;
+
+/* Background sweeper thread: lease_tidy every interval seconds. */
+int lease_sweeper_start(struct lease_mgr *m, int interval_seconds, struct sg_err *err) SG_WUR;
+
+json_t *lease_to_json(const struct lease *l); /* Vault's sys/leases/lookup data */
+
+#endif
