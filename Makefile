@@ -13,7 +13,9 @@ else
 BUILD   ?= build
 endif
 
-PKGS    := openssl libmicrohttpd jansson lmdb libcurl
+# gnutls: libmicrohttpd's own TLS backend; the server asks it for the client
+# certificates of a connection (TLS-certificate login, auth/cert).
+PKGS    := openssl libmicrohttpd jansson lmdb libcurl gnutls
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -57,7 +59,7 @@ unit_deps = $(strip \
   $(if $(filter lease%,$(1)),lease store common, \
   $(if $(filter ca%,$(1)),ca roles store common, \
   $(if $(filter auth%,$(1)),auth lease ca roles store common, \
-  server auth lease ca roles store common))))))))
+  server auth lease ca roles store common)))))))
 
 SIGIL := $(BUILD)/sigil
 LOADGEN := $(BUILD)/sigil-bench
@@ -125,7 +127,7 @@ fuzz: $(foreach t,$(FUZZ_TARGETS),build-fuzz/fuzz_$(t))
 # Debian packages for building, running and testing. Idempotent: apt runs only
 # when something is missing.
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev libssl-dev openssl \
-  libmicrohttpd-dev libjansson-dev liblmdb-dev lmdb-utils libcurl4-openssl-dev curl \
+  libmicrohttpd-dev libgnutls28-dev libjansson-dev liblmdb-dev lmdb-utils libcurl4-openssl-dev curl \
   python3 python3-hvac python3-cryptography python3-requests ca-certificates
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \

@@ -47,6 +47,16 @@ struct mount {
 };
 
 struct server; /* opaque to handlers; accessors below */
+struct auth_mount; /* server/auth_mounts.h */
+
+#define HTTP_MAX_PEER_CERTS 10 /* client certificates of a handshake that reach handlers */
+
+/* The certificates a TLS client presented, borrowed from the TLS session for the request's life. */
+struct req_peer {
+	size_t n;
+	const unsigned char *der[HTTP_MAX_PEER_CERTS];
+	size_t len[HTTP_MAX_PEER_CERTS];
+};
 
 struct req {
 	struct server *srv;
@@ -66,6 +76,10 @@ struct req {
 	const json_t *query;        /* query arguments: name -> string ("" when valueless) */
 	const char *token_accessor; /* accessor of the caller's token; NULL on ROUTE_AUTH_NONE routes */
 	const json_t *token;        /* the caller's token entry (policies, display_name...), or NULL */
+	/* Auth methods: the auth mount of an auth/<path>/... request (NULL elsewhere). */
+	const struct auth_mount *auth_mount;
+	/* The TLS client certificate chain (DER, leaf first) of the connection; NULL without TLS or certificate. */
+	const struct req_peer *peer;
 };
 
 struct resp {

@@ -15,6 +15,7 @@
 #include "server/token.h"
 
 struct MHD_Daemon;
+struct auth_mounts;
 
 struct server {
 	struct server_config cfg;
@@ -27,6 +28,7 @@ struct server {
 	char cluster_name[64];
 	struct MHD_Daemon *daemon;
 	atomic_long inflight;       /* requests between first byte and completion */
+	struct auth_mounts *auth_mounts; /* sys/auth: enabled auth methods */
 };
 
 /* Starts libmicrohttpd on the configured address (TLS unless disabled). */
