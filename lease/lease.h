@@ -24,6 +24,13 @@
 
 #define LEASE_ID_MAX 400
 #define LEASE_REVOKE_CHUNK 1000 /* leases per commit when revoking many */
+#define LEASE_ID_RANDOM 24      /* base62 characters appended to the prefix */
+#define LEASE_OWNER_MAX 128     /* owner: a token accessor or an ACME account id */
+#define LEASE_KIND_MAX 32       /* characters of a kind name */
+#define LEASE_MAX_KINDS 16
+#define LEASE_LIST_MAX 100000   /* entries one LIST may return */
+#define LEASE_RECORD_MAX (64u << 10)
+#define LEASE_MAX_INCREMENT (32LL * 24 * 3600) /* renewals: 768h, Vault's system max TTL */
 
 struct lease {
 	char *id;
@@ -32,6 +39,7 @@ struct lease {
 	int64_t issue_time, expire_time, last_renewal; /* last_renewal 0 = never */
 	bool renewable;
 	json_t *data;         /* kind-specific payload, e.g. {"mount":..,"serial":..} */
+	int outcome;          /* scratch for the kind: set by its revoke, read by its done; 0 on load */
 };
 void lease_clear(struct lease *l);
 
@@ -42,11 +50,16 @@ struct lease_mgr;
  * durably (e.g. certificate revocation records). It runs before the lease
  * records are deleted in the same commit. After the commit succeeds,
  * `done` (may be NULL) runs with the same leases for non-durable follow-up
- * (OCSP cache, CRL scheduling).
+ * (OCSP cache, CRL scheduling); each lease's `outcome` holds what revoke
+ * left there. revoke may run again for the same leases (a commit that lost
+ * a race with a concurrent writer is rebuilt), and it must report per-lease
+ * problems it can live with through `outcome`, not an error: an error
+ * under force makes the manager retry lease by lease and drop the failing
+ * ones without their callback.
  */
 struct lease_kind {
 	const char *name;
-	int (*revoke)(void *arg, const struct lease *leases, size_t n, struct store_batch *b, struct sg_err *err);
+	int (*revoke)(void *arg, struct lease *leases, size_t n, struct store_batch *b, struct sg_err *err);
 	void (*done)(void *arg, const struct lease *leases, size_t n);
 	void *arg;
 };
@@ -58,15 +71,26 @@ void lease_kind_register(struct lease_mgr *m, const struct lease_kind *k);
 /*
  * Adds the creation of a lease to b (so it commits with the thing it
  * leases). id_prefix is the request path ("pki/issue/web"); the id gets 24
- * random base62 characters appended. *out_id is malloc'ed.
+ * random base62 characters appended. *out_id is malloc'ed. kind must be
+ * registered, owner ("" or NULL for none) has no '/', ttl > 0; data is
+ * borrowed (copied into the record). SG_BAD_REQUEST for a malformed prefix.
  */
 int lease_batch_create(struct lease_mgr *m, struct store_batch *b, const char *id_prefix, const char *kind,
                        const char *owner, int64_t ttl, bool renewable, json_t *data, char **out_id,
                        struct sg_err *err) SG_WUR;
 
-/* 1 found, 0 absent, -1 error. */
+/*
+ * A lease id or prefix is 1..LEASE_ID_MAX printable ASCII characters in
+ * non-empty '/'-separated segments, none of them "." or "..".
+ */
+bool lease_path_valid(const char *s);
+
+/* 1 found, 0 absent (an expired lease is absent), -1 error. */
 int lease_lookup(struct lease_mgr *m, const char *id, struct lease *out, struct sg_err *err) SG_WUR;
-/* Ids under a prefix (the next path segment only, Vault's LIST semantics: "a/", "a/b"). */
+/*
+ * Ids under a prefix (the next path segment only, Vault's LIST semantics: "a/", "a/b").
+ * "" lists the top level. Expired leases not yet swept are listed.
+ */
 int lease_list(struct lease_mgr *m, const char *prefix, struct sg_strlist *out, struct sg_err *err) SG_WUR;
 /* SG_BAD_REQUEST "lease is not renewable" for non-renewable kinds. */
 int lease_renew(struct lease_mgr *m, const char *id, int64_t increment, struct lease *out, struct sg_err *err) SG_WUR;
