@@ -404,6 +404,39 @@ int ca_revoke(struct ca *ca, const struct ca_mount *m, const char *serial, X509 
 int ca_revoke_with_key(struct ca *ca, const struct ca_mount *m, const char *serial, X509 *cert,
                        const char *key_pem, struct ca_revoke_result *res, struct sg_err *err) SG_WUR;
 
+/*
+ * Batch revocation, for revoking leases by the thousand (a role's kill
+ * switch, a token's cascade): the same durable marks as ca_revoke, staged
+ * into the caller's batch so that many revocations share one commit.
+ * Each item gets a state instead of an error, as Vault's lease revocation
+ * treats them: a missing certificate (e.g. its mount was deleted) and an
+ * expired one are not revoked and count as done; an issuer is never
+ * revoked here. The revocation records are staged with put_new, so a
+ * concurrent revocation of the same serial makes the commit fail with
+ * SG_CONFLICT: stage again into a new batch (the item then reads ALREADY).
+ * Returns -1 only for storage errors.
+ */
+#define CA_SERIAL_TEXT_MAX (3 * CA_MAX_SERIAL_BYTES + 1)
+enum ca_revoke_state {
+	CA_RB_REVOKED = 1,          /* staged: revoked when the batch commits */
+	CA_RB_ALREADY,              /* revoked before (revocation_time is the first one) */
+	CA_RB_MISSING,              /* no such certificate in the mount */
+	CA_RB_EXPIRED,              /* expired: not added to the CRL, as Vault */
+	CA_RB_ISSUER,               /* an issuer's certificate: use issuer/:ref/revoke */
+	CA_RB_INVALID,              /* the serial text is malformed */
+};
+struct ca_revoke_item {
+	const char *serial;         /* in: colon, hyphen or bare hex */
+	enum ca_revoke_state state; /* out */
+	int64_t revocation_time;    /* out: REVOKED and ALREADY */
+	char serial_colon[CA_SERIAL_TEXT_MAX]; /* out: normalised, "" when INVALID */
+	char issuer_id[37];         /* out: REVOKED and ALREADY, for the revoke hook */
+};
+int ca_revoke_batch_add(struct ca *ca, const struct ca_mount *m, struct ca_revoke_item *items, size_t n,
+                        enum ca_reason reason, struct store_batch *b, struct sg_err *err) SG_WUR;
+/* After the batch committed: runs the revoke hook (OCSP view, CRL scheduling) for each REVOKED item. */
+void ca_revoke_notify(struct ca *ca, const struct ca_mount *m, const struct ca_revoke_item *items, size_t n);
+
 /* Every revocation record of a mount, for CRL and OCSP building. Fields are borrowed during the call. */
 struct ca_revoked_entry {
 	const unsigned char *serial;    /* big-endian magnitude */
