@@ -150,6 +150,23 @@ bool auth_cidr_allowed(const struct sg_strlist *cidrs, const char *addr)
 	return false;
 }
 
+bool auth_cidr_within(const char *inner, const struct sg_strlist *outer)
+{
+	struct ipnet in;
+
+	if (outer == NULL || outer->n == 0)
+		return true;
+	if (cidr_parse(inner, &in) != 0)
+		return false;
+	for (size_t i = 0; i < outer->n; i++) {
+		struct ipnet net;
+
+		if (cidr_parse(outer->v[i], &net) == 0 && net.bits <= in.bits && net_contains(&net, &in))
+			return true;
+	}
+	return false;
+}
+
 int auth_cidrs_check(const struct sg_strlist *cidrs, const char *field, struct sg_err *err)
 {
 	if (cidrs->n > AUTH_MAX_CIDRS)

@@ -45,6 +45,8 @@ void auth_tokenfields_to_params(const struct auth_tokenfields *f, struct auth_to
  * cannot be parsed is never allowed by a non-empty list.
  */
 bool auth_cidr_allowed(const struct sg_strlist *cidrs, const char *addr);
+/* True when the CIDR block (or address) inner lies inside one of outer's blocks (empty outer = anywhere). */
+bool auth_cidr_within(const char *inner, const struct sg_strlist *outer);
 /* SG_BAD_REQUEST naming field unless every entry is an address or CIDR block (at most AUTH_MAX_CIDRS). */
 int auth_cidrs_check(const struct sg_strlist *cidrs, const char *field, struct sg_err *err) SG_WUR;
 /* Vault's policy sanitising (trim, lower-case, drop empties, sort, unique); SG_BAD_REQUEST on too many/long names. */

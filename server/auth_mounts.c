@@ -43,6 +43,7 @@ struct auth_type {
 };
 
 static const struct auth_type auth_types[] = {
+	{"approle", approle_routes, &approle_routes_n},
 	{NULL, NULL, NULL},
 };
 
