@@ -26,6 +26,15 @@
 #define AUTH_ACCESSOR_LEN 24
 #define AUTH_MAX_POLICIES 64
 #define AUTH_SYSTEM_MAX_TTL (32LL * 24 * 3600) /* 768h, Vault's system default */
+#define AUTH_SYSTEM_DEFAULT_TTL AUTH_SYSTEM_MAX_TTL
+#define AUTH_TOKEN_RANDOM_LEN 32   /* base62 characters after "hvs." (~190 bits) */
+#define AUTH_TOKEN_STR_MAX 128     /* cap of a generated token string buffer */
+#define AUTH_POLICY_NAME_MAX 128
+#define AUTH_META_MAX 64           /* meta keys per token */
+#define AUTH_META_KEY_MAX 128
+#define AUTH_META_VALUE_MAX 512
+#define AUTH_DISPLAY_NAME_MAX 256
+#define AUTH_TOKEN_MAX_RECORD (64u << 10)
 
 struct auth_token {
 	char hash[AUTH_TOKEN_HASH_HEX + 1];
@@ -41,8 +50,11 @@ struct auth_token {
 	struct sg_strlist bound_cidrs;
 	int64_t creation_time, creation_ttl, expire_time; /* expire_time 0 = never */
 	int64_t explicit_max_ttl, period;
-	int64_t num_uses;             /* 0 = unlimited, else uses left */
+	int64_t num_uses;             /* 0 = unlimited, else uses left; -1 = this request was the last use */
 	bool renewable, orphan;
+	/* Added with the token store; members above are unchanged. */
+	int64_t max_ttl;              /* role/mount bound on renewals (0 = system max) */
+	int64_t last_renewal;         /* 0 = never renewed */
 };
 void auth_token_clear(struct auth_token *t);
 bool auth_token_is_root(const struct auth_token *t);
@@ -60,6 +72,12 @@ struct auth_token_params {
 	const char *entity_id;
 	json_t *alias;                /* borrowed */
 	struct sg_strlist bound_cidrs;
+	/*
+	 * The caller holds sudo on the create path (Vault's isSudo): policies
+	 * need not be a subset of the parent's and "default" is added unless
+	 * no_default_policy. Root tokens still need a root parent.
+	 */
+	bool sudo;
 };
 void auth_token_params_init(struct auth_token_params *p);
 void auth_token_params_clear(struct auth_token_params *p);
@@ -99,6 +117,24 @@ int auth_token_accessors(struct auth_tokens *ts, struct sg_strlist *out, struct 
 /* Revokes expired tokens (with their leases and children). Sweeper thread calls it. */
 int auth_tokens_sweep(struct auth_tokens *ts, uint64_t *count, struct sg_err *err) SG_WUR;
 int auth_tokens_sweeper_start(struct auth_tokens *ts, int interval_seconds, struct sg_err *err) SG_WUR;
+
+/*
+ * The token a request presents: X-Vault-Token, else "Authorization:
+ * Bearer <token>" (scheme case-insensitive). NULL when neither is set or
+ * the value is empty or longer than AUTH_TOKEN_MAX_BYTES. Borrowed.
+ */
+const char *auth_token_from_headers(const char *x_vault_token, const char *authorization);
+/*
+ * Vault's policyutil.SanitizePolicies: trimmed, lower-cased, empty names
+ * dropped, sorted and unique; "root" alone when present; "default" added
+ * when add_default (and no root). SG_BAD_REQUEST for too many or bad names.
+ */
+int auth_token_policies_sanitize(struct sg_strlist *l, bool add_default, struct sg_err *err) SG_WUR;
+/* A new random token string "hvs.<AUTH_TOKEN_RANDOM_LEN base62>" into out (cap >= AUTH_TOKEN_STR_MAX). */
+void auth_token_generate(char *out, size_t cap);
+/* Lookup by the stored keyed hash (hex), e.g. to replace a previous dev root token. 1/0/-1. */
+int auth_token_lookup_hash(struct auth_tokens *ts, const char *hash, struct auth_token *out,
+                           struct sg_err *err) SG_WUR;
 
 /* Vault's lookup(-self) data and login "auth" block. */
 json_t *auth_token_lookup_json(const struct auth_token *t, int64_t now);

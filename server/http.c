@@ -54,7 +54,7 @@ struct http_ctx {
 	size_t nheld;
 	json_t *json;
 	json_t *query;
-	json_t *token;
+	struct auth_token tok;                     /* the caller's token, when authenticated */
 };
 
 /* The request a pool thread is running a handler for (server_mount ties references to it). */
@@ -166,7 +166,7 @@ static void ctx_free(struct http_ctx *c)
 	}
 	json_decref(c->json);
 	json_decref(c->query);
-	json_decref(c->token);
+	auth_token_clear(&c->tok);
 	mount_unref(c->mount);
 	for (size_t i = 0; i < c->nheld; i++)
 		mount_unref(c->held[i]);
@@ -314,20 +314,24 @@ static enum MHD_Result send_success(struct http_ctx *c, const char *mount_type)
 
 static int authenticate(struct http_ctx *c, struct sg_err *err)
 {
-	const char *tok =
-	    token_from_headers(MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "X-Vault-Token"),
-	                       MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
+	const char *tok = auth_token_from_headers(
+	    MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "X-Vault-Token"),
+	    MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
 	int rc;
 
+	if (c->rq.tok != NULL)
+		return 0; /* once per request: a use-limited token is counted once */
 	if (tok == NULL)
 		return sg_err_set(err, SG_MISSING_TOKEN, "permission denied");
-	rc = token_lookup(c->srv->st, c->srv->token_key, tok, &c->token, err);
+	/* Expired, unknown, used-up and out-of-CIDR tokens all read as Vault's plain 403. */
+	rc = auth_token_authenticate(c->srv->tokens, tok, c->remote, &c->tok, err);
 	if (rc < 0)
 		return -1;
 	if (rc == 0)
 		return sg_err_set(err, SG_PERMISSION_DENIED, "permission denied");
-	c->rq.token = c->token;
-	c->rq.token_accessor = json_string_value(json_object_get(c->token, "accessor"));
+	c->rq.tok = &c->tok;
+	c->rq.client_token = tok;
+	c->rq.token_accessor = c->tok.accessor;
 	return 0;
 }
 

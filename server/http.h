@@ -47,6 +47,7 @@ struct mount {
 };
 
 struct server; /* opaque to handlers; accessors below */
+struct auth_token; /* auth/token.h */
 struct auth_mount; /* server/auth_mounts.h */
 
 #define HTTP_MAX_PEER_CERTS 10 /* client certificates of a handshake that reach handlers */
@@ -75,7 +76,8 @@ struct req {
 	/* Added after the first version; members above are unchanged. */
 	const json_t *query;        /* query arguments: name -> string ("" when valueless) */
 	const char *token_accessor; /* accessor of the caller's token; NULL on ROUTE_AUTH_NONE routes */
-	const json_t *token;        /* the caller's token entry (policies, display_name...), or NULL */
+	const struct auth_token *tok; /* the caller's token (auth/token.h), NULL on ROUTE_AUTH_NONE routes */
+	const char *client_token;   /* the token as presented (lookup-self, audit HMAC); NULL when tok is */
 	/* Auth methods: the auth mount of an auth/<path>/... request (NULL elsewhere). */
 	const struct auth_mount *auth_mount;
 	/* The TLS client certificate chain (DER, leaf first) of the connection; NULL without TLS or certificate. */

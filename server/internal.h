@@ -9,13 +9,14 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "auth/token.h"
 #include "server/config.h"
 #include "server/http.h"
 #include "server/mount.h"
-#include "server/token.h"
 
 struct MHD_Daemon;
 struct auth_mounts;
+struct audit;
 
 struct server {
 	struct server_config cfg;
@@ -23,12 +24,14 @@ struct server {
 	struct store *st;
 	struct ca *ca;
 	struct mount_table mounts;
-	unsigned char token_key[TOKEN_KEY_BYTES];
+	struct lease_mgr *leases;   /* lease/: certificate leases ("pki-cert" registered at start) */
+	struct auth_tokens *tokens; /* auth/token: the token store */
 	char cluster_id[37];
 	char cluster_name[64];
 	struct MHD_Daemon *daemon;
 	atomic_long inflight;       /* requests between first byte and completion */
 	struct auth_mounts *auth_mounts; /* sys/auth: enabled auth methods */
+	struct audit *audit;        /* sys/audit: audit devices (server/audit.h) */
 };
 
 /* Starts libmicrohttpd on the configured address (TLS unless disabled). */

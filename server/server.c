@@ -16,6 +16,7 @@
 
 #define SERVER_STORE_MAP_BYTES ((size_t)8 << 30) /* address space only: LMDB grows the file as needed */
 #define SERVER_STOP_GRACE_MS 10000
+#define SERVER_TOKEN_SWEEP_S 5 /* a sweep reads only the expired end of the expiry index */
 #define DEV_LISTEN_DEFAULT "127.0.0.1:8200"
 #define DEV_DATA_DIR_DEFAULT "./sigil-dev-data"
 #define DEV_ROOT_TTL ((int64_t)87600 * 3600)
@@ -167,8 +168,7 @@ static int cluster_identity(struct server *s, struct sg_err *err)
 /* Production: the first start of an empty store writes a root token to <data_dir>/root-token (0600). */
 static int root_token_bootstrap(struct server *s, struct sg_err *err)
 {
-	char token[64], *path = NULL, *text = NULL;
-	struct store_batch *b = NULL;
+	char token[AUTH_TOKEN_STR_MAX], *path = NULL, *text = NULL;
 	json_t *done = NULL;
 	int rc = -1, got;
 
@@ -176,23 +176,22 @@ static int root_token_bootstrap(struct server *s, struct sg_err *err)
 	json_decref(done);
 	if (got != 0)
 		return got < 0 ? -1 : 0;
-	token_generate(token, sizeof(token));
+	auth_token_generate(token, sizeof(token));
 	path = sg_xasprintf("%s/root-token", s->cfg.data_dir);
 	text = sg_xasprintf("%s\n", token);
-	/* File first: a crash before the commit leaves no token in the store and the next start writes a new one. */
-	if (sg_file_write_atomic(path, text, strlen(text), 0600, err) != 0)
-		goto out;
-	b = store_batch_new();
-	if (token_root_put(b, s->token_key, token, NULL, err) != 0)
-		goto out;
-	batch_put_json(b, STORE_META, META_ROOT_TOKEN_DONE, json_pack("{s:I}", "time", (json_int_t)sg_now()));
-	if (store_commit(s->st, b, err) != 0)
+	/*
+	 * File first: a crash before the token commits leaves an unusable file
+	 * that the next start overwrites; one after it leaves a root token
+	 * nobody knows of, which the next start's new file supersedes.
+	 */
+	if (sg_file_write_atomic(path, text, strlen(text), 0600, err) != 0 ||
+	    auth_token_create_root(s->tokens, token, NULL, err) != 0 ||
+	    commit_one(s, STORE_META, META_ROOT_TOKEN_DONE, json_pack("{s:I}", "time", (json_int_t)sg_now()), err) != 0)
 		goto out;
 	server_log(SERVER_LOG_WARN, "generated the initial root token; read it, store it safely, then delete the file",
 	           json_pack("{s:s}", "path", path));
 	rc = 0;
 out:
-	store_batch_free(b);
 	OPENSSL_cleanse(token, sizeof(token));
 	if (text != NULL)
 		OPENSSL_cleanse(text, strlen(text));
@@ -201,34 +200,47 @@ out:
 	return rc;
 }
 
-/* Dev: every start installs this start's root token in place of the previous one. */
+/*
+ * Dev: every start installs this start's root token; a different previous
+ * one (its keyed hash is kept under AUTH_DEV_ROOT) is revoked with its children.
+ */
 static int dev_root_token_set(struct server *s, const char *token, struct sg_err *err)
 {
-	char hash[TOKEN_HASH_HEX_LEN + 1];
-	unsigned char *old = NULL;
-	size_t oldlen = 0;
-	struct store_batch *b = store_batch_new();
+	struct auth_token root, old;
+	char prev[AUTH_TOKEN_HASH_HEX + 1];
+	unsigned char *val = NULL;
+	size_t len = 0;
+	struct store_batch *b = NULL;
 	int rc = -1, got;
 
-	if (token_hash(s->token_key, token, hash, err) != 0)
+	memset(&root, 0, sizeof(root));
+	memset(&old, 0, sizeof(old));
+	if (auth_token_create_root(s->tokens, token, &root, err) != 0)
 		goto out;
-	got = store_get(s->st, STORE_AUTH, AUTH_DEV_ROOT, strlen(AUTH_DEV_ROOT), &old, &oldlen, err);
+	got = store_get(s->st, STORE_AUTH, AUTH_DEV_ROOT, strlen(AUTH_DEV_ROOT), &val, &len, err);
 	if (got < 0)
 		goto out;
-	if (got == 1 && oldlen == TOKEN_HASH_HEX_LEN && memcmp(old, hash, oldlen) != 0 &&
-	    token_delete_by_hash(s->st, b, (const char *)old, err) != 0)
+	if (got == 1 && len == AUTH_TOKEN_HASH_HEX && memcmp(val, root.hash, len) == 0) {
+		rc = 0;
 		goto out;
-	if (got == 0 || oldlen != TOKEN_HASH_HEX_LEN || memcmp(old, hash, oldlen) != 0) {
-		if (token_root_put(b, s->token_key, token, NULL, err) != 0)
-			goto out;
-		store_batch_put(b, STORE_AUTH, AUTH_DEV_ROOT, strlen(AUTH_DEV_ROOT), hash, strlen(hash));
 	}
+	if (got == 1 && len == AUTH_TOKEN_HASH_HEX) {
+		memcpy(prev, val, len);
+		prev[len] = '\0';
+		got = auth_token_lookup_hash(s->tokens, prev, &old, err);
+		if (got < 0 || (got == 1 && auth_token_revoke(s->tokens, &old, false, err) != 0))
+			goto out;
+	}
+	b = store_batch_new();
+	store_batch_put(b, STORE_AUTH, AUTH_DEV_ROOT, strlen(AUTH_DEV_ROOT), root.hash, strlen(root.hash));
 	if (store_commit(s->st, b, err) != 0)
 		goto out;
 	rc = 0;
 out:
 	store_batch_free(b);
-	free(old);
+	free(val);
+	auth_token_clear(&old);
+	auth_token_clear(&root);
 	return rc;
 }
 
@@ -421,7 +433,7 @@ static bool token_id_ok(const char *t)
 {
 	size_t n = strlen(t);
 
-	if (n == 0 || n > TOKEN_MAX_BYTES)
+	if (n == 0 || n > AUTH_TOKEN_MAX_BYTES)
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)t[i] <= 0x20 || (unsigned char)t[i] >= 0x7f)
@@ -434,7 +446,7 @@ static bool token_id_ok(const char *t)
 static int server_run(struct server *s, const char *dev_token)
 {
 	unsigned char kek[CA_KEK_BYTES];
-	char token[TOKEN_MAX_BYTES + 1] = "";
+	char token[AUTH_TOKEN_MAX_BYTES + 1] = "";
 	struct sg_err err;
 	sigset_t sigs;
 	int sig = 0, rc = 1;
@@ -474,7 +486,7 @@ static int server_run(struct server *s, const char *dev_token)
 	if (access(s->cfg.kek_file, F_OK) == 0 && server_config_kek_load(s->cfg.kek_file, kek, &err) != 0)
 		goto out;
 	if (store_open(s->cfg.data_dir, SERVER_STORE_MAP_BYTES, &s->st, &err) != 0 || kek_obtain(s, kek, &err) != 0 ||
-	    ca_new(s->st, kek, &s->ca, &err) != 0 || token_key_derive(kek, s->token_key, &err) != 0)
+	    ca_new(s->st, kek, &s->ca, &err) != 0 || auth_tokens_new(s->st, NULL, kek, &s->tokens, &err) != 0)
 		goto out;
 	OPENSSL_cleanse(kek, sizeof(kek));
 	if (cluster_identity(s, &err) != 0 || mount_table_load(&s->mounts, s->st, &err) != 0)
@@ -483,13 +495,13 @@ static int server_run(struct server *s, const char *dev_token)
 		if (dev_token != NULL)
 			snprintf(token, sizeof(token), "%s", dev_token);
 		else
-			token_generate(token, sizeof(token));
+			auth_token_generate(token, sizeof(token));
 		if (dev_bootstrap(s, &err) != 0 || dev_root_token_set(s, token, &err) != 0)
 			goto out;
 	} else if (root_token_bootstrap(s, &err) != 0) {
 		goto out;
 	}
-	if (http_start(s, &err) != 0)
+	if (auth_tokens_sweeper_start(s->tokens, SERVER_TOKEN_SWEEP_S, &err) != 0 || http_start(s, &err) != 0)
 		goto out;
 	server_log(SERVER_LOG_INFO, "listening",
 	           json_pack("{s:s, s:s, s:b, s:i, s:I, s:b}", "address", s->cfg.listen_address, "data_dir",
@@ -514,12 +526,13 @@ out:
 	OPENSSL_cleanse(kek, sizeof(kek));
 	OPENSSL_cleanse(token, sizeof(token));
 	http_stop(s, SERVER_STOP_GRACE_MS);
+	auth_tokens_free(s->tokens); /* stops the sweeper before the store closes */
+	s->tokens = NULL;
 	mount_table_clear(&s->mounts);
 	ca_free(s->ca);
 	s->ca = NULL;
 	store_close(s->st);
 	s->st = NULL;
-	OPENSSL_cleanse(s->token_key, sizeof(s->token_key));
 	if (rc == 0)
 		server_log(SERVER_LOG_INFO, "stopped", NULL);
 	return rc;
@@ -577,7 +590,7 @@ int server_main(int argc, char **argv)
 
 		if (dev_token != NULL && !token_id_ok(dev_token)) {
 			fprintf(stderr, "sigil server: -dev-root-token-id must be 1 to %d printable characters without spaces\n",
-			        TOKEN_MAX_BYTES);
+			        AUTH_TOKEN_MAX_BYTES);
 			goto out;
 		}
 		free(s->cfg.listen_address);

@@ -1,4 +1,4 @@
-/* server/: router, config, JSON pre-scan, envelope, tokens, flags and the mount table. */
+/* server/: router, config, JSON pre-scan, envelope, flags and the mount table. */
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +11,6 @@
 #include "server/json.h"
 #include "server/mount.h"
 #include "server/router.h"
-#include "server/token.h"
 #include "tests/unit/t.h"
 
 static char tmp_root[64];
@@ -509,39 +508,7 @@ static void test_kek(void)
 	free(p);
 }
 
-/* ---- Tokens and flags ---- */
-
-static void test_tokens(void)
-{
-	unsigned char kek[CA_KEK_BYTES], k1[TOKEN_KEY_BYTES], k2[TOKEN_KEY_BYTES];
-	char h1[TOKEN_HASH_HEX_LEN + 1], h2[TOKEN_HASH_HEX_LEN + 1], h3[TOKEN_HASH_HEX_LEN + 1], t[64];
-	char longtok[TOKEN_MAX_BYTES + 2];
-	struct sg_err err;
-
-	sg_err_init(&err);
-	memset(kek, 1, sizeof(kek));
-	T_OK(token_key_derive(kek, k1, &err) == 0);
-	kek[0] = 2;
-	T_OK(token_key_derive(kek, k2, &err) == 0 && memcmp(k1, k2, sizeof(k1)) != 0);
-	T_OK(token_hash(k1, "root", h1, &err) == 0 && strlen(h1) == TOKEN_HASH_HEX_LEN);
-	T_OK(token_hash(k1, "root", h2, &err) == 0 && strcmp(h1, h2) == 0);
-	T_OK(token_hash(k2, "root", h3, &err) == 0 && strcmp(h1, h3) != 0);
-	T_OK(token_hash(k1, "roo", h3, &err) == 0 && strcmp(h1, h3) != 0);
-	T_OK(!sg_err_isset(&err));
-
-	token_generate(t, sizeof(t));
-	T_OK(strncmp(t, "hvs.", 4) == 0 && strlen(t) == 4 + TOKEN_RANDOM_LEN);
-
-	T_STREQ(token_from_headers("abc", "Bearer xyz"), "abc");
-	T_STREQ(token_from_headers(NULL, "Bearer xyz"), "xyz");
-	T_STREQ(token_from_headers("", "bearer  xyz"), "xyz");
-	T_OK(token_from_headers(NULL, "Basic eHl6") == NULL);
-	T_OK(token_from_headers(NULL, "Bearer ") == NULL);
-	T_OK(token_from_headers(NULL, NULL) == NULL);
-	memset(longtok, 'a', sizeof(longtok) - 1);
-	longtok[sizeof(longtok) - 1] = '\0';
-	T_OK(token_from_headers(longtok, NULL) == NULL);
-}
+/* ---- Flags (token tests live in test_auth_token.c) ---- */
 
 static void test_flags(void)
 {
@@ -871,7 +838,6 @@ int main(void)
 	test_req_accessors();
 	test_config();
 	test_kek();
-	test_tokens();
 	test_flags();
 	test_mount_checks();
 	test_mount_table();
