@@ -56,13 +56,13 @@ static int hex_decode(const char *s, unsigned char *out, size_t n)
 	return 0;
 }
 
-static int secret_hash(const unsigned char key[APPROLE_HMAC_KEY_BYTES], const char *secret, char out[HEX_SHA256 + 1],
-                       struct sg_err *err)
+static int secret_hash(const unsigned char key[AUTH_APPROLE_HMAC_KEY_BYTES], const char *secret,
+                       char out[HEX_SHA256 + 1], struct sg_err *err)
 {
 	unsigned char mac[32];
 	size_t maclen = 0;
 
-	if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, APPROLE_HMAC_KEY_BYTES, (const unsigned char *)secret,
+	if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, AUTH_APPROLE_HMAC_KEY_BYTES, (const unsigned char *)secret,
 	              strlen(secret), mac, sizeof(mac), &maclen) == NULL ||
 	    maclen != sizeof(mac))
 		return sg_err_ossl(err, SG_CRYPTO, "secret id HMAC failed");
@@ -125,7 +125,7 @@ static int load_json(struct store *st, const char *key, json_t **out, struct sg_
 	got = store_get(st, STORE_AUTH, key, strlen(key), &val, &len, err);
 	if (got <= 0)
 		return got;
-	if (len <= APPROLE_RECORD_MAX)
+	if (len <= AUTH_APPROLE_RECORD_MAX)
 		*out = json_loadb((const char *)val, len, 0, NULL);
 	free(val);
 	if (*out == NULL || !json_is_object(*out)) {
@@ -164,14 +164,14 @@ static void time_text(int64_t t, char *buf, size_t cap)
 
 /* ---- Roles ---- */
 
-void approle_role_init(struct approle_role *r)
+void auth_approle_role_init(struct auth_approle_role *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->bind_secret_id = true;
 	auth_tokenfields_init(&r->tf);
 }
 
-void approle_role_clear(struct approle_role *r)
+void auth_approle_role_clear(struct auth_approle_role *r)
 {
 	if (r == NULL)
 		return;
@@ -180,7 +180,7 @@ void approle_role_clear(struct approle_role *r)
 	sg_strlist_clear(&r->secret_id_bound_cidrs);
 	auth_tokenfields_clear(&r->tf);
 	OPENSSL_cleanse(r->hmac_key, sizeof(r->hmac_key));
-	approle_role_init(r);
+	auth_approle_role_init(r);
 }
 
 static bool name_char(char c, bool edge)
@@ -189,12 +189,12 @@ static bool name_char(char c, bool edge)
 	       (!edge && (c == '-' || c == '.'));
 }
 
-int approle_name_check(const char *name, struct sg_err *err)
+int auth_approle_name_check(const char *name, struct sg_err *err)
 {
 	size_t n = name != NULL ? strlen(name) : 0;
 
-	if (n == 0 || n > APPROLE_NAME_MAX)
-		return sg_err_set(err, SG_BAD_REQUEST, "role name must be 1 to %d characters", APPROLE_NAME_MAX);
+	if (n == 0 || n > AUTH_APPROLE_NAME_MAX)
+		return sg_err_set(err, SG_BAD_REQUEST, "role name must be 1 to %d characters", AUTH_APPROLE_NAME_MAX);
 	for (size_t i = 0; i < n; i++)
 		if (!name_char(name[i], i == 0 || i == n - 1))
 			return sg_err_set(err, SG_BAD_REQUEST,
@@ -209,8 +209,8 @@ static int id_check(const char *what, const char *id, struct sg_err *err)
 
 	if (n == 0)
 		return sg_err_set(err, SG_BAD_REQUEST, "missing %s", what);
-	if (n > APPROLE_ID_MAX)
-		return sg_err_set(err, SG_BAD_REQUEST, "%s is longer than %d characters", what, APPROLE_ID_MAX);
+	if (n > AUTH_APPROLE_ID_MAX)
+		return sg_err_set(err, SG_BAD_REQUEST, "%s is longer than %d characters", what, AUTH_APPROLE_ID_MAX);
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)id[i] < 0x21 || (unsigned char)id[i] > 0x7e)
 			return sg_err_set(err, SG_BAD_REQUEST, "%s must be printable ASCII without spaces", what);
@@ -230,7 +230,7 @@ static int count_field(const json_t *body, const char *key, int64_t *out, struct
 	return 1;
 }
 
-int approle_role_apply(struct approle_role *r, const json_t *body, bool create, struct sg_err *err)
+int auth_approle_role_apply(struct auth_approle_role *r, const json_t *body, bool create, struct sg_err *err)
 {
 	const char *role_id = NULL;
 	int rc;
@@ -279,7 +279,7 @@ int approle_role_apply(struct approle_role *r, const json_t *body, bool create, 
 	return 0;
 }
 
-json_t *approle_role_to_json(const struct approle_role *r)
+json_t *auth_approle_role_to_json(const struct auth_approle_role *r)
 {
 	json_t *o = json_object();
 
@@ -297,10 +297,10 @@ json_t *approle_role_to_json(const struct approle_role *r)
 	return o;
 }
 
-static json_t *role_record(const struct approle_role *r)
+static json_t *role_record(const struct auth_approle_role *r)
 {
-	json_t *o = approle_role_to_json(r);
-	char hex[2 * APPROLE_HMAC_KEY_BYTES + 1];
+	json_t *o = auth_approle_role_to_json(r);
+	char hex[2 * AUTH_APPROLE_HMAC_KEY_BYTES + 1];
 
 	hex_encode(r->hmac_key, sizeof(r->hmac_key), hex);
 	json_object_set_new(o, "name", json_string(r->name));
@@ -312,14 +312,14 @@ static json_t *role_record(const struct approle_role *r)
 	return o;
 }
 
-static int role_decode(const json_t *j, struct approle_role *r, struct sg_err *err)
+static int role_decode(const json_t *j, struct auth_approle_role *r, struct sg_err *err)
 {
 	const char *name = json_string_value(json_object_get(j, "name"));
 	const char *role_id = json_string_value(json_object_get(j, "role_id"));
 	struct sg_err e;
 
 	sg_err_init(&e);
-	approle_role_clear(r);
+	auth_approle_role_clear(r);
 	if (name == NULL || role_id == NULL ||
 	    hex_decode(json_string_value(json_object_get(j, "hmac_key")), r->hmac_key, sizeof(r->hmac_key)) != 0)
 		goto bad;
@@ -333,11 +333,11 @@ static int role_decode(const json_t *j, struct approle_role *r, struct sg_err *e
 		goto bad;
 	return 0;
 bad:
-	approle_role_clear(r);
+	auth_approle_role_clear(r);
 	return sg_err_set(err, SG_STORAGE, "corrupt AppRole role record");
 }
 
-int approle_role_load(struct store *st, const char *prefix, const char *name, struct approle_role *out,
+int auth_approle_role_load(struct store *st, const char *prefix, const char *name, struct auth_approle_role *out,
                       struct sg_err *err)
 {
 	char key[KEY_MAX];
@@ -373,8 +373,8 @@ static int role_id_owner(struct store *st, const char *prefix, const char *role_
 	return 1;
 }
 
-int approle_role_store(struct store *st, const char *prefix, const struct approle_role *r, const char *old_role_id,
-                       struct sg_err *err)
+int auth_approle_role_store(struct store *st, const char *prefix, const struct auth_approle_role *r,
+                            const char *old_role_id, struct sg_err *err)
 {
 	char key[KEY_MAX], h[HEX_SHA256 + 1];
 	struct store_batch *b = NULL;
@@ -382,7 +382,7 @@ int approle_role_store(struct store *st, const char *prefix, const struct approl
 	char *owner = NULL;
 	int rc = -1, got;
 
-	if (approle_name_check(r->name, err) != 0 || id_check("role_id", r->role_id, err) != 0)
+	if (auth_approle_name_check(r->name, err) != 0 || id_check("role_id", r->role_id, err) != 0)
 		return -1;
 	got = role_id_owner(st, prefix, r->role_id, &owner, err);
 	if (got < 0)
@@ -424,15 +424,15 @@ out:
 	return rc;
 }
 
-int approle_role_delete(struct store *st, const char *prefix, const char *name, struct sg_err *err)
+int auth_approle_role_delete(struct store *st, const char *prefix, const char *name, struct sg_err *err)
 {
-	struct approle_role r;
+	struct auth_approle_role r;
 	struct store_batch *b = NULL;
 	char key[KEY_MAX], h[HEX_SHA256 + 1];
 	int rc = -1, got;
 
-	approle_role_init(&r);
-	got = approle_role_load(st, prefix, name, &r, err);
+	auth_approle_role_init(&r);
+	got = auth_approle_role_load(st, prefix, name, &r, err);
 	if (got <= 0) {
 		rc = got;
 		goto out;
@@ -456,7 +456,7 @@ int approle_role_delete(struct store *st, const char *prefix, const char *name, 
 	pthread_mutex_unlock(&secret_mu);
 out:
 	store_batch_free(b);
-	approle_role_clear(&r);
+	auth_approle_role_clear(&r);
 	return rc < 0 ? -1 : 0;
 }
 
@@ -472,8 +472,8 @@ static int list_cb(void *arg, const char *key, size_t klen, const void *val, siz
 
 	(void)val;
 	(void)vlen;
-	if (lc->out->n >= APPROLE_LIST_MAX) {
-		sg_err_set(lc->err, SG_BAD_REQUEST, "more than %d entries to list", APPROLE_LIST_MAX);
+	if (lc->out->n >= AUTH_APPROLE_LIST_MAX) {
+		sg_err_set(lc->err, SG_BAD_REQUEST, "more than %d entries to list", AUTH_APPROLE_LIST_MAX);
 		return -1;
 	}
 	if (klen > lc->skip)
@@ -496,7 +496,7 @@ static int list_prefix(struct store *st, const char *prefix, struct sg_strlist *
 	return 0;
 }
 
-int approle_role_list(struct store *st, const char *prefix, struct sg_strlist *out, struct sg_err *err)
+int auth_approle_role_list(struct store *st, const char *prefix, struct sg_strlist *out, struct sg_err *err)
 {
 	char key[KEY_MAX];
 
@@ -507,7 +507,7 @@ int approle_role_list(struct store *st, const char *prefix, struct sg_strlist *o
 
 /* ---- Secret ids ---- */
 
-void approle_secret_clear(struct approle_secret *s)
+void auth_approle_secret_clear(struct auth_approle_secret *s)
 {
 	if (s == NULL)
 		return;
@@ -517,7 +517,7 @@ void approle_secret_clear(struct approle_secret *s)
 	memset(s, 0, sizeof(*s));
 }
 
-json_t *approle_secret_to_json(const struct approle_secret *s)
+json_t *auth_approle_secret_to_json(const struct auth_approle_secret *s)
 {
 	char c[40], e[40], u[40];
 
@@ -531,7 +531,7 @@ json_t *approle_secret_to_json(const struct approle_secret *s)
 	                 "token_bound_cidrs", sg_strlist_to_json(&s->token_bound_cidrs));
 }
 
-static json_t *secret_record(const struct approle_secret *s)
+static json_t *secret_record(const struct auth_approle_secret *s)
 {
 	return json_pack("{s:s, s:s, s:o, s:o, s:O, s:I, s:I, s:I, s:I, s:I}", "accessor", s->accessor, "hash", s->hash,
 	                 "cidr_list", sg_strlist_to_json(&s->cidr_list), "token_bound_cidrs",
@@ -542,7 +542,7 @@ static json_t *secret_record(const struct approle_secret *s)
 	                 "ttl", (json_int_t)s->ttl);
 }
 
-static int secret_decode(const json_t *j, struct approle_secret *s, struct sg_err *err)
+static int secret_decode(const json_t *j, struct auth_approle_secret *s, struct sg_err *err)
 {
 	const char *acc = json_string_value(json_object_get(j, "accessor"));
 	const char *hash = json_string_value(json_object_get(j, "hash"));
@@ -550,7 +550,7 @@ static int secret_decode(const json_t *j, struct approle_secret *s, struct sg_er
 	struct sg_err e;
 
 	sg_err_init(&e);
-	approle_secret_clear(s);
+	auth_approle_secret_clear(s);
 	if (acc == NULL || hash == NULL || strlen(acc) >= sizeof(s->accessor) || strlen(hash) != HEX_SHA256 ||
 	    !json_is_object(meta))
 		goto bad;
@@ -566,11 +566,11 @@ static int secret_decode(const json_t *j, struct approle_secret *s, struct sg_er
 		goto bad;
 	return 0;
 bad:
-	approle_secret_clear(s);
+	auth_approle_secret_clear(s);
 	return sg_err_set(err, SG_STORAGE, "corrupt AppRole secret id record");
 }
 
-void approle_secret_params_clear(struct approle_secret_params *p)
+void auth_approle_secret_params_clear(struct auth_approle_secret_params *p)
 {
 	if (p == NULL)
 		return;
@@ -602,17 +602,17 @@ static int metadata_parse(const json_t *body, json_t **out, struct sg_err *err)
 		json_decref(m);
 		return sg_err_set(err, SG_BAD_REQUEST, "failed to parse metadata: not a JSON object");
 	}
-	if (json_object_size(m) > APPROLE_META_MAX) {
+	if (json_object_size(m) > AUTH_APPROLE_META_MAX) {
 		json_decref(m);
-		return sg_err_set(err, SG_BAD_REQUEST, "metadata has more than %d keys", APPROLE_META_MAX);
+		return sg_err_set(err, SG_BAD_REQUEST, "metadata has more than %d keys", AUTH_APPROLE_META_MAX);
 	}
 	json_object_foreach(m, k, val) {
-		if (!json_is_string(val) || strlen(k) == 0 || strlen(k) > APPROLE_META_KEY_MAX ||
-		    json_string_length(val) > APPROLE_META_VALUE_MAX) {
+		if (!json_is_string(val) || strlen(k) == 0 || strlen(k) > AUTH_APPROLE_META_KEY_MAX ||
+		    json_string_length(val) > AUTH_APPROLE_META_VALUE_MAX) {
 			json_decref(m);
 			return sg_err_set(err, SG_BAD_REQUEST,
 			                  "metadata must map names (1..%d bytes) to strings of at most %d bytes",
-			                  APPROLE_META_KEY_MAX, APPROLE_META_VALUE_MAX);
+			                  AUTH_APPROLE_META_KEY_MAX, AUTH_APPROLE_META_VALUE_MAX);
 		}
 		json_object_set(*out, k, val);
 	}
@@ -620,7 +620,7 @@ static int metadata_parse(const json_t *body, json_t **out, struct sg_err *err)
 	return 0;
 }
 
-int approle_secret_params_parse(const json_t *body, bool custom, struct approle_secret_params *p,
+int auth_approle_secret_params_parse(const json_t *body, bool custom, struct auth_approle_secret_params *p,
                                 struct sg_err *err)
 {
 	int rc;
@@ -650,19 +650,19 @@ int approle_secret_params_parse(const json_t *body, bool custom, struct approle_
 	return 0;
 }
 
-int approle_secret_create(struct store *st, const char *prefix, const struct approle_role *r,
-                          const struct approle_secret_params *p, char *secret_out, size_t cap,
-                          struct approle_secret *out, struct sg_err *err)
+int auth_approle_secret_create(struct store *st, const char *prefix, const struct auth_approle_role *r,
+                          const struct auth_approle_secret_params *p, char *secret_out, size_t cap,
+                          struct auth_approle_secret *out, struct sg_err *err)
 {
-	struct approle_secret s;
+	struct auth_approle_secret s;
 	struct store_batch *b = NULL;
 	json_t *rec = NULL;
-	char secret[APPROLE_SECRET_MAX] = "", key[KEY_MAX];
+	char secret[AUTH_APPROLE_SECRET_MAX] = "", key[KEY_MAX];
 	int64_t now = sg_now();
 	int rc = -1;
 
 	memset(&s, 0, sizeof(s));
-	if (cap < APPROLE_SECRET_MAX) {
+	if (cap < AUTH_APPROLE_SECRET_MAX) {
 		sg_err_set(err, SG_INTERNAL, "secret id buffer too small");
 		goto out;
 	}
@@ -747,13 +747,13 @@ out:
 	OPENSSL_cleanse(secret, sizeof(secret));
 	json_decref(rec);
 	store_batch_free(b);
-	approle_secret_clear(&s);
+	auth_approle_secret_clear(&s);
 	return rc;
 }
 
 /* Loads the record of a secret id hash; checks the stored hash against it in constant time. 1/0/-1. */
 static int secret_load(struct store *st, const char *prefix, const char *name, const char *hash,
-                       struct approle_secret *out, struct sg_err *err)
+                       struct auth_approle_secret *out, struct sg_err *err)
 {
 	char key[KEY_MAX];
 	json_t *j = NULL;
@@ -770,14 +770,14 @@ static int secret_load(struct store *st, const char *prefix, const char *name, c
 	}
 	json_decref(j);
 	if (!sg_ct_equal(out->hash, strlen(out->hash), hash, strlen(hash))) {
-		approle_secret_clear(out);
+		auth_approle_secret_clear(out);
 		return 0;
 	}
 	return 1;
 }
 
 static void secret_batch_delete(struct store_batch *b, const char *prefix, const char *name,
-                                const struct approle_secret *s)
+                                const struct auth_approle_secret *s)
 {
 	char key[KEY_MAX];
 
@@ -787,7 +787,7 @@ static void secret_batch_delete(struct store_batch *b, const char *prefix, const
 		store_batch_del(b, STORE_AUTH, key, strlen(key));
 }
 
-static int secret_delete(struct store *st, const char *prefix, const char *name, const struct approle_secret *s,
+static int secret_delete(struct store *st, const char *prefix, const char *name, const struct auth_approle_secret *s,
                          struct sg_err *err)
 {
 	struct store_batch *b = store_batch_new();
@@ -799,13 +799,13 @@ static int secret_delete(struct store *st, const char *prefix, const char *name,
 	return rc;
 }
 
-static bool secret_expired(const struct approle_secret *s, int64_t now)
+static bool secret_expired(const struct auth_approle_secret *s, int64_t now)
 {
 	return s->expiration_time != 0 && now >= s->expiration_time;
 }
 
-int approle_secret_lookup(struct store *st, const char *prefix, const struct approle_role *r, const char *secret_id,
-                          struct approle_secret *out, struct sg_err *err)
+int auth_approle_secret_lookup(struct store *st, const char *prefix, const struct auth_approle_role *r,
+                               const char *secret_id, struct auth_approle_secret *out, struct sg_err *err)
 {
 	char hash[HEX_SHA256 + 1];
 	int got;
@@ -814,7 +814,7 @@ int approle_secret_lookup(struct store *st, const char *prefix, const struct app
 		return -1;
 	got = secret_load(st, prefix, r->name, hash, out, err);
 	if (got == 1 && secret_expired(out, sg_now())) {
-		approle_secret_clear(out);
+		auth_approle_secret_clear(out);
 		return 0;
 	}
 	return got;
@@ -845,8 +845,8 @@ static int accessor_hash(struct store *st, const char *prefix, const char *name,
 	return 1;
 }
 
-int approle_secret_lookup_accessor(struct store *st, const char *prefix, const struct approle_role *r,
-                                   const char *accessor, struct approle_secret *out, struct sg_err *err)
+int auth_approle_secret_lookup_accessor(struct store *st, const char *prefix, const struct auth_approle_role *r,
+                                   const char *accessor, struct auth_approle_secret *out, struct sg_err *err)
 {
 	char hash[HEX_SHA256 + 1];
 	int got = accessor_hash(st, prefix, r->name, accessor, hash, err);
@@ -855,16 +855,16 @@ int approle_secret_lookup_accessor(struct store *st, const char *prefix, const s
 		return got;
 	got = secret_load(st, prefix, r->name, hash, out, err);
 	if (got == 1 && secret_expired(out, sg_now())) {
-		approle_secret_clear(out);
+		auth_approle_secret_clear(out);
 		return 0;
 	}
 	return got;
 }
 
-int approle_secret_destroy(struct store *st, const char *prefix, const struct approle_role *r, const char *secret_id,
-                           struct sg_err *err)
+int auth_approle_secret_destroy(struct store *st, const char *prefix, const struct auth_approle_role *r,
+                                const char *secret_id, struct sg_err *err)
 {
-	struct approle_secret s;
+	struct auth_approle_secret s;
 	char hash[HEX_SHA256 + 1];
 	int got;
 
@@ -876,14 +876,14 @@ int approle_secret_destroy(struct store *st, const char *prefix, const struct ap
 	if (got == 1 && secret_delete(st, prefix, r->name, &s, err) != 0)
 		got = -1;
 	pthread_mutex_unlock(&secret_mu);
-	approle_secret_clear(&s);
+	auth_approle_secret_clear(&s);
 	return got;
 }
 
-int approle_secret_destroy_accessor(struct store *st, const char *prefix, const struct approle_role *r,
+int auth_approle_secret_destroy_accessor(struct store *st, const char *prefix, const struct auth_approle_role *r,
                                     const char *accessor, struct sg_err *err)
 {
-	struct approle_secret s;
+	struct auth_approle_secret s;
 	char hash[HEX_SHA256 + 1];
 	int got;
 
@@ -895,11 +895,11 @@ int approle_secret_destroy_accessor(struct store *st, const char *prefix, const 
 	if (got == 1 && secret_delete(st, prefix, r->name, &s, err) != 0)
 		got = -1;
 	pthread_mutex_unlock(&secret_mu);
-	approle_secret_clear(&s);
+	auth_approle_secret_clear(&s);
 	return got;
 }
 
-int approle_secret_list(struct store *st, const char *prefix, const char *name, struct sg_strlist *out,
+int auth_approle_secret_list(struct store *st, const char *prefix, const char *name, struct sg_strlist *out,
                         struct sg_err *err)
 {
 	char key[KEY_MAX];
@@ -920,19 +920,19 @@ struct tidy_ctx {
 static int tidy_cb(void *arg, const char *key, size_t klen, const void *val, size_t vlen)
 {
 	struct tidy_ctx *tc = arg;
-	struct approle_secret s;
+	struct auth_approle_secret s;
 	struct sg_err e;
 	const char *rest = key + tc->plen, *slash;
 	json_t *j;
-	char name[APPROLE_NAME_MAX + 1], k[KEY_MAX];
+	char name[AUTH_APPROLE_NAME_MAX + 1], k[KEY_MAX];
 
 	memset(&s, 0, sizeof(s));
 	sg_err_init(&e);
 	slash = memchr(rest, '/', klen - tc->plen);
-	if (slash == NULL || (size_t)(slash - rest) > APPROLE_NAME_MAX)
+	if (slash == NULL || (size_t)(slash - rest) > AUTH_APPROLE_NAME_MAX)
 		return 0;
 	snprintf(name, sizeof(name), "%.*s", (int)(slash - rest), rest);
-	j = vlen <= APPROLE_RECORD_MAX ? json_loadb(val, vlen, 0, NULL) : NULL;
+	j = vlen <= AUTH_APPROLE_RECORD_MAX ? json_loadb(val, vlen, 0, NULL) : NULL;
 	if (j != NULL && secret_decode(j, &s, &e) == 0 && secret_expired(&s, tc->now)) {
 		store_batch_del(tc->b, STORE_AUTH, key, klen);
 		if (snprintf(k, sizeof(k), "%ssidacc/%s/%s", tc->prefix, name, s.accessor) < (int)sizeof(k))
@@ -940,12 +940,12 @@ static int tidy_cb(void *arg, const char *key, size_t klen, const void *val, siz
 		tc->count++;
 	}
 	json_decref(j);
-	approle_secret_clear(&s);
+	auth_approle_secret_clear(&s);
 	/* One commit stays under the batch cap; the next tidy continues. */
 	return tc->count >= STORE_MAX_BATCH_OPS / 4 ? 1 : 0;
 }
 
-int approle_tidy(struct store *st, const char *prefix, uint64_t *count, struct sg_err *err)
+int auth_approle_tidy(struct store *st, const char *prefix, uint64_t *count, struct sg_err *err)
 {
 	struct tidy_ctx tc;
 	char key[KEY_MAX];
@@ -974,11 +974,11 @@ out:
 
 /* ---- Login ---- */
 
-void approle_login_result_clear(struct approle_login_result *l)
+void auth_approle_login_result_clear(struct auth_approle_login_result *l)
 {
 	if (l == NULL)
 		return;
-	approle_role_clear(&l->role);
+	auth_approle_role_clear(&l->role);
 	json_decref(l->metadata);
 	l->metadata = NULL;
 	sg_strlist_clear(&l->token_bound_cidrs);
@@ -990,10 +990,10 @@ void approle_login_result_clear(struct approle_login_result *l)
  * Checks and counts one use of a secret id (under secret_mu). The secret
  * id's metadata and token CIDRs go to out.
  */
-static int secret_use(struct store *st, const char *prefix, const struct approle_role *r, const char *secret_id,
-                      const char *remote_addr, struct approle_login_result *out, struct sg_err *err)
+static int secret_use(struct store *st, const char *prefix, const struct auth_approle_role *r, const char *secret_id,
+                      const char *remote_addr, struct auth_approle_login_result *out, struct sg_err *err)
 {
-	struct approle_secret s;
+	struct auth_approle_secret s;
 	struct store_batch *b = NULL;
 	char hash[HEX_SHA256 + 1], host[ADDR_TEXT_MAX], key[KEY_MAX];
 	int64_t now = sg_now();
@@ -1067,23 +1067,23 @@ out:
 	pthread_mutex_unlock(&secret_mu);
 	json_decref(rec);
 	store_batch_free(b);
-	approle_secret_clear(&s);
+	auth_approle_secret_clear(&s);
 	return rc;
 }
 
-int approle_login(struct store *st, const char *prefix, const char *role_id, const char *secret_id,
-                  const char *remote_addr, struct approle_login_result *out, struct sg_err *err)
+int auth_approle_login(struct store *st, const char *prefix, const char *role_id, const char *secret_id,
+                  const char *remote_addr, struct auth_approle_login_result *out, struct sg_err *err)
 {
 	char *name = NULL, host[ADDR_TEXT_MAX];
 	int rc = -1, got;
 
 	memset(out, 0, sizeof(*out));
-	approle_role_init(&out->role);
+	auth_approle_role_init(&out->role);
 	if (role_id == NULL || *role_id == '\0') {
 		sg_err_set(err, SG_BAD_REQUEST, "missing role_id");
 		goto out;
 	}
-	if (strlen(role_id) > APPROLE_ID_MAX) {
+	if (strlen(role_id) > AUTH_APPROLE_ID_MAX) {
 		sg_err_set(err, SG_BAD_REQUEST, INVALID_CREDS);
 		goto out;
 	}
@@ -1091,7 +1091,7 @@ int approle_login(struct store *st, const char *prefix, const char *role_id, con
 	if (got < 0)
 		goto out;
 	if (got == 1)
-		got = approle_role_load(st, prefix, name, &out->role, err);
+		got = auth_approle_role_load(st, prefix, name, &out->role, err);
 	if (got < 0)
 		goto out;
 	/* The index is keyed by a digest: confirm the role's id in constant time before trusting it. */
@@ -1104,7 +1104,7 @@ int approle_login(struct store *st, const char *prefix, const char *role_id, con
 			sg_err_set(err, SG_BAD_REQUEST, "missing secret_id");
 			goto out;
 		}
-		if (strlen(secret_id) > APPROLE_ID_MAX) {
+		if (strlen(secret_id) > AUTH_APPROLE_ID_MAX) {
 			sg_err_set(err, SG_BAD_REQUEST, INVALID_CREDS);
 			goto out;
 		}
@@ -1124,7 +1124,7 @@ int approle_login(struct store *st, const char *prefix, const char *role_id, con
 	rc = 0;
 out:
 	if (rc != 0)
-		approle_login_result_clear(out);
+		auth_approle_login_result_clear(out);
 	free(name);
 	return rc;
 }

@@ -27,14 +27,14 @@ static int keys_respond(struct resp *rs, struct sg_strlist *keys, struct sg_err 
 }
 
 /* The role named in the path, which must exist (SG_BAD_REQUEST "role ... does not exist" otherwise, as Vault). */
-static int role_get(const struct req *rq, struct approle_role *r, enum sg_code absent, struct sg_err *err)
+static int role_get(const struct req *rq, struct auth_approle_role *r, enum sg_code absent, struct sg_err *err)
 {
 	const char *name = req_param(rq, "role_name");
 	int got;
 
-	if (approle_name_check(name, err) != 0)
+	if (auth_approle_name_check(name, err) != 0)
 		return -1;
-	got = approle_role_load(st_of(rq), prefix_of(rq), name, r, err);
+	got = auth_approle_role_load(st_of(rq), prefix_of(rq), name, r, err);
 	if (got < 0)
 		return -1;
 	if (got == 0)
@@ -47,7 +47,7 @@ static int h_role_list(struct req *rq, struct resp *rs, struct sg_err *err)
 	struct sg_strlist keys = {0};
 	int rc = -1;
 
-	if (approle_role_list(st_of(rq), prefix_of(rq), &keys, err) == 0)
+	if (auth_approle_role_list(st_of(rq), prefix_of(rq), &keys, err) == 0)
 		rc = keys_respond(rs, &keys, err);
 	sg_strlist_clear(&keys);
 	return rc;
@@ -55,16 +55,16 @@ static int h_role_list(struct req *rq, struct resp *rs, struct sg_err *err)
 
 static int h_role_read(struct req *rq, struct resp *rs, struct sg_err *err)
 {
-	struct approle_role r;
+	struct auth_approle_role r;
 	int rc = -1;
 
-	approle_role_init(&r);
+	auth_approle_role_init(&r);
 	if (role_get(rq, &r, SG_NOT_FOUND, err) != 0)
 		goto out;
-	resp_data(rs, approle_role_to_json(&r));
+	resp_data(rs, auth_approle_role_to_json(&r));
 	rc = 0;
 out:
-	approle_role_clear(&r);
+	auth_approle_role_clear(&r);
 	return rc;
 }
 
@@ -72,28 +72,28 @@ out:
 static int h_role_write(struct req *rq, struct resp *rs, struct sg_err *err)
 {
 	const char *name = req_param(rq, "role_name");
-	struct approle_role r;
+	struct auth_approle_role r;
 	char *old_id = NULL;
 	int rc = -1, got;
 
 	(void)rs;
-	approle_role_init(&r);
-	if (approle_name_check(name, err) != 0)
+	auth_approle_role_init(&r);
+	if (auth_approle_name_check(name, err) != 0)
 		goto out;
-	got = approle_role_load(st_of(rq), prefix_of(rq), name, &r, err);
+	got = auth_approle_role_load(st_of(rq), prefix_of(rq), name, &r, err);
 	if (got < 0)
 		goto out;
 	if (got == 1)
 		old_id = sg_xstrdup(r.role_id);
 	else
 		r.name = sg_xstrdup(name);
-	if (approle_role_apply(&r, rq->body, got == 0, err) != 0 ||
-	    approle_role_store(st_of(rq), prefix_of(rq), &r, old_id, err) != 0)
+	if (auth_approle_role_apply(&r, rq->body, got == 0, err) != 0 ||
+	    auth_approle_role_store(st_of(rq), prefix_of(rq), &r, old_id, err) != 0)
 		goto out;
 	rc = 0;
 out:
 	free(old_id);
-	approle_role_clear(&r);
+	auth_approle_role_clear(&r);
 	return rc;
 }
 
@@ -102,35 +102,35 @@ static int h_role_delete(struct req *rq, struct resp *rs, struct sg_err *err)
 	const char *name = req_param(rq, "role_name");
 
 	(void)rs;
-	if (approle_name_check(name, err) != 0)
+	if (auth_approle_name_check(name, err) != 0)
 		return -1;
-	return approle_role_delete(st_of(rq), prefix_of(rq), name, err);
+	return auth_approle_role_delete(st_of(rq), prefix_of(rq), name, err);
 }
 
 static int h_role_id_read(struct req *rq, struct resp *rs, struct sg_err *err)
 {
-	struct approle_role r;
+	struct auth_approle_role r;
 	int rc = -1;
 
-	approle_role_init(&r);
+	auth_approle_role_init(&r);
 	if (role_get(rq, &r, SG_NOT_FOUND, err) != 0)
 		goto out;
 	resp_data(rs, json_pack("{s:s}", "role_id", r.role_id));
 	rc = 0;
 out:
-	approle_role_clear(&r);
+	auth_approle_role_clear(&r);
 	return rc;
 }
 
 static int h_role_id_write(struct req *rq, struct resp *rs, struct sg_err *err)
 {
-	struct approle_role r;
+	struct auth_approle_role r;
 	const char *id = NULL;
 	char *old_id = NULL;
 	int rc = -1;
 
 	(void)rs;
-	approle_role_init(&r);
+	auth_approle_role_init(&r);
 	if (role_get(rq, &r, SG_BAD_REQUEST, err) != 0 || sg_json_str(rq->body, "role_id", &id, err) < 0)
 		goto out;
 	if (id == NULL || *id == '\0') {
@@ -139,37 +139,37 @@ static int h_role_id_write(struct req *rq, struct resp *rs, struct sg_err *err)
 	}
 	old_id = r.role_id;
 	r.role_id = sg_xstrdup(id);
-	if (approle_role_store(st_of(rq), prefix_of(rq), &r, old_id, err) != 0)
+	if (auth_approle_role_store(st_of(rq), prefix_of(rq), &r, old_id, err) != 0)
 		goto out;
 	rc = 0;
 out:
 	free(old_id);
-	approle_role_clear(&r);
+	auth_approle_role_clear(&r);
 	return rc;
 }
 
 static int secret_generate(struct req *rq, struct resp *rs, bool custom, struct sg_err *err)
 {
-	struct approle_role r;
-	struct approle_secret_params p;
-	struct approle_secret s;
-	char secret[APPROLE_SECRET_MAX] = "";
+	struct auth_approle_role r;
+	struct auth_approle_secret_params p;
+	struct auth_approle_secret s;
+	char secret[AUTH_APPROLE_SECRET_MAX] = "";
 	int rc = -1;
 
-	approle_role_init(&r);
+	auth_approle_role_init(&r);
 	memset(&p, 0, sizeof(p));
 	memset(&s, 0, sizeof(s));
-	if (role_get(rq, &r, SG_BAD_REQUEST, err) != 0 || approle_secret_params_parse(rq->body, custom, &p, err) != 0 ||
-	    approle_secret_create(st_of(rq), prefix_of(rq), &r, &p, secret, sizeof(secret), &s, err) != 0)
+	if (role_get(rq, &r, SG_BAD_REQUEST, err) != 0 || auth_approle_secret_params_parse(rq->body, custom, &p, err) != 0 ||
+	    auth_approle_secret_create(st_of(rq), prefix_of(rq), &r, &p, secret, sizeof(secret), &s, err) != 0)
 		goto out;
 	resp_data(rs, json_pack("{s:s, s:s, s:I, s:I}", "secret_id", secret, "secret_id_accessor", s.accessor,
 	                        "secret_id_ttl", (json_int_t)s.ttl, "secret_id_num_uses", (json_int_t)s.num_uses));
 	rc = 0;
 out:
 	OPENSSL_cleanse(secret, sizeof(secret));
-	approle_secret_clear(&s);
-	approle_secret_params_clear(&p);
-	approle_role_clear(&r);
+	auth_approle_secret_clear(&s);
+	auth_approle_secret_params_clear(&p);
+	auth_approle_role_clear(&r);
 	return rc;
 }
 
@@ -185,16 +185,16 @@ static int h_custom_secret(struct req *rq, struct resp *rs, struct sg_err *err)
 
 static int h_secret_list(struct req *rq, struct resp *rs, struct sg_err *err)
 {
-	struct approle_role r;
+	struct auth_approle_role r;
 	struct sg_strlist keys = {0};
 	int rc = -1;
 
-	approle_role_init(&r);
+	auth_approle_role_init(&r);
 	if (role_get(rq, &r, SG_BAD_REQUEST, err) == 0 &&
-	    approle_secret_list(st_of(rq), prefix_of(rq), r.name, &keys, err) == 0)
+	    auth_approle_secret_list(st_of(rq), prefix_of(rq), r.name, &keys, err) == 0)
 		rc = keys_respond(rs, &keys, err);
 	sg_strlist_clear(&keys);
-	approle_role_clear(&r);
+	auth_approle_role_clear(&r);
 	return rc;
 }
 
@@ -206,25 +206,25 @@ static int body_str(const struct req *rq, const char *key, const char **out, str
 		return -1;
 	if (*out == NULL || **out == '\0')
 		return sg_err_set(err, SG_BAD_REQUEST, "missing %s", key);
-	if (strlen(*out) > APPROLE_ID_MAX)
-		return sg_err_set(err, SG_BAD_REQUEST, "%s is longer than %d characters", key, APPROLE_ID_MAX);
+	if (strlen(*out) > AUTH_APPROLE_ID_MAX)
+		return sg_err_set(err, SG_BAD_REQUEST, "%s is longer than %d characters", key, AUTH_APPROLE_ID_MAX);
 	return 0;
 }
 
 static int secret_read(struct req *rq, struct resp *rs, bool by_accessor, struct sg_err *err)
 {
-	struct approle_role r;
-	struct approle_secret s;
+	struct auth_approle_role r;
+	struct auth_approle_secret s;
 	const char *v = NULL;
 	int rc = -1, got;
 
-	approle_role_init(&r);
+	auth_approle_role_init(&r);
 	memset(&s, 0, sizeof(s));
 	if (role_get(rq, &r, SG_BAD_REQUEST, err) != 0 ||
 	    body_str(rq, by_accessor ? "secret_id_accessor" : "secret_id", &v, err) != 0)
 		goto out;
-	got = by_accessor ? approle_secret_lookup_accessor(st_of(rq), prefix_of(rq), &r, v, &s, err)
-	                  : approle_secret_lookup(st_of(rq), prefix_of(rq), &r, v, &s, err);
+	got = by_accessor ? auth_approle_secret_lookup_accessor(st_of(rq), prefix_of(rq), &r, v, &s, err)
+	                  : auth_approle_secret_lookup(st_of(rq), prefix_of(rq), &r, v, &s, err);
 	if (got < 0)
 		goto out;
 	if (got == 0) {
@@ -234,11 +234,11 @@ static int secret_read(struct req *rq, struct resp *rs, bool by_accessor, struct
 			sg_err_set(err, SG_NOT_FOUND, "no such secret ID for role \"%s\"", r.name);
 		goto out;
 	}
-	resp_data(rs, approle_secret_to_json(&s));
+	resp_data(rs, auth_approle_secret_to_json(&s));
 	rc = 0;
 out:
-	approle_secret_clear(&s);
-	approle_role_clear(&r);
+	auth_approle_secret_clear(&s);
+	auth_approle_role_clear(&r);
 	return rc;
 }
 
@@ -254,16 +254,16 @@ static int h_secret_accessor_lookup(struct req *rq, struct resp *rs, struct sg_e
 
 static int secret_destroy(struct req *rq, bool by_accessor, struct sg_err *err)
 {
-	struct approle_role r;
+	struct auth_approle_role r;
 	const char *v = NULL;
 	int rc = -1, got;
 
-	approle_role_init(&r);
+	auth_approle_role_init(&r);
 	if (role_get(rq, &r, SG_BAD_REQUEST, err) != 0 ||
 	    body_str(rq, by_accessor ? "secret_id_accessor" : "secret_id", &v, err) != 0)
 		goto out;
-	got = by_accessor ? approle_secret_destroy_accessor(st_of(rq), prefix_of(rq), &r, v, err)
-	                  : approle_secret_destroy(st_of(rq), prefix_of(rq), &r, v, err);
+	got = by_accessor ? auth_approle_secret_destroy_accessor(st_of(rq), prefix_of(rq), &r, v, err)
+	                  : auth_approle_secret_destroy(st_of(rq), prefix_of(rq), &r, v, err);
 	if (got < 0)
 		goto out;
 	/* Vault: destroying an unknown secret id succeeds; an unknown accessor is an error. */
@@ -273,7 +273,7 @@ static int secret_destroy(struct req *rq, bool by_accessor, struct sg_err *err)
 	}
 	rc = 0;
 out:
-	approle_role_clear(&r);
+	auth_approle_role_clear(&r);
 	return rc;
 }
 
@@ -293,7 +293,7 @@ static int h_tidy(struct req *rq, struct resp *rs, struct sg_err *err)
 {
 	uint64_t n = 0;
 
-	if (approle_tidy(st_of(rq), prefix_of(rq), &n, err) != 0)
+	if (auth_approle_tidy(st_of(rq), prefix_of(rq), &n, err) != 0)
 		return -1;
 	resp_warn(rs, "removed %llu expired secret IDs", (unsigned long long)n);
 	return 0;
@@ -301,7 +301,7 @@ static int h_tidy(struct req *rq, struct resp *rs, struct sg_err *err)
 
 static int h_login(struct req *rq, struct resp *rs, struct sg_err *err)
 {
-	struct approle_login_result l;
+	struct auth_approle_login_result l;
 	struct auth_token_params p;
 	const char *role_id = NULL, *secret_id = NULL;
 	json_t *alias = NULL;
@@ -311,7 +311,7 @@ static int h_login(struct req *rq, struct resp *rs, struct sg_err *err)
 	auth_token_params_init(&p);
 	if (sg_json_str(rq->body, "role_id", &role_id, err) < 0 || sg_json_str(rq->body, "secret_id", &secret_id, err) < 0)
 		goto out;
-	if (approle_login(st_of(rq), prefix_of(rq), role_id, secret_id, rq->remote_addr, &l, err) != 0)
+	if (auth_approle_login(st_of(rq), prefix_of(rq), role_id, secret_id, rq->remote_addr, &l, err) != 0)
 		goto out;
 	auth_tokenfields_to_params(&l.role.tf, &p);
 	sg_strlist_clear(&p.bound_cidrs);
@@ -328,7 +328,7 @@ out:
 	p.alias = NULL;
 	json_decref(alias);
 	auth_token_params_clear(&p);
-	approle_login_result_clear(&l);
+	auth_approle_login_result_clear(&l);
 	return rc;
 }
 
