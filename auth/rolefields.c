@@ -1,5 +1,6 @@
 #include "auth/rolefields.h"
 
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,4 +73,115 @@ bool auth_rolefields_name_valid(const char *name)
 			return false;
 	}
 	return true;
+}
+
+/* ---- Records ---- */
+
+static char *record_key(const char *prefix, const char *name, struct sg_err *err)
+{
+	char *key = sg_xasprintf("%s%s", prefix, name);
+
+	if (strlen(key) > STORE_MAX_KEY) {
+		free(key);
+		sg_err_set(err, SG_BAD_REQUEST, "name too long");
+		return NULL;
+	}
+	return key;
+}
+
+int auth_record_load(struct store *st, const char *prefix, const char *name, json_t **out, struct sg_err *err)
+{
+	char *key = record_key(prefix, name, err);
+	unsigned char *val = NULL;
+	size_t len = 0;
+	json_error_t jerr;
+	int rc;
+
+	*out = NULL;
+	if (key == NULL)
+		return -1;
+	rc = store_get(st, STORE_AUTH, key, strlen(key), &val, &len, err);
+	free(key);
+	if (rc <= 0)
+		return rc;
+	*out = json_loadb((const char *)val, len, 0, &jerr);
+	OPENSSL_cleanse(val, len);
+	free(val);
+	if (!json_is_object(*out)) {
+		json_decref(*out);
+		*out = NULL;
+		return sg_err_set(err, SG_STORAGE, "auth record %.64s is damaged", name);
+	}
+	return 1;
+}
+
+int auth_record_store(struct store *st, const char *prefix, const char *name, const json_t *rec, struct sg_err *err)
+{
+	char *key = record_key(prefix, name, err);
+	char *val = NULL;
+	struct store_batch *b = NULL;
+	int rc = -1;
+
+	if (key == NULL)
+		return -1;
+	val = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
+	if (val == NULL)
+		sg_die("json_dumps");
+	if (strlen(val) > AUTH_RECORD_MAX) {
+		sg_err_set(err, SG_BAD_REQUEST, "record larger than %u bytes", AUTH_RECORD_MAX);
+		goto out;
+	}
+	b = store_batch_new();
+	store_batch_put(b, STORE_AUTH, key, strlen(key), val, strlen(val));
+	rc = store_commit(st, b, err);
+out:
+	store_batch_free(b);
+	OPENSSL_cleanse(val, strlen(val));
+	free(val);
+	free(key);
+	return rc;
+}
+
+int auth_record_delete(struct store *st, const char *prefix, const char *name, struct sg_err *err)
+{
+	char *key = record_key(prefix, name, err);
+	struct store_batch *b;
+	int rc;
+
+	if (key == NULL)
+		return -1;
+	b = store_batch_new();
+	store_batch_del(b, STORE_AUTH, key, strlen(key));
+	rc = store_commit(st, b, err);
+	store_batch_free(b);
+	free(key);
+	return rc;
+}
+
+struct list_ctx {
+	size_t skip;
+	struct sg_strlist *out;
+};
+
+static int list_cb(void *arg, const char *key, size_t klen, const void *val, size_t vlen)
+{
+	struct list_ctx *lc = arg;
+
+	(void)val;
+	(void)vlen;
+	if (klen > lc->skip)
+		sg_strlist_addn(lc->out, key + lc->skip, klen - lc->skip);
+	return 0;
+}
+
+int auth_record_list(struct store *st, const char *prefix, const char *dir, struct sg_strlist *out,
+                     struct sg_err *err)
+{
+	char *p = sg_xasprintf("%s%s", prefix, dir);
+	struct list_ctx lc = {strlen(p), out};
+	long n;
+
+	n = store_scan(st, STORE_AUTH, p, NULL, 0, list_cb, &lc, err);
+	free(p);
+	return n < 0 ? -1 : 0;
 }

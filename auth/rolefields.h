@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "auth/tokenfields.h"
+#include "store/store.h"
 
 #define AUTH_ROLE_NAME_MAX 128
 #define AUTH_ROLE_FIELD_MAX 4096   /* one string field of a role or config (not PEM) */
@@ -31,5 +32,16 @@ int auth_rolefields_str(const json_t *body, const char *key, size_t max, char **
 
 /* Vault's role-name rule: 1..AUTH_ROLE_NAME_MAX of [A-Za-z0-9_.-], not starting with '.' */
 bool auth_rolefields_name_valid(const char *name);
+
+/* ---- JSON records of a method under its mount prefix (STORE_AUTH "<prefix><name>") ---- */
+#define AUTH_RECORD_MAX (256u << 10)
+/* 1 found (*out a new object), 0 absent, -1 error (a record that is not a JSON object is SG_STORAGE). */
+int auth_record_load(struct store *st, const char *prefix, const char *name, json_t **out, struct sg_err *err) SG_WUR;
+int auth_record_store(struct store *st, const char *prefix, const char *name, const json_t *rec,
+                      struct sg_err *err) SG_WUR;
+int auth_record_delete(struct store *st, const char *prefix, const char *name, struct sg_err *err) SG_WUR;
+/* Names (the key after prefix+dir) of the records under "<prefix><dir>", sorted. */
+int auth_record_list(struct store *st, const char *prefix, const char *dir, struct sg_strlist *out,
+                     struct sg_err *err) SG_WUR;
 
 #endif
