@@ -43,7 +43,12 @@ struct auth_type {
 };
 
 static const struct auth_type auth_types[] = {
+	{"token", token_routes, &token_routes_n},
 	{"approle", approle_routes, &approle_routes_n},
+	{"cert", cert_routes, &cert_routes_n},
+	{"kubernetes", kubernetes_routes, &kubernetes_routes_n},
+	{"jwt", jwt_routes, &jwt_routes_n},
+	{"oidc", jwt_routes, &jwt_routes_n},
 	{NULL, NULL, NULL},
 };
 
