@@ -864,14 +864,14 @@ out:
 
 /* ---- Revocation ---- */
 
-typedef struct {
+struct child_scan {
 	struct sg_strlist *out;
 	size_t prefix_len;
-} child_scan;
+};
 
 static int child_cb(void *arg, const char *key, size_t klen, const void *val, size_t vlen)
 {
-	child_scan *cs = arg;
+	struct child_scan *cs = arg;
 
 	(void)val;
 	(void)vlen;
@@ -883,7 +883,7 @@ static int child_cb(void *arg, const char *key, size_t klen, const void *val, si
 static int children_list(struct auth_tokens *ts, const char *accessor, struct sg_strlist *out, struct sg_err *err)
 {
 	char prefix[TOKEN_STORE_KEY_MAX];
-	child_scan cs;
+	struct child_scan cs;
 
 	snprintf(prefix, sizeof(prefix), PARENT_PREFIX "%s/", accessor);
 	cs.out = out;

@@ -31,6 +31,14 @@ enum http_method {
 	HTTP_PATCH = 1 << 4,
 };
 
+/*
+ * Not a method: in a route's methods, marks a POST route with Vault's
+ * existence check. The ACL then asks "create" when the object is absent and
+ * "update" when it exists; the object exists when the GET route of the same
+ * table at the same path succeeds (pki roles/:name, auth method roles).
+ */
+#define ROUTE_EXISTENCE (1u << 7)
+
 enum route_auth {
 	ROUTE_AUTH_NONE,      /* public: ca, ca_chain, cert/:serial, health ... */
 	ROUTE_AUTH_TOKEN,     /* X-Vault-Token or Authorization: Bearer */
@@ -78,6 +86,7 @@ struct req {
 	const char *token_accessor; /* accessor of the caller's token; NULL on ROUTE_AUTH_NONE routes */
 	const struct auth_token *tok; /* the caller's token (auth/token.h), NULL on ROUTE_AUTH_NONE routes */
 	const char *client_token;   /* the token as presented (lookup-self, audit HMAC); NULL when tok is */
+	bool sudo;                  /* the caller's policies grant sudo on this path (set by the router's ACL check) */
 	/* Auth methods: the auth mount of an auth/<path>/... request (NULL elsewhere). */
 	const struct auth_mount *auth_mount;
 	/* The TLS client certificate chain (DER, leaf first) of the connection; NULL without TLS or certificate. */
@@ -110,10 +119,10 @@ typedef int (*route_handler)(struct req *rq, struct resp *rs, struct sg_err *err
  */
 struct route {
 	const char *pattern;
-	unsigned methods;           /* mask of enum http_method */
+	unsigned methods;           /* mask of enum http_method, plus ROUTE_EXISTENCE */
 	route_handler fn;
 	enum route_auth auth;
-	bool sudo;                  /* root-protected path (ACL sudo), for the auth issue */
+	bool sudo;                  /* root-protected path: the caller's policies must grant sudo too */
 };
 
 /* Capture by name, NULL if absent. */
