@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "server/audit.h"
 #include "server/server.h"
 
 static void usage(FILE *f)
@@ -9,6 +10,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: sigil <command> [args]\n\n"
 	           "commands:\n"
 	           "  server    run the Sigil server (sigil server -dev, or -config FILE)\n"
+	           "  audit     sigil audit verify FILE: check an audit log's hash chain\n"
 	           "  version   print the version\n");
 }
 
@@ -22,6 +24,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "server") == 0)
 		return server_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "audit") == 0)
+		return audit_cli_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "-version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("Sigil v%s\n", SIGIL_VERSION);
 		return 0;

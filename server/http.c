@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server/audit.h"
 #include "server/envelope.h"
 #include "server/internal.h"
 #include "server/json.h"
@@ -55,6 +56,7 @@ struct http_ctx {
 	json_t *json;
 	json_t *query;
 	struct auth_token tok;                     /* the caller's token, when authenticated */
+	struct audit_req audit;                    /* DESIGN.md rule 6: this request's audit entry */
 };
 
 /* The request a pool thread is running a handler for (server_mount ties references to it). */
@@ -259,6 +261,100 @@ static enum MHD_Result send_buf(struct http_ctx *c, int status, const char *cont
 	return ret;
 }
 
+/* ---- Audit (DESIGN.md rule 6): on record before a handler acts and before the client reads ---- */
+
+static void audit_fill(struct http_ctx *c)
+{
+	struct audit_entry *e = &c->audit.e;
+	const char *sub = NULL;
+	unsigned m = 0;
+	bool head = false;
+	struct sg_err ignored;
+
+	sg_err_init(&ignored);
+	memset(e, 0, sizeof(*e));
+	e->request_id = c->request_id;
+	e->operation = "unknown";
+	if (router_method_parse(c->method, json_string_value(json_object_get(c->query, "list")), &m, &head,
+	                        &ignored) == 0)
+		e->operation = m == HTTP_GET ? "read" : m == HTTP_LIST ? "list" : m == HTTP_DELETE ? "delete"
+		             : m == HTTP_PATCH ? "patch" : "update";
+	e->path = c->path[0] != '\0' ? c->path : c->url;
+	e->remote_addr = c->remote;
+	if (c->mount != NULL) {
+		e->mount_type = c->mount->type;
+		snprintf(c->audit.mount_point, sizeof(c->audit.mount_point), "%s/", c->mount->path);
+		e->mount_point = c->audit.mount_point;
+	} else if (c->path[0] != '\0' && router_area(c->path, &sub) == ROUTER_AREA_SYS) {
+		e->mount_type = "system";
+	}
+	/* A refused token is on record too (HMAC-ed): sys/audit-hash finds who tried it. */
+	e->client_token = c->rq.client_token != NULL
+	                      ? c->rq.client_token
+	                      : auth_token_from_headers(
+	                            MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "X-Vault-Token"),
+	                            MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
+	e->tok = c->rq.tok;
+	e->data = c->json;
+	e->query = c->query;
+}
+
+/* The request line, before the handler. Effects wait until it is durable; reads only until the response. */
+static int audit_in(struct http_ctx *c)
+{
+	struct sg_err err;
+	bool sync;
+
+	if (c->audit.logged || audit_path_exempt(c->path))
+		return 0;
+	audit_fill(c);
+	sync = strcmp(c->audit.e.operation, "read") != 0 && strcmp(c->audit.e.operation, "list") != 0;
+	sg_err_init(&err);
+	if (audit_log_request(c->srv->audit, &c->audit.e, sync, &err) != 0)
+		return -1;
+	c->audit.logged = true;
+	return 0;
+}
+
+/* The response line (and the request line of a request refused before its handler), durable before sending. */
+static int audit_out(struct http_ctx *c, int status, const struct resp *rs, const struct sg_err *rerr)
+{
+	struct audit_entry e;
+	struct sg_err err;
+
+	if (audit_path_exempt(c->path))
+		return 0;
+	sg_err_init(&err);
+	if (!c->audit.logged) {
+		audit_fill(c);
+		c->audit.e.error = rerr != NULL ? rerr->detail : NULL;
+		if (audit_log_request(c->srv->audit, &c->audit.e, false, &err) != 0)
+			return -1;
+		c->audit.logged = true;
+	}
+	e = c->audit.e;
+	e.tok = c->rq.tok;
+	e.status = status;
+	e.rs = rs;
+	e.error = rerr != NULL ? rerr->detail : NULL;
+	return audit_log_response(c->srv->audit, &e, &err);
+}
+
+/* Fail closed: nothing a handler produced leaves unaudited; the answer is a plain 500. */
+static enum MHD_Result send_audit_failed(struct http_ctx *c)
+{
+	struct sg_err err;
+	char *body = NULL;
+	size_t len = 0;
+	int status;
+
+	sg_err_init(&err);
+	sg_err_set(&err, SG_INTERNAL, "internal error");
+	envelope_error(&err, &status, &body, &len);
+	access_log(c, status, &err);
+	return send_buf(c, status, "application/json", body, len, NULL);
+}
+
 static enum MHD_Result send_error(struct http_ctx *c, const struct sg_err *err)
 {
 	char *body = NULL;
@@ -266,6 +362,10 @@ static enum MHD_Result send_error(struct http_ctx *c, const struct sg_err *err)
 	int status;
 
 	envelope_error(err, &status, &body, &len);
+	if (audit_out(c, status, NULL, err) != 0) {
+		free(body);
+		return send_audit_failed(c);
+	}
 	if (status >= 500) {
 		json_t *f = json_pack("{s:s, s:s}", "request_id", c->request_id, "code", sg_err_name(err->code));
 
@@ -299,6 +399,8 @@ static enum MHD_Result send_success(struct http_ctx *c, const char *mount_type)
 			sg_err_set(&err, SG_INTERNAL, "handler produced an invalid content type");
 			return send_error(c, &err);
 		}
+		if (audit_out(c, status, rs, NULL) != 0)
+			return send_audit_failed(c);
 		body = (char *)rs->body;
 		len = rs->body_len;
 		rs->body = NULL;
@@ -306,6 +408,10 @@ static enum MHD_Result send_success(struct http_ctx *c, const char *mount_type)
 		return send_buf(c, status, rs->content_type, body, len, rs->headers);
 	}
 	envelope_render(rs, c->request_id, mount_type, &status, &body, &len);
+	if (audit_out(c, status, rs, NULL) != 0) {
+		free(body);
+		return send_audit_failed(c);
+	}
 	access_log(c, status, NULL);
 	return send_buf(c, status, "application/json", body, len, rs->headers);
 }
@@ -437,6 +543,8 @@ static enum MHD_Result handle(struct http_ctx *c)
 	c->rq.remote_addr = c->remote;
 	c->rq.request_id = c->request_id;
 	c->rq.query = c->query;
+	if (audit_in(c) != 0)
+		return send_audit_failed(c);
 	cur_ctx = c;
 	rc = route->fn(&c->rq, &c->rs, &err);
 	cur_ctx = NULL;

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "server/audit.h"
 #include "server/internal.h"
 #include "server/log.h"
 
@@ -489,7 +490,8 @@ static int server_run(struct server *s, const char *dev_token)
 	    ca_new(s->st, kek, &s->ca, &err) != 0 || auth_tokens_new(s->st, NULL, kek, &s->tokens, &err) != 0)
 		goto out;
 	OPENSSL_cleanse(kek, sizeof(kek));
-	if (cluster_identity(s, &err) != 0 || mount_table_load(&s->mounts, s->st, &err) != 0)
+	if (cluster_identity(s, &err) != 0 || mount_table_load(&s->mounts, s->st, &err) != 0 ||
+	    audit_new(s->st, &s->audit, &err) != 0)
 		goto out;
 	if (s->dev) {
 		if (dev_token != NULL)
@@ -526,6 +528,8 @@ out:
 	OPENSSL_cleanse(kek, sizeof(kek));
 	OPENSSL_cleanse(token, sizeof(token));
 	http_stop(s, SERVER_STOP_GRACE_MS);
+	audit_free(s->audit); /* after the last request: syncs and stores each device's chain head */
+	s->audit = NULL;
 	auth_tokens_free(s->tokens); /* stops the sweeper before the store closes */
 	s->tokens = NULL;
 	mount_table_clear(&s->mounts);

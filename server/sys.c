@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/audit.h"
 #include "server/internal.h"
 #include "server/server.h"
 
@@ -185,5 +186,10 @@ const struct route sys_routes[] = {
 	{"mounts/*path", HTTP_POST, h_mount_create, ROUTE_AUTH_TOKEN, false},
 	{"mounts/*path", HTTP_DELETE, h_mount_delete, ROUTE_AUTH_TOKEN, false},
 	{"internal/ui/mounts/*path", HTTP_GET, h_ui_mounts_get, ROUTE_AUTH_NONE, false},
+	/* Audit devices (server/audit.c); Vault root-protects sys/audit and its subpaths, not audit-hash. */
+	{"audit", HTTP_GET, h_audit_list, ROUTE_AUTH_TOKEN, true},
+	{"audit/*path", HTTP_POST, h_audit_enable, ROUTE_AUTH_TOKEN, true},
+	{"audit/*path", HTTP_DELETE, h_audit_disable, ROUTE_AUTH_TOKEN, true},
+	{"audit-hash/*path", HTTP_POST, h_audit_hash, ROUTE_AUTH_TOKEN, false},
 };
 const size_t sys_routes_n = sizeof(sys_routes) / sizeof(sys_routes[0]);
