@@ -157,6 +157,8 @@ int auth_httpc_do(const struct auth_httpc_req *r, long *status, char **body, siz
 	if (r->body != NULL) {
 		ct_hdr = sg_xasprintf("Content-Type: %s", r->content_type != NULL ? r->content_type : "application/json");
 		hdrs = curl_slist_append(hdrs, ct_hdr);
+		/* No "Expect: 100-continue" round trip for larger bodies. */
+		hdrs = curl_slist_append(hdrs, "Expect:");
 		curl_easy_setopt(c, CURLOPT_POST, 1L);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, r->body);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
