@@ -375,6 +375,9 @@ static int h_token_accessors(struct req *rq, struct resp *rs, struct sg_err *err
 	struct sg_strlist l = {0};
 	json_t *d;
 
+	/* Root-protected in Vault; the router checks route.sudo as well, this holds without it. */
+	if (!caller_sudo(rq))
+		return sg_err_set(err, SG_PERMISSION_DENIED, "permission denied");
 	if (auth_token_accessors(tokens(rq), &l, err) != 0) {
 		sg_strlist_clear(&l);
 		return -1;
