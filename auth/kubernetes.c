@@ -348,7 +348,7 @@ int k8s_review_parse(const char *body, size_t len, struct k8s_review *out, struc
 	}
 	e = json_string_value(json_object_get(status, "error"));
 	if (e != NULL && *e != '\0')
-		out->error = sg_xstrndup(e, 256);
+		out->error = sg_xstrndup(e, strnlen(e, 256)); /* a bounded copy: sg_xstrndup copies n bytes */
 	out->authenticated = json_is_true(json_object_get(status, "authenticated"));
 	if (json_is_array(json_object_get(status, "audiences")) &&
 	    sg_json_list(status, "audiences", &out->audiences, err) < 0)
