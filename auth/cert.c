@@ -1,6 +1,8 @@
 /* TLS-certificate login: cert roles and the chain and constraint checks (Vault's builtin/credential/cert). */
 #include "auth/cert.h"
 
+#include "auth/rolefields.h"
+
 #include <ctype.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -124,6 +126,17 @@ int auth_cert_role_apply(struct auth_cert_role *r, const json_t *body, bool crea
 		sk = pem_certs(pem, err);
 		if (sk == NULL)
 			return -1;
+		for (int i = 0; i < sk_X509_num(sk); i++) {
+			X509 *x = sk_X509_value(sk, i);
+
+			/* As Vault: a pinned (non-CA) certificate with an EKU must allow TLS client authentication. */
+			if (X509_check_ca(x) < 1 && (X509_get_extension_flags(x) & EXFLAG_XKUSAGE) != 0 &&
+			    (X509_get_extended_key_usage(x) & (XKU_SSL_CLIENT | XKU_ANYEKU)) == 0) {
+				sk_X509_pop_free(sk, X509_free);
+				return sg_err_set(err, SG_BAD_REQUEST, "nonCA certificates should have TLS client "
+				                                       "authentication set as an extended key usage");
+			}
+		}
 		sk_X509_pop_free(sk, X509_free);
 		free(r->certificate);
 		r->certificate = sg_xstrdup(pem);
@@ -146,7 +159,8 @@ int auth_cert_role_apply(struct auth_cert_role *r, const json_t *body, bool crea
 	    patterns_field(body, "allowed_uri_sans", &r->allowed_uri_sans, err) != 0 ||
 	    patterns_field(body, "allowed_organizational_units", &r->allowed_organizational_units, err) != 0)
 		return -1;
-	return auth_tokenfields_apply(&r->tf, body, err);
+	/* token_* fields, and the deprecated ttl, max_ttl, num_uses, bound_cidrs Vault still reads for cert roles. */
+	return auth_rolefields_apply(&r->tf, body, err);
 }
 
 json_t *auth_cert_role_to_json(const struct auth_cert_role *r)
@@ -165,12 +179,16 @@ json_t *auth_cert_role_to_json(const struct auth_cert_role *r)
 	return o;
 }
 
+/* Vault keeps cert role names lower-cased: "Web" and "web" are one role. */
 static int key_make(char *out, size_t cap, const char *prefix, const char *name, struct sg_err *err)
 {
+	size_t plen = strlen(prefix) + strlen("cert/");
 	int n = snprintf(out, cap, "%scert/%s", prefix, name != NULL ? name : "");
 
 	if (n < 0 || (size_t)n >= cap)
 		return sg_err_set(err, SG_BAD_REQUEST, "name too long");
+	for (size_t i = plen; out[i] != '\0'; i++)
+		out[i] = (char)tolower((unsigned char)out[i]);
 	return 0;
 }
 
@@ -218,7 +236,7 @@ int auth_cert_role_store(struct store *st, const char *prefix, const struct auth
 	if (auth_cert_name_check(r->name, err) != 0 || key_make(key, sizeof(key), prefix, r->name, err) != 0)
 		return -1;
 	o = auth_cert_role_to_json(r);
-	json_object_set_new(o, "name", json_string(r->name));
+	json_object_set_new(o, "name", json_string(key + strlen(prefix) + strlen("cert/")));
 	text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(o);
 	if (text == NULL)

@@ -444,10 +444,39 @@ static void insert_locked(struct auth_mounts *t, struct auth_entry *e)
 	pthread_rwlock_unlock(&t->lock);
 }
 
+/* Vault revokes the tokens a disabled auth mount issued: those whose path lies under "auth/<path>/". */
+static int mount_tokens_revoke(struct server *s, const char *path, struct sg_err *err)
+{
+	struct sg_strlist acc = {0};
+	char *pfx = sg_xasprintf("auth/%s/", path);
+	size_t plen = strlen(pfx);
+	int rc = -1;
+
+	if (auth_token_accessors(s->tokens, &acc, err) != 0)
+		goto out;
+	for (size_t i = 0; i < acc.n; i++) {
+		struct auth_token t;
+		int got;
+
+		memset(&t, 0, sizeof(t));
+		got = auth_token_lookup_accessor(s->tokens, acc.v[i], &t, err);
+		if (got == 1 && t.path != NULL && strncmp(t.path, pfx, plen) == 0 &&
+		    auth_token_revoke(s->tokens, &t, false, err) != 0)
+			got = -1;
+		auth_token_clear(&t);
+		if (got < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	sg_strlist_clear(&acc);
+	free(pfx);
+	return rc;
+}
+
 /*
- * Out of the registry first (no new login reaches it), then its records and
- * its mount record in one commit. Vault also revokes the tokens the mount
- * issued: tokens created by the login path "auth/<path>/..." go too.
+ * Out of the registry first (no new login reaches it), then the tokens it
+ * issued, then its records and its mount record in one commit.
  */
 static int auth_mounts_remove(struct server *s, const char *path, struct sg_err *err)
 {
@@ -471,6 +500,11 @@ static int auth_mounts_remove(struct server *s, const char *path, struct sg_err 
 	t->v[i] = t->v[t->n - 1];
 	t->n--;
 	pthread_rwlock_unlock(&t->lock);
+	if (mount_tokens_revoke(s, path, err) != 0) {
+		insert_locked(t, e);
+		e = NULL;
+		goto out;
+	}
 	b = store_batch_new();
 	key = record_key(path);
 	store_batch_del_prefix(b, STORE_AUTH, e->m.prefix);

@@ -336,7 +336,7 @@ const struct route approle_routes[] = {
 	{"login", HTTP_POST, h_login, ROUTE_AUTH_NONE, false},
 	{"role", HTTP_LIST, h_role_list, ROUTE_AUTH_TOKEN, false},
 	{"role/:role_name", HTTP_GET, h_role_read, ROUTE_AUTH_TOKEN, false},
-	{"role/:role_name", HTTP_POST, h_role_write, ROUTE_AUTH_TOKEN, false},
+	{"role/:role_name", HTTP_POST | ROUTE_EXISTENCE, h_role_write, ROUTE_AUTH_TOKEN, false}, /* create or update */
 	{"role/:role_name", HTTP_DELETE, h_role_delete, ROUTE_AUTH_TOKEN, false},
 	{"role/:role_name/role-id", HTTP_GET, h_role_id_read, ROUTE_AUTH_TOKEN, false},
 	{"role/:role_name/role-id", HTTP_POST, h_role_id_write, ROUTE_AUTH_TOKEN, false},

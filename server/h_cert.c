@@ -1,4 +1,5 @@
 /* auth/<cert mount>/...: Vault's TLS-certificate auth method over auth/cert.c (compat/vault-api.md 3). */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,10 +74,19 @@ static int h_cert_write(struct req *rq, struct resp *rs, struct sg_err *err)
 	got = auth_cert_role_load(st_of(rq), prefix_of(rq), name, &r, err);
 	if (got < 0)
 		goto out;
-	if (got == 0)
+	if (got == 0) {
 		r.name = sg_xstrdup(name);
-	if (auth_cert_role_apply(&r, rq->body, got == 0, err) != 0 ||
-	    auth_cert_role_store(st_of(rq), prefix_of(rq), &r, err) != 0)
+		for (char *c = r.name; *c != '\0'; c++)
+			*c = (char)tolower((unsigned char)*c);
+	}
+	if (auth_cert_role_apply(&r, rq->body, got == 0, err) != 0)
+		goto out;
+	/* Vault: the display name defaults to the role name. */
+	if (r.display_name == NULL || *r.display_name == '\0') {
+		free(r.display_name);
+		r.display_name = sg_xstrdup(r.name);
+	}
+	if (auth_cert_role_store(st_of(rq), prefix_of(rq), &r, err) != 0)
 		goto out;
 	rc = 0;
 out:
@@ -144,6 +154,7 @@ const struct route cert_routes[] = {
 	{"login", HTTP_POST, h_login, ROUTE_AUTH_NONE, false},
 	{"certs", HTTP_LIST, h_certs_list, ROUTE_AUTH_TOKEN, false},
 	{"certs/:name", HTTP_GET, h_cert_read, ROUTE_AUTH_TOKEN, false},
+	/* No existence check, as Vault's cert backend: creating and updating both need update. */
 	{"certs/:name", HTTP_POST, h_cert_write, ROUTE_AUTH_TOKEN, false},
 	{"certs/:name", HTTP_DELETE, h_cert_delete, ROUTE_AUTH_TOKEN, false},
 };

@@ -139,10 +139,14 @@ def test_mounts_are_separate():
                   "secret_id": new_secret("shared-name", mount="approle-dev")["secret_id"]}).json()
     eq(dev["auth"]["lease_duration"], 1800, "approle-dev login TTL (tuned default)")
     eq(dev["auth"]["policies"], ["default", "dev"], "approle-dev policies")
-    # Tokens from a mount stay valid while it exists; disabling a mount purges its roles.
+    # Disabling a mount revokes the tokens it issued and purges its roles; other mounts' tokens live on.
     s = srv()
+    dev_tok = dev["auth"]["client_token"]
     eq(s.req("GET", "auth/token/lookup-self", token=tok).status, 200, "prod token works")
+    eq(s.req("GET", "auth/token/lookup-self", token=dev_tok).status, 200, "dev token works")
     s.ok("DELETE", "sys/auth/approle-dev", statuses=(204,))
+    H.expect_error(s.req("GET", "auth/token/lookup-self", token=dev_tok), 403, "dev token after disable")
+    eq(s.req("GET", "auth/token/lookup-self", token=tok).status, 200, "prod token after disabling dev")
     s.ok("DELETE", "sys/auth/approle-dev", statuses=(204,))  # absent: still 204, as Vault
     client().sys.enable_auth_method("approle", path="approle-dev")
     expect_raise(E.InvalidPath, lambda: c.auth.approle.read_role("shared-name", mount_point="approle-dev"),

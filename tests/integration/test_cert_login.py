@@ -240,6 +240,16 @@ def test_role_bad_input():
     H.expect_error(r, 400, "bad role name", "role name")
     r = s.req("POST", "auth/cert/certs/web", {"certificate": state["root"]}, token="")
     H.expect_error(r, 403, "role write without a token")
+    # A pinned leaf that names usages must allow client authentication (as Vault).
+    srvonly = issue(s, "serveronly", "pin.example.com")
+    r = s.req("POST", "auth/cert/certs/pinsrv", {"certificate": srvonly["certificate"]})
+    H.expect_error(r, 400, "pinned serverAuth-only leaf", "tls client authentication")
+    # Names are case-insensitive and the display name defaults to the name.
+    s.ok("POST", "auth/cert/certs/MixedCase", {"certificate": state["root"]}, statuses=(204,))
+    d = s.data("GET", "auth/cert/certs/mixedcase")
+    eq(d["display_name"], "mixedcase", "display_name default")
+    s.ok("DELETE", "auth/cert/certs/MIXEDCASE", statuses=(204,))
+    eq(s.req("GET", "auth/cert/certs/mixedcase").status, 404, "deleted through another case")
     # An update keeps the certificate.
     s.ok("POST", "auth/cert/certs/web", {"token_ttl": "20m"}, statuses=(204,))
     d = s.data("GET", "auth/cert/certs/web")

@@ -292,6 +292,28 @@ static void test_login(const struct kc *root)
 	T_OK(role_put("pinned", json_pack("{s:s}", "certificate", app_pem)) == SG_OK);
 	T_OK(login("pinned", &app, NULL, NULL) == SG_OK);
 	T_OK(login("pinned", &noeku, NULL, NULL) == SG_BAD_REQUEST);
+	{
+		/* A pinned leaf must allow client authentication when it names usages (Vault). */
+		char *srv_pem = pem_of(&srvonly), *noeku_pem = pem_of(&noeku);
+
+		T_OK(role_put("pin2", json_pack("{s:s}", "certificate", srv_pem)) == SG_BAD_REQUEST);
+		T_OK(role_put("pin2", json_pack("{s:s}", "certificate", noeku_pem)) == SG_OK);
+		free(srv_pem);
+		free(noeku_pem);
+	}
+	/* Role names are case-insensitive, as Vault lower-cases them. */
+	T_OK(login("WEB", &app, NULL, role) == SG_OK && strcmp(role, "web") == 0);
+	/* Deprecated token field names still apply. */
+	T_OK(role_put("web", json_pack("{s:s}", "ttl", "2h")) == SG_OK);
+	{
+		struct auth_cert_role r;
+		struct sg_err err;
+
+		sg_err_init(&err);
+		auth_cert_role_init(&r);
+		T_OK(auth_cert_role_load(g_st, P, "Web", &r, &err) == 1 && r.tf.ttl == 7200 && strcmp(r.name, "web") == 0);
+		auth_cert_role_clear(&r);
+	}
 
 	/* Constraints: DNS SANs (case-insensitive), URI SANs, OUs, allowed_names. */
 	T_OK(role_put("dns", json_pack("{s:s, s:s}", "certificate", root_pem, "allowed_dns_sans", "*.EXAMPLE.com")) ==
