@@ -4,12 +4,14 @@
 
 #include "server/audit.h"
 #include "server/server.h"
+#include "server/sys_policy.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: sigil <command> [args]\n\n"
 	           "commands:\n"
 	           "  server    run the Sigil server (sigil server -dev, or -config FILE)\n"
+	           "  routes    print every API route (pattern, methods, auth, sudo) as JSON\n"
 	           "  audit     sigil audit verify FILE: check an audit log's hash chain\n"
 	           "  version   print the version\n");
 }
@@ -24,6 +26,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "server") == 0)
 		return server_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "routes") == 0)
+		return server_routes_print(stdout);
 	if (strcmp(cmd, "audit") == 0)
 		return audit_cli_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "-version") == 0 || strcmp(cmd, "--version") == 0) {

@@ -16,6 +16,7 @@
 
 struct MHD_Daemon;
 struct auth_mounts;
+struct auth_acl_store;
 struct audit;
 
 struct server {
@@ -31,6 +32,7 @@ struct server {
 	struct MHD_Daemon *daemon;
 	atomic_long inflight;       /* requests between first byte and completion */
 	struct auth_mounts *auth_mounts; /* sys/auth: enabled auth methods */
+	struct auth_acl_store *acl; /* ACL policies, checked by the router on every token request */
 	struct audit *audit;        /* sys/audit: audit devices (server/audit.h) */
 };
 

@@ -71,7 +71,7 @@ const struct route pki_routes[] = {
 	/* Roles (compat 1.2). */
 	{"roles", HTTP_LIST, h_roles_list, TOKEN, false},
 	{"roles/:name", HTTP_GET, h_role_read, TOKEN, false},
-	{"roles/:name", HTTP_POST, h_role_write, TOKEN, false},
+	{"roles/:name", HTTP_POST | ROUTE_EXISTENCE, h_role_write, TOKEN, false}, /* create when new, update when not */
 	{"roles/:name", HTTP_PATCH, h_role_patch, TOKEN, false},
 	{"roles/:name", HTTP_DELETE, h_role_delete, TOKEN, false},
 

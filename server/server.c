@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth/acl.h"
 #include "server/audit.h"
 #include "server/internal.h"
 #include "server/log.h"
@@ -491,7 +492,7 @@ static int server_run(struct server *s, const char *dev_token)
 		goto out;
 	OPENSSL_cleanse(kek, sizeof(kek));
 	if (cluster_identity(s, &err) != 0 || mount_table_load(&s->mounts, s->st, &err) != 0 ||
-	    audit_new(s->st, &s->audit, &err) != 0)
+	    auth_acl_store_open(s->st, &s->acl, &err) != 0 || audit_new(s->st, &s->audit, &err) != 0)
 		goto out;
 	if (s->dev) {
 		if (dev_token != NULL)
@@ -530,6 +531,8 @@ out:
 	http_stop(s, SERVER_STOP_GRACE_MS);
 	audit_free(s->audit); /* after the last request: syncs and stores each device's chain head */
 	s->audit = NULL;
+	auth_acl_store_free(s->acl);
+	s->acl = NULL;
 	auth_tokens_free(s->tokens); /* stops the sweeper before the store closes */
 	s->tokens = NULL;
 	mount_table_clear(&s->mounts);

@@ -7,6 +7,7 @@
 #include "server/audit.h"
 #include "server/internal.h"
 #include "server/server.h"
+#include "server/sys_policy.h"
 
 #define SYS_TYPE_MAX 64
 
@@ -186,6 +187,18 @@ const struct route sys_routes[] = {
 	{"mounts/*path", HTTP_POST, h_mount_create, ROUTE_AUTH_TOKEN, false},
 	{"mounts/*path", HTTP_DELETE, h_mount_delete, ROUTE_AUTH_TOKEN, false},
 	{"internal/ui/mounts/*path", HTTP_GET, h_ui_mounts_get, ROUTE_AUTH_NONE, false},
+	/* ACL policies and capabilities (server/sys_policy.c); "policy" is Vault's older form. */
+	{"policy", HTTP_GET | HTTP_LIST, h_sys_policy_list, ROUTE_AUTH_TOKEN, false},
+	{"policy/:name", HTTP_GET, h_sys_policy_read, ROUTE_AUTH_TOKEN, false},
+	{"policy/:name", HTTP_POST, h_sys_policy_write, ROUTE_AUTH_TOKEN, false},
+	{"policy/:name", HTTP_DELETE, h_sys_policy_delete, ROUTE_AUTH_TOKEN, false},
+	{"policies/acl", HTTP_LIST, h_sys_policies_acl_list, ROUTE_AUTH_TOKEN, false},
+	{"policies/acl/:name", HTTP_GET, h_sys_policies_acl_read, ROUTE_AUTH_TOKEN, false},
+	{"policies/acl/:name", HTTP_POST, h_sys_policies_acl_write, ROUTE_AUTH_TOKEN, false},
+	{"policies/acl/:name", HTTP_DELETE, h_sys_policies_acl_delete, ROUTE_AUTH_TOKEN, false},
+	{"capabilities-self", HTTP_POST, h_sys_capabilities_self, ROUTE_AUTH_TOKEN, false},
+	{"capabilities", HTTP_POST, h_sys_capabilities, ROUTE_AUTH_TOKEN, false},
+	{"capabilities-accessor", HTTP_POST, h_sys_capabilities_accessor, ROUTE_AUTH_TOKEN, false},
 	/* Audit devices (server/audit.c); Vault root-protects sys/audit and its subpaths, not audit-hash. */
 	{"audit", HTTP_GET, h_audit_list, ROUTE_AUTH_TOKEN, true},
 	{"audit/*path", HTTP_POST, h_audit_enable, ROUTE_AUTH_TOKEN, true},
