@@ -88,8 +88,6 @@ struct audit {
 	atomic_ullong lines, syncs;   /* statistics (audit_stats) */
 };
 
-static _Thread_local const struct audit_entry *cur_entry;
-
 /* ---- Small helpers ---- */
 
 static void hex_encode(const unsigned char *b, size_t n, char *out)
@@ -1044,28 +1042,16 @@ bool audit_path_exempt(const char *path)
 
 int audit_log_request(struct audit *a, const struct audit_entry *e, bool sync, struct sg_err *err)
 {
-	int rc;
-
-	cur_entry = e;
 	if (a == NULL)
 		return 0;
-	rc = log_entry(a, e, false, sync, err);
-	if (rc != 0)
-		cur_entry = NULL;
-	return rc;
+	return log_entry(a, e, false, sync, err);
 }
 
 int audit_log_response(struct audit *a, const struct audit_entry *e, struct sg_err *err)
 {
-	cur_entry = NULL;
 	if (a == NULL)
 		return 0;
 	return log_entry(a, e, true, true, err);
-}
-
-const struct audit_entry *audit_current_entry(void)
-{
-	return cur_entry;
 }
 
 size_t audit_device_count(struct audit *a)
@@ -1587,27 +1573,22 @@ int h_audit_list(struct req *rq, struct resp *rs, struct sg_err *err)
 	return 0;
 }
 
+/* The new device's first line is this request as the router recorded it on the others. */
 int h_audit_enable(struct req *rq, struct resp *rs, struct sg_err *err)
 {
-	const struct audit_entry *cur = audit_current_entry();
 	struct audit_entry first;
 
 	(void)rs;
 	memset(&first, 0, sizeof(first));
-	if (cur != NULL && cur->request_id == rq->request_id) {
-		first = *cur;
-	} else {
-		first.request_id = rq->request_id;
-		first.operation = "update";
-		first.path = rq->path;
-		first.remote_addr = rq->remote_addr;
-		first.mount_type = "system";
-		first.client_token = rq->client_token;
-		first.tok = rq->tok;
-		first.data = rq->body;
-	}
-	first.rs = NULL;
-	first.error = NULL;
+	first.request_id = rq->request_id;
+	first.operation = "update";
+	first.path = rq->path;
+	first.remote_addr = rq->remote_addr;
+	first.mount_type = "system";
+	first.client_token = rq->client_token;
+	first.tok = rq->tok;
+	first.data = rq->body;
+	first.query = rq->query;
 	return audit_device_enable(rq->srv->audit, req_param(rq, "path"), rq->body, &first, err);
 }
 

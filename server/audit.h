@@ -57,11 +57,7 @@
 struct auth_token;
 struct audit;
 
-/*
- * What the router knows of one request and (for responses) its answer. All
- * borrowed; the entry must stay valid from audit_log_request until
- * audit_log_response returns.
- */
+/* What the router knows of one request and (for responses) its answer. All borrowed. */
 struct audit_entry {
 	const char *request_id;
 	const char *operation;        /* "read", "list", "update", "delete", "patch" */
@@ -101,14 +97,11 @@ bool audit_path_exempt(const char *path);
  * Writes the request line to every device. sync: wait until it is durable
  * (the router asks for it before a handler with effects runs). 0 when no
  * device is enabled or at least one recorded the line; -1 (SG_INTERNAL)
- * when none could. Remembers e for audit_current_entry until
- * audit_log_response on this thread.
+ * when none could.
  */
 int audit_log_request(struct audit *a, const struct audit_entry *e, bool sync, struct sg_err *err) SG_WUR;
 /* Writes the response line to every device and waits until it is durable. As audit_log_request. */
 int audit_log_response(struct audit *a, const struct audit_entry *e, struct sg_err *err) SG_WUR;
-/* The entry of the request this thread is handling (between the two calls above), or NULL. */
-const struct audit_entry *audit_current_entry(void);
 
 /*
  * Enables a device at path from Vault's body {type, description, options
