@@ -190,44 +190,14 @@ static int cmp_str(const void *a, const void *b)
 
 int auth_policies_sanitize(struct sg_strlist *l, const char *field, struct sg_err *err)
 {
-	size_t w = 0;
+	struct sg_err e;
 
+	/* One rule set for names everywhere: the token store's (characters, length, "root" alone). */
+	sg_err_init(&e);
 	if (l->n > AUTH_MAX_POLICIES)
 		return sg_err_set(err, SG_BAD_REQUEST, "field '%s' has more than %d policies", field, AUTH_MAX_POLICIES);
-	for (size_t i = 0; i < l->n; i++) {
-		char *s = l->v[i], *b = s;
-		size_t n;
-
-		while (isspace((unsigned char)*b))
-			b++;
-		n = strlen(b);
-		while (n > 0 && isspace((unsigned char)b[n - 1]))
-			n--;
-		if (n > AUTH_MAX_POLICY_NAME)
-			return sg_err_set(err, SG_BAD_REQUEST, "policy name in '%s' longer than %d bytes", field,
-			                  AUTH_MAX_POLICY_NAME);
-		memmove(s, b, n);
-		s[n] = '\0';
-		for (size_t k = 0; k < n; k++)
-			s[k] = (char)tolower((unsigned char)s[k]);
-		if (n == 0) {
-			free(s);
-			continue;
-		}
-		l->v[w++] = s;
-	}
-	l->n = w;
-	if (l->n > 1)
-		qsort(l->v, l->n, sizeof(*l->v), cmp_str);
-	w = 0;
-	for (size_t i = 0; i < l->n; i++) {
-		if (w > 0 && strcmp(l->v[w - 1], l->v[i]) == 0) {
-			free(l->v[i]);
-			continue;
-		}
-		l->v[w++] = l->v[i];
-	}
-	l->n = w;
+	if (auth_token_policies_sanitize(l, false, &e) != 0)
+		return sg_err_set(err, e.code, "field '%s': %s", field, e.detail);
 	return 0;
 }
 

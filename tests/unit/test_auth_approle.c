@@ -115,6 +115,10 @@ static void test_tokenfields(void)
 	auth_tokenfields_clear(&f);
 
 	/* Refusals. */
+	T_OK(tf_apply("{\"token_policies\":\"ok,bad/name\"}", &f) == SG_BAD_REQUEST);
+	auth_tokenfields_clear(&f);
+	T_OK(tf_apply("{\"token_policies\":[\"a\\\"b\"]}", &f) == SG_BAD_REQUEST);
+	auth_tokenfields_clear(&f);
 	T_OK(tf_apply("{\"token_bound_cidrs\":\"10.0.0.0/33\"}", &f) == SG_BAD_REQUEST);
 	auth_tokenfields_clear(&f);
 	T_OK(tf_apply("{\"token_bound_cidrs\":[\"not-an-ip\"]}", &f) == SG_BAD_REQUEST);
