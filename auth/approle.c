@@ -1016,9 +1016,7 @@ static int secret_use(struct store *st, const char *prefix, const struct auth_ap
 		struct sg_err ignored;
 
 		sg_err_init(&ignored);
-		if (secret_delete(st, prefix, r->name, &s, &ignored) != 0) {
-			/* tidy/secret-id removes it later */
-		}
+		(void)secret_delete(st, prefix, r->name, &s, &ignored); /* if this fails, tidy/secret-id removes it */
 		sg_err_set(err, SG_BAD_REQUEST, INVALID_CREDS ": the secret ID has expired");
 		goto out;
 	}
