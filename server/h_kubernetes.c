@@ -238,7 +238,7 @@ const struct route kubernetes_routes[] = {
 	{"config", HTTP_POST, h_config_write, ROUTE_AUTH_TOKEN, false},
 	{"role", HTTP_LIST, h_role_list, ROUTE_AUTH_TOKEN, false},
 	{"role/:name", HTTP_GET, h_role_read, ROUTE_AUTH_TOKEN, false},
-	{"role/:name", HTTP_POST, h_role_write, ROUTE_AUTH_TOKEN, false},
+	{"role/:name", HTTP_POST | ROUTE_EXISTENCE, h_role_write, ROUTE_AUTH_TOKEN, false}, /* create or update */
 	{"role/:name", HTTP_DELETE, h_role_delete, ROUTE_AUTH_TOKEN, false},
 };
 const size_t kubernetes_routes_n = sizeof(kubernetes_routes) / sizeof(kubernetes_routes[0]);

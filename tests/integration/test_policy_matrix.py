@@ -25,6 +25,13 @@ from harness import check, eq  # noqa: E402
 PKI = "aclpki"
 CAPS = ["create", "read", "update", "patch", "delete", "list"]
 METHOD_CAP = {"GET": "read", "LIST": "list", "DELETE": "delete", "PATCH": "patch", "POST": "update"}
+# Bodies that make a valid object on create-or-update routes (the other half of the check needs one to exist).
+JWT_ROLE = {"role_type": "jwt", "user_claim": "sub", "bound_audiences": ["acl"]}
+OBJECT_BODIES = {
+    ("kubernetes", "role/:name"): {"bound_service_account_names": ["sa"], "bound_service_account_namespaces": ["ns"]},
+    ("jwt", "role/:name"): JWT_ROLE,
+    ("oidc", "role/:name"): JWT_ROLE,
+}
 state = {}
 
 
@@ -112,7 +119,7 @@ def exists(path):
     return req("GET", path, server().token).status == 200
 
 
-def check_route(prefix, route, counts):
+def check_route(prefix, route, counts, table_name):
     """Every method of one route: denied without its capability, not denied with exactly it."""
     if route["auth"] == "none":
         counts["public"] += 1
@@ -126,7 +133,7 @@ def check_route(prefix, route, counts):
         # No token at all.
         expect_denied(req(method, path, ""), what + " without a token")
         if method == "POST" and route["existence"]:
-            check_existence_route(path, what, extra, counts)
+            check_existence_route(path, what, extra, counts, OBJECT_BODIES.get((table_name, route["pattern"]), {}))
             continue
         others = [c for c in CAPS if c != need] + extra
         expect_denied(req(method, path, token_with({path: others}, "all-but-" + need)),
@@ -142,31 +149,29 @@ def check_route(prefix, route, counts):
         counts["checked"] += 1
 
 
-def check_existence_route(path, what, extra, counts):
+def check_existence_route(path, what, extra, counts, body):
     """POST on a route with an existence check: create for a new object, update for an existing one."""
     check(not exists(path), "%s: the object exists before the test" % what)
-    expect_denied(req("POST", path, token_with({path: ["update"] + extra}, "update-new")),
+    expect_denied(req("POST", path, token_with({path: ["update"] + extra}, "update-new"), body),
                   what + " (new object) with update only")
-    expect_denied(req("POST", path, token_with({path: [c for c in CAPS if c != "create"] + extra}, "no-create")),
-                  what + " (new object) with every capability but create")
-    r = req("POST", path, token_with({path: ["create"] + extra}, "create-new"))
+    expect_denied(req("POST", path, token_with({path: [c for c in CAPS if c != "create"] + extra}, "no-create"),
+                      body), what + " (new object) with every capability but create")
+    check(not exists(path), "%s: a refused request created the object" % what)
+    r = req("POST", path, token_with({path: ["create"] + extra}, "create-new"), body)
     expect_not_denied(r, what + " (new object) with create")
-    if not exists(path):
-        # The empty body did not make the object; the root token makes it with the same body.
-        root_ok("POST", path)
-    check(exists(path), "%s: POST {} did not create the object (needed for the update half)" % what)
-    expect_denied(req("POST", path, token_with({path: ["create"] + extra}, "create-old")),
+    check(exists(path), "%s: POST %s with create did not make the object: %s" % (what, json.dumps(body), r.body[:300]))
+    expect_denied(req("POST", path, token_with({path: ["create"] + extra}, "create-old"), body),
                   what + " (existing object) with create only")
-    expect_not_denied(req("POST", path, token_with({path: ["update"] + extra}, "update-old")),
+    expect_not_denied(req("POST", path, token_with({path: ["update"] + extra}, "update-old"), body),
                       what + " (existing object) with update")
     counts["checked"] += 1
     counts["existence"] += 1
 
 
-def run_table(prefix, table, what):
+def run_table(prefix, table, what, table_name):
     counts = {"checked": 0, "public": 0, "existence": 0}
     for route in table:
-        check_route(prefix, route, counts)
+        check_route(prefix, route, counts, table_name)
     H.log("%s: %d token routes checked (%d with an existence check), %d public" %
           (what, counts["checked"], counts["existence"], counts["public"]))
     check(counts["checked"] > 0, "%s: no token route checked" % what)
@@ -189,16 +194,16 @@ def test_routes_listing():
 
 
 def test_matrix_sys():
-    run_table("sys/", routes()["sys"]["routes"], "sys")
+    run_table("sys/", routes()["sys"]["routes"], "sys", "sys")
 
 
 def test_matrix_pki():
-    c = run_table(PKI + "/", routes()["pki"]["routes"], "pki")
+    c = run_table(PKI + "/", routes()["pki"]["routes"], "pki", "pki")
     check(c["existence"] >= 1, "pki roles/:name was not checked as create-or-update")
 
 
 def test_matrix_auth_token():
-    run_table("auth/token/", routes()["auth"]["types"]["token"], "auth/token")
+    run_table("auth/token/", routes()["auth"]["types"]["token"], "auth/token", "token")
 
 
 def test_matrix_auth_methods():
@@ -207,7 +212,9 @@ def test_matrix_auth_methods():
     for t in types:
         mount = "acl-" + t
         root_ok("POST", "sys/auth/" + mount, {"type": t})
-        run_table("auth/%s/" % mount, routes()["auth"]["types"][t], "auth/" + t)
+        c = run_table("auth/%s/" % mount, routes()["auth"]["types"][t], "auth/" + t, t)
+        if t in ("approle", "kubernetes", "jwt", "oidc"):
+            check(c["existence"] >= 1, "auth/%s: its role route was not checked as create-or-update" % t)
     H.log("auth method types checked: %s" % (", ".join(types) or "(none in this build)"))
     check("approle" in types, "approle is not among the auth method tables: %r" % types)
 
