@@ -6,6 +6,7 @@ discovery; the authorization-code flow with PKCE runs end to end; IdP
 groups map to policies; every hostile token gets its 4xx and no token."""
 
 import hashlib
+import json
 import os
 import sys
 import time
@@ -31,6 +32,10 @@ def setup():
         state["idp"] = F.FakeIdP(H.tmpdir("idp"))
         state["client"] = H.hvac_client(s)
         state["static_key"] = F.ec_key()
+        state["jwts"] = []
+        # Every request of this file is audited: the last test reads the log.
+        state["audit"] = os.path.join(H.tmpdir("audit"), "audit.log")
+        state["client"].sys.enable_audit_device("file", path="jwtaudit", options={"file_path": state["audit"]})
     return s, state["client"], state["idp"]
 
 
@@ -43,6 +48,7 @@ def claims(aud="ci", sub="repo:acme/app:ref:refs/heads/main", exp_in=300, **extr
 
 
 def login(s, mount, role, jwt):
+    state["jwts"].append(jwt)
     body = {"jwt": jwt}
     if role is not None:
         body["role"] = role
@@ -495,6 +501,37 @@ def test_oidc_pkce_is_enforced_by_the_provider_view():
     idp.codes[code]["challenge"] = F.b64u(hashlib.sha256(b"another verifier").digest())
     H.expect_error(callback(s, st, code), 400, "PKCE mismatch at the provider", contains="invalid_grant")
     eq(idp.token_log[-1]["result"], "pkce mismatch", "the provider saw a verifier for another challenge")
+
+
+def test_audit_records_denials_without_secrets():
+    """Every refused login is in the audit log as a denial, and no JWT, code or client secret is in clear."""
+    s, c, idp = setup()
+    with open(state["audit"]) as f:
+        text = f.read()
+    lines = [json.loads(ln) for ln in text.splitlines() if ln.strip()]
+    denials = [e for e in lines if e["type"] == "response" and e["request"]["path"].endswith("/login")
+               and e["response"]["status"] >= 400]
+    errors = " | ".join(e["error"] for e in denials)
+    check(len(denials) >= 25, "refused logins audited: %d" % len(denials))
+    for needle in ("no known key", "expired", "HMAC", "none", "aud claim does not match", "iss",
+                   "does not match any associated bound claim", "error fetching jwks", "permission denied"):
+        check(needle.lower() in errors.lower(), "audited denials mention %r" % needle)
+    check(all(e["error"] for e in denials), "every denial carries its error")
+    callbacks = [e for e in lines if e["type"] == "response" and e["request"]["path"].endswith("/oidc/callback")]
+    check(any(e["response"]["status"] == 400 for e in callbacks), "refused callbacks audited")
+    ok_logins = [e for e in lines if e["type"] == "response" and e["request"]["path"].endswith("/login")
+                 and e["response"]["status"] == 200]
+    check(ok_logins and all(e["response"]["auth"]["client_token"].startswith("hmac-sha256:") for e in ok_logins),
+          "login tokens HMAC-ed in the audit log")
+    for jwt in state["jwts"]:
+        sig = jwt.rsplit(".", 1)[-1]
+        check(jwt not in text and (len(sig) < 16 or sig not in text), "a JWT appears in clear in the audit log")
+    for code in idp.codes:
+        check(code not in text, "an authorization code appears in clear")
+    check(idp.client_secret not in text, "the client secret appears in clear")
+    req_lines = [e for e in lines if e["type"] == "request" and e["request"]["path"].endswith("/login")]
+    check(req_lines and all(str(e["request"]["data"].get("jwt", "hmac-sha256:")).startswith("hmac-sha256:")
+                            for e in req_lines), "request jwt fields HMAC-ed")
 
 
 if __name__ == "__main__":

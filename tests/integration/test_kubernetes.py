@@ -5,6 +5,7 @@ started here, or locally against pem_keys. Every refusal is checked for
 its status; PKI roles templated from the service account limit a pod to
 <its service account>.<its namespace>.svc."""
 
+import json
 import os
 import sys
 
@@ -29,12 +30,17 @@ def setup():
     if "kube" not in state:
         state["kube"] = F.FakeKubeAPI(H.tmpdir("kube"))
         state["client"] = H.hvac_client(s)
+        state["jwts"] = []
+        state["audit"] = os.path.join(H.tmpdir("audit"), "audit.log")
+        state["client"].sys.enable_audit_device("file", path="k8saudit", options={"file_path": state["audit"]})
     return s, state["client"], state["kube"]
 
 
 def login_status(s, mount, role, jwt):
     """POST login without hvac: (status, json)."""
     body = {}
+    if jwt:
+        state["jwts"].append(jwt)
     if role is not None:
         body["role"] = role
     if jwt is not None:
@@ -335,6 +341,24 @@ def test_disable_mount_purges_roles():
     r = s.req("POST", "auth/%s/login" % LOCAL, {"role": "web", "jwt": kube.legacy_token("prod", "web", UID_WEB)},
               token="")
     H.expect_error(r, 400, "login on an unconfigured mount")
+
+
+def test_audit_records_denials_without_secrets():
+    s, c, kube = setup()
+    with open(state["audit"]) as f:
+        text = f.read()
+    lines = [json.loads(ln) for ln in text.splitlines() if ln.strip()]
+    denials = [e for e in lines if e["type"] == "response" and e["request"]["path"].endswith("/login")
+               and e["response"]["status"] >= 400]
+    check(len(denials) >= 20, "refused logins audited: %d" % len(denials))
+    errors = " | ".join(e["error"] for e in denials)
+    for needle in ("service account name not authorized", "namespace not authorized", "lookup failed",
+                   "UIDs did not match", "no known key", "HMAC", "none", "expired"):
+        check(needle.lower() in errors.lower(), "audited denials mention %r" % needle)
+    check(kube.reviewer_token not in text, "the reviewer JWT appears in clear in the audit log")
+    for jwt in state["jwts"]:
+        sig = jwt.rsplit(".", 1)[-1]
+        check(jwt not in text and (len(sig) < 16 or sig not in text), "a service account JWT appears in clear")
 
 
 if __name__ == "__main__":
