@@ -36,13 +36,14 @@ ALL_LDFLAGS := -pie $(OPT) $(LDFLAGS)
 LIBS    := $(PKG_LIBS) -lpthread
 
 # Module order matters for static linking: higher floors first.
-MODULES := server auth lease ca roles store common
+MODULES := server crl auth lease ca roles store common
 common_SRCS := $(wildcard common/*.c)
 store_SRCS  := $(wildcard store/*.c)
 roles_SRCS  := $(wildcard roles/*.c)
 ca_SRCS     := $(wildcard ca/*.c)
 lease_SRCS  := $(wildcard lease/*.c)
 auth_SRCS   := $(wildcard auth/*.c)
+crl_SRCS    := $(wildcard crl/*.c)
 server_SRCS := $(filter-out server/main.c,$(wildcard server/*.c))
 MAIN_SRCS   := cli/main.c
 
@@ -59,7 +60,8 @@ unit_deps = $(strip \
   $(if $(filter lease%,$(1)),lease store common, \
   $(if $(filter ca%,$(1)),ca roles store common, \
   $(if $(filter auth%,$(1)),auth lease ca roles store common, \
-  server auth lease ca roles store common)))))))
+  $(if $(filter crl% ocsp%,$(1)),crl ca roles store common, \
+  server crl auth lease ca roles store common))))))))
 
 SIGIL := $(BUILD)/sigil
 LOADGEN := $(BUILD)/sigil-bench
@@ -111,7 +113,8 @@ FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -I. $(PKG_CFLAGS) \
   -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED
-FUZZ_LIB_SRCS := $(common_SRCS) $(store_SRCS) $(roles_SRCS) $(ca_SRCS) $(lease_SRCS) $(auth_SRCS) $(server_SRCS)
+FUZZ_LIB_SRCS := $(common_SRCS) $(store_SRCS) $(roles_SRCS) $(ca_SRCS) $(lease_SRCS) $(auth_SRCS) $(crl_SRCS) \
+  $(server_SRCS)
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) $< $(FUZZ_LIB_SRCS) -o $@ $(LIBS)
