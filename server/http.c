@@ -5,6 +5,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "server/audit.h"
+#include "server/auth_mounts.h"
 #include "server/envelope.h"
 #include "server/internal.h"
 #include "server/json.h"
@@ -52,6 +54,8 @@ struct http_ctx {
 	bool url_too_long;
 	bool responded;
 	const struct mount *mount;                 /* the routed mount, referenced */
+	const struct auth_mount *auth_mount;       /* the routed auth method mount, referenced */
+	struct req_peer peer;                      /* TLS client certificates (borrowed from the session) */
 	const struct mount *held[HTTP_MAX_HELD_MOUNTS]; /* server_mount lookups, referenced */
 	size_t nheld;
 	json_t *json;
@@ -157,53 +161,21 @@ static struct http_ctx *ctx_new(struct server *s, struct MHD_Connection *conn, c
 	return c;
 }
 
-/*
- * Request bodies and answers carry tokens, secret ids, JWTs and private
- * keys: their strings are zeroed before the memory goes back. Only values
- * this tree alone holds (refcount 1) are touched, so a handler that kept a
- * reference keeps its value.
- */
-static void json_strings_wipe(json_t *j, int depth)
-{
-	const char *k;
-	json_t *v;
-	size_t i;
-
-	if (j == NULL || depth > MAX_JSON_DEPTH + 2 || j->refcount != 1)
-		return;
-	switch (json_typeof(j)) {
-	case JSON_STRING:
-		OPENSSL_cleanse((void *)json_string_value(j), json_string_length(j));
-		break;
-	case JSON_OBJECT:
-		json_object_foreach(j, k, v)
-			json_strings_wipe(v, depth + 1);
-		break;
-	case JSON_ARRAY:
-		json_array_foreach(j, i, v)
-			json_strings_wipe(v, depth + 1);
-		break;
-	default:
-		break;
-	}
-}
-
 static void ctx_free(struct http_ctx *c)
 {
 	if (c == NULL)
 		return;
-	json_strings_wipe(c->rs.auth, 0);
 	resp_clear(&c->rs);
 	if (c->body != NULL) {
 		/* Bodies carry private keys (config/ca, keys/import). */
 		OPENSSL_cleanse(c->body, c->body_cap);
 		free(c->body);
 	}
-	json_strings_wipe(c->json, 0);
 	json_decref(c->json);
 	json_decref(c->query);
 	auth_token_clear(&c->tok);
 	mount_unref(c->mount);
+	auth_mount_unref(c->auth_mount);
 	for (size_t i = 0; i < c->nheld; i++)
 		mount_unref(c->held[i]);
 	atomic_fetch_sub(&c->srv->inflight, 1);
@@ -253,22 +225,7 @@ static void access_log(struct http_ctx *c, int status, const struct sg_err *err)
 	server_log(SERVER_LOG_INFO, "request", f);
 }
 
-/* A response body MHD frees through wipe_free: login answers hold tokens. */
-struct wiped_buf {
-	void *p;
-	size_t n;
-};
-
-static void wipe_free(void *cls)
-{
-	struct wiped_buf *w = cls;
-
-	OPENSSL_cleanse(w->p, w->n);
-	free(w->p);
-	free(w);
-}
-
-/* Queues status + body (taken: wiped and freed by MHD) with the API headers. */
+/* Queues status + body (taken: freed by MHD) with the API headers. */
 static enum MHD_Result send_buf(struct http_ctx *c, int status, const char *content_type, void *body, size_t len,
                                 const json_t *extra)
 {
@@ -276,19 +233,14 @@ static enum MHD_Result send_buf(struct http_ctx *c, int status, const char *cont
 	enum MHD_Result ret;
 	bool cache_set = false;
 
-	if (body != NULL) {
-		struct wiped_buf *w = sg_xmalloc(sizeof(*w));
-
-		w->p = body;
-		w->n = len;
-		r = MHD_create_response_from_buffer_with_free_callback_cls(len, body, wipe_free, w);
-		if (r == NULL)
-			wipe_free(w);
-	} else {
+	if (body != NULL)
+		r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	else
 		r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-	}
-	if (r == NULL)
+	if (r == NULL) {
+		free(body);
 		return MHD_NO;
+	}
 	if (content_type != NULL && status != 204)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
 	if (extra != NULL) {
@@ -338,6 +290,10 @@ static void audit_fill(struct http_ctx *c)
 	if (c->mount != NULL) {
 		e->mount_type = c->mount->type;
 		snprintf(c->audit.mount_point, sizeof(c->audit.mount_point), "%s/", c->mount->path);
+		e->mount_point = c->audit.mount_point;
+	} else if (c->auth_mount != NULL) {
+		e->mount_type = c->auth_mount->type;
+		snprintf(c->audit.mount_point, sizeof(c->audit.mount_point), "auth/%s/", c->auth_mount->path);
 		e->mount_point = c->audit.mount_point;
 	} else if (c->path[0] != '\0' && router_area(c->path, &sub) == ROUTER_AREA_SYS) {
 		e->mount_type = "system";
@@ -495,6 +451,38 @@ static int authenticate(struct http_ctx *c, struct sg_err *err)
 	return 0;
 }
 
+/*
+ * The client certificates of a TLS connection (leaf first) as GnuTLS keeps
+ * them: unverified here, the auth/cert method decides what they are worth
+ * (TLS itself proved the client holds the leaf's key).
+ */
+static const struct req_peer *peer_certs(struct http_ctx *c)
+{
+	const union MHD_ConnectionInfo *ci;
+	const gnutls_datum_t *certs;
+	gnutls_session_t session;
+	unsigned n = 0;
+
+	if (c->srv->cfg.tls_disable)
+		return NULL;
+	ci = MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (ci == NULL || ci->tls_session == NULL)
+		return NULL;
+	session = (gnutls_session_t)ci->tls_session;
+	if (gnutls_certificate_type_get(session) != GNUTLS_CRT_X509)
+		return NULL;
+	certs = gnutls_certificate_get_peers(session, &n);
+	if (certs == NULL || n == 0)
+		return NULL;
+	c->peer.n = 0;
+	for (unsigned i = 0; i < n && i < HTTP_MAX_PEER_CERTS; i++) {
+		c->peer.der[i] = certs[i].data;
+		c->peer.len[i] = certs[i].size;
+		c->peer.n++;
+	}
+	return &c->peer;
+}
+
 /* Binary uploads (OCSP requests, DER certificates and CSRs) reach handlers raw, unparsed. */
 static bool binary_body(struct MHD_Connection *conn)
 {
@@ -544,7 +532,12 @@ static enum MHD_Result handle(struct http_ctx *c)
 		mount_type = "system";
 		break;
 	case ROUTER_AREA_AUTH:
-		/* No auth methods yet: the auth issue adds them here. */
+		/* auth/<mount path>/<rest>: the table of the mount's method type. */
+		c->auth_mount = auth_mounts_route(s->auth_mounts, sub, &sub);
+		if (c->auth_mount != NULL) {
+			table = auth_method_routes(c->auth_mount->type, &ntable);
+			mount_type = c->auth_mount->type;
+		}
 		break;
 	case ROUTER_AREA_MOUNT:
 		c->mount = mount_table_route(&s->mounts, c->path, &sub);
@@ -591,6 +584,8 @@ static enum MHD_Result handle(struct http_ctx *c)
 	c->rq.head = head;
 	c->rq.path = c->path;
 	c->rq.mount = c->mount;
+	c->rq.auth_mount = c->auth_mount;
+	c->rq.peer = peer_certs(c);
 	c->rq.sub = sub;
 	for (size_t i = 0; i < c->caps.n; i++) {
 		c->rq.cap_name[i] = c->caps.name[i];
@@ -712,6 +707,29 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 }
 
+/*
+ * Every TLS connection asks for a client certificate (optional, as Vault's
+ * listener does) so auth/cert can log a workload in with the certificate
+ * it holds. The session exists before its handshake runs. No CA names go
+ * in the request: an empty list lets clients (Go's crypto/tls included)
+ * send whatever certificate they have; the cert roles judge it.
+ */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	(void)cls;
+	(void)socket_context;
+	if (toe != MHD_CONNECTION_NOTIFY_STARTED)
+		return;
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (ci == NULL || ci->tls_session == NULL)
+		return;
+	gnutls_certificate_server_set_request((gnutls_session_t)ci->tls_session, GNUTLS_CERT_REQUEST);
+	gnutls_certificate_send_x509_rdn_sequence((gnutls_session_t)ci->tls_session, 1);
+}
+
 __attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char buf[512];
@@ -731,7 +749,7 @@ int http_start(struct server *s, struct sg_err *err)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen;
-	struct MHD_OptionItem opts[12];
+	struct MHD_OptionItem opts[16];
 	size_t no = 0;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	unsigned char *cert = NULL, *key = NULL;
@@ -757,6 +775,7 @@ int http_start(struct server *s, struct sg_err *err)
 		opts[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, cert};
 		opts[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, key};
 		opts[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)HTTP_TLS_PRIORITIES};
+		opts[no++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, NULL};
 	}
 	if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
 		flags |= MHD_USE_EPOLL;

@@ -13,6 +13,7 @@
 
 #include "auth/acl.h"
 #include "server/audit.h"
+#include "server/auth_mounts.h"
 #include "server/internal.h"
 #include "server/log.h"
 
@@ -492,7 +493,8 @@ static int server_run(struct server *s, const char *dev_token)
 		goto out;
 	OPENSSL_cleanse(kek, sizeof(kek));
 	if (cluster_identity(s, &err) != 0 || mount_table_load(&s->mounts, s->st, &err) != 0 ||
-	    auth_acl_store_open(s->st, &s->acl, &err) != 0 || audit_new(s->st, &s->audit, &err) != 0)
+	    auth_mounts_new(s->st, &s->auth_mounts, &err) != 0 || auth_acl_store_open(s->st, &s->acl, &err) != 0 ||
+	    audit_new(s->st, &s->audit, &err) != 0)
 		goto out;
 	if (s->dev) {
 		if (dev_token != NULL)
@@ -530,6 +532,8 @@ out:
 	OPENSSL_cleanse(token, sizeof(token));
 	http_stop(s, SERVER_STOP_GRACE_MS);
 	audit_free(s->audit); /* after the last request: syncs and stores each device's chain head */
+	auth_mounts_free(s->auth_mounts);
+	s->auth_mounts = NULL;
 	s->audit = NULL;
 	auth_acl_store_free(s->acl);
 	s->acl = NULL;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "server/audit.h"
+#include "server/auth_mounts.h"
 #include "server/internal.h"
 #include "server/server.h"
 #include "server/sys_policy.h"
@@ -199,6 +200,13 @@ const struct route sys_routes[] = {
 	{"capabilities-self", HTTP_POST, h_sys_capabilities_self, ROUTE_AUTH_TOKEN, false},
 	{"capabilities", HTTP_POST, h_sys_capabilities, ROUTE_AUTH_TOKEN, false},
 	{"capabilities-accessor", HTTP_POST, h_sys_capabilities_accessor, ROUTE_AUTH_TOKEN, false},
+	/* Auth methods (server/auth_mounts.c); Vault makes every sys/auth/:path root-protected. */
+	{"auth", HTTP_GET, h_auth_mounts_list, ROUTE_AUTH_TOKEN, false},
+	{"auth/*path/tune", HTTP_GET, h_auth_mount_tune_read, ROUTE_AUTH_TOKEN, true},
+	{"auth/*path/tune", HTTP_POST, h_auth_mount_tune_write, ROUTE_AUTH_TOKEN, true},
+	{"auth/*path", HTTP_GET, h_auth_mount_read, ROUTE_AUTH_TOKEN, true},
+	{"auth/*path", HTTP_POST, h_auth_mount_enable, ROUTE_AUTH_TOKEN, true},
+	{"auth/*path", HTTP_DELETE, h_auth_mount_disable, ROUTE_AUTH_TOKEN, true},
 	/* Audit devices (server/audit.c); Vault root-protects sys/audit and its subpaths, not audit-hash. */
 	{"audit", HTTP_GET, h_audit_list, ROUTE_AUTH_TOKEN, true},
 	{"audit/*path", HTTP_POST, h_audit_enable, ROUTE_AUTH_TOKEN, true},
