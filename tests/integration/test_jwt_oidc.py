@@ -42,7 +42,7 @@ def setup():
 def claims(aud="ci", sub="repo:acme/app:ref:refs/heads/main", exp_in=300, **extra):
     t = F.now()
     c = {"iss": "https://ci.example.com", "sub": sub, "aud": aud, "iat": t - 5, "nbf": t - 5, "exp": t + exp_in,
-         "project_path": "acme/app", "ref": "main", "groups": ["devs", "ops"], "email": "bot@acme.example"}
+         "project_path": "acme/app", "ref": "main", "groups": ["devs", "ops", "acme/platform"], "email": "bot@acme.example"}
     c.update(extra)
     return c
 
@@ -113,9 +113,12 @@ def test_groups_map_to_policies():
     s, c, idp = setup()
     s.ok("POST", "auth/%s/groups/devs" % STATIC, {"policies": "dev-read,dev-write"}, statuses=(204,))
     s.ok("POST", "auth/%s/groups/admins" % STATIC, {"policies": ["admin"]}, statuses=(204,))
+    # GitLab-style nested group names keep their slash.
+    s.ok("POST", "auth/%s/groups/acme/platform" % STATIC, {"policies": ["platform"]}, statuses=(204,))
+    eq(s.data("GET", "auth/%s/groups/acme/platform" % STATIC)["policies"], ["platform"], "nested group read")
     eq(s.data("GET", "auth/%s/groups/devs" % STATIC)["policies"], ["dev-read", "dev-write"], "group read")
     keys = s.data("LIST", "auth/%s/groups" % STATIC)["keys"]
-    eq(sorted(keys), ["admins", "devs"], "group list")
+    eq(sorted(keys), ["acme/platform", "admins", "devs"], "group list")
 
 
 def test_static_key_login_with_hvac():
@@ -124,7 +127,7 @@ def test_static_key_login_with_hvac():
     jwt = F.sign_jwt(key, claims(), "ES256")
     a = c.auth.jwt.jwt_login("ci", jwt, use_token=False, path=STATIC)["auth"]
     pol = a["policies"]
-    for p in ("ci-base", "dev-read", "dev-write", "default"):
+    for p in ("ci-base", "dev-read", "dev-write", "platform", "default"):
         check(p in pol, "policy %s in %r" % (p, pol))
     check("admin" not in pol, "not a member of admins: %r" % pol)
     eq(a["metadata"]["role"], "ci", "metadata role")
