@@ -483,7 +483,7 @@ const struct route jwt_routes[] = {
 	{"role/:name", HTTP_DELETE, h_role_delete, ROUTE_AUTH_TOKEN, false},
 	{"groups", HTTP_LIST, h_group_list, ROUTE_AUTH_TOKEN, false},
 	{"groups/*name", HTTP_GET, h_group_read, ROUTE_AUTH_TOKEN, false},
-	{"groups/*name", HTTP_POST, h_group_write, ROUTE_AUTH_TOKEN, false},
+	{"groups/*name", HTTP_POST | ROUTE_EXISTENCE, h_group_write, ROUTE_AUTH_TOKEN, false}, /* create or update */
 	{"groups/*name", HTTP_DELETE, h_group_delete, ROUTE_AUTH_TOKEN, false},
 };
 const size_t jwt_routes_n = sizeof(jwt_routes) / sizeof(jwt_routes[0]);

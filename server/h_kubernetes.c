@@ -235,7 +235,7 @@ out:
 const struct route kubernetes_routes[] = {
 	{"login", HTTP_POST, h_login, ROUTE_AUTH_NONE, false},
 	{"config", HTTP_GET, h_config_read, ROUTE_AUTH_TOKEN, false},
-	{"config", HTTP_POST, h_config_write, ROUTE_AUTH_TOKEN, false},
+	{"config", HTTP_POST | ROUTE_EXISTENCE, h_config_write, ROUTE_AUTH_TOKEN, false}, /* Vault: create or update */
 	{"role", HTTP_LIST, h_role_list, ROUTE_AUTH_TOKEN, false},
 	{"role/:name", HTTP_GET, h_role_read, ROUTE_AUTH_TOKEN, false},
 	{"role/:name", HTTP_POST | ROUTE_EXISTENCE, h_role_write, ROUTE_AUTH_TOKEN, false}, /* create or update */

@@ -31,6 +31,7 @@ OBJECT_BODIES = {
     ("kubernetes", "role/:name"): {"bound_service_account_names": ["sa"], "bound_service_account_namespaces": ["ns"]},
     ("jwt", "role/:name"): JWT_ROLE,
     ("oidc", "role/:name"): JWT_ROLE,
+    ("kubernetes", "config"): {"kubernetes_host": "https://127.0.0.1:6443"},
 }
 state = {}
 
