@@ -161,16 +161,49 @@ static struct http_ctx *ctx_new(struct server *s, struct MHD_Connection *conn, c
 	return c;
 }
 
+/*
+ * Request bodies and answers carry tokens, secret ids, JWTs and private
+ * keys: their strings are zeroed before the memory goes back. Only values
+ * this tree alone holds (refcount 1) are touched, so a handler that kept a
+ * reference keeps its value.
+ */
+static void json_strings_wipe(json_t *j, int depth)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	if (j == NULL || depth > MAX_JSON_DEPTH + 2 || j->refcount != 1)
+		return;
+	switch (json_typeof(j)) {
+	case JSON_STRING:
+		OPENSSL_cleanse((void *)json_string_value(j), json_string_length(j));
+		break;
+	case JSON_OBJECT:
+		json_object_foreach(j, k, v)
+			json_strings_wipe(v, depth + 1);
+		break;
+	case JSON_ARRAY:
+		json_array_foreach(j, i, v)
+			json_strings_wipe(v, depth + 1);
+		break;
+	default:
+		break;
+	}
+}
+
 static void ctx_free(struct http_ctx *c)
 {
 	if (c == NULL)
 		return;
+	json_strings_wipe(c->rs.auth, 0);
 	resp_clear(&c->rs);
 	if (c->body != NULL) {
 		/* Bodies carry private keys (config/ca, keys/import). */
 		OPENSSL_cleanse(c->body, c->body_cap);
 		free(c->body);
 	}
+	json_strings_wipe(c->json, 0);
 	json_decref(c->json);
 	json_decref(c->query);
 	auth_token_clear(&c->tok);
@@ -225,7 +258,22 @@ static void access_log(struct http_ctx *c, int status, const struct sg_err *err)
 	server_log(SERVER_LOG_INFO, "request", f);
 }
 
-/* Queues status + body (taken: freed by MHD) with the API headers. */
+/* A response body MHD frees through wipe_free: login answers hold tokens. */
+struct wiped_buf {
+	void *p;
+	size_t n;
+};
+
+static void wipe_free(void *cls)
+{
+	struct wiped_buf *w = cls;
+
+	OPENSSL_cleanse(w->p, w->n);
+	free(w->p);
+	free(w);
+}
+
+/* Queues status + body (taken: wiped and freed by MHD) with the API headers. */
 static enum MHD_Result send_buf(struct http_ctx *c, int status, const char *content_type, void *body, size_t len,
                                 const json_t *extra)
 {
@@ -233,14 +281,19 @@ static enum MHD_Result send_buf(struct http_ctx *c, int status, const char *cont
 	enum MHD_Result ret;
 	bool cache_set = false;
 
-	if (body != NULL)
-		r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-	else
+	if (body != NULL) {
+		struct wiped_buf *w = sg_xmalloc(sizeof(*w));
+
+		w->p = body;
+		w->n = len;
+		r = MHD_create_response_from_buffer_with_free_callback_cls(len, body, wipe_free, w);
+		if (r == NULL)
+			wipe_free(w);
+	} else {
 		r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-	if (r == NULL) {
-		free(body);
-		return MHD_NO;
 	}
+	if (r == NULL)
+		return MHD_NO;
 	if (content_type != NULL && status != 204)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
 	if (extra != NULL) {
