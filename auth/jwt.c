@@ -14,6 +14,8 @@
  *   only the ES* of its curve, an EdDSA key only EdDSA; a JWK's own "alg"
  *   narrows that further (RFC 7517 4.4).
  * - RSA keys below 2048 bits are refused (RFC 7518 3.3).
+ * - Keys come only from the verifier's configuration: the "jwk", "jku",
+ *   "x5u" and "x5c" headers of a token are never used (RFC 8725 3.10).
  */
 #include "auth/jwt.h"
 

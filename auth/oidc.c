@@ -886,10 +886,16 @@ void oidc_state_clear(struct oidc_state *s)
 	OPENSSL_cleanse(s, sizeof(*s));
 }
 
-static int pending_add(struct oidc_state *st, struct sg_err *err)
+/*
+ * Records a flow. When the table is full the flow closest to expiry makes
+ * room: oidc/auth_url is unauthenticated, and refusing new flows would let
+ * anyone lock every user out with OIDC_MAX_PENDING requests per
+ * OIDC_STATE_TTL, while eviction only costs flows left open that long.
+ */
+static void pending_add(struct oidc_state *st)
 {
 	int64_t now = sg_now();
-	int slot = -1;
+	int slot = -1, oldest = 0;
 
 	pthread_mutex_lock(&pending_mu);
 	for (int i = 0; i < OIDC_MAX_PENDING; i++) {
@@ -900,13 +906,16 @@ static int pending_add(struct oidc_state *st, struct sg_err *err)
 		}
 		if (pending[i] == NULL && slot < 0)
 			slot = i;
+		if (pending[i] != NULL && pending[oldest] != NULL && pending[i]->expires < pending[oldest]->expires)
+			oldest = i;
 	}
-	if (slot >= 0)
-		pending[slot] = st;
+	if (slot < 0) {
+		slot = oldest;
+		oidc_state_clear(pending[slot]);
+		free(pending[slot]);
+	}
+	pending[slot] = st;
 	pthread_mutex_unlock(&pending_mu);
-	if (slot < 0)
-		return sg_err_set(err, SG_RATE_LIMITED, "too many pending OIDC logins; try again later");
-	return 0;
 }
 
 int oidc_state_take(const char *mount_accessor, const char *state, struct oidc_state *out)
@@ -1042,8 +1051,7 @@ int oidc_auth_url(const struct oidc_config *c, const struct oidc_role *r, const 
 		snprintf(age, sizeof(age), "%lld", (long long)r->max_age);
 		append_param(&u, &first, "max_age", age);
 	}
-	if (pending_add(st, err) != 0)
-		goto out;
+	pending_add(st);
 	st = NULL;
 	*url = u;
 	u = NULL;

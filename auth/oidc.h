@@ -31,7 +31,7 @@
 #define OIDC_REFRESH_MIN 2
 #define OIDC_CACHE_MAX 64              /* cached documents (all mounts) */
 #define OIDC_STATE_TTL 600             /* Vault's oidcRequestTimeout */
-#define OIDC_MAX_PENDING 1024          /* pending authorization-code flows (all mounts) */
+#define OIDC_MAX_PENDING 1024          /* pending authorization-code flows (all mounts); the oldest makes room */
 #define OIDC_MAX_LIST 64               /* allowed_redirect_uris, oidc_scopes, bound_audiences, pubkeys, algs */
 #define OIDC_DEFAULT_CLOCK_SKEW 60
 #define OIDC_DEFAULT_EXP_LEEWAY 150
