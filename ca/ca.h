@@ -254,6 +254,16 @@ int ca_signer_sign_crl(struct ca_signer *s, X509_CRL *c, const struct ca_sig_par
 /* OCSP_basic_sign semantics: cert is the responder certificate, certs extra certificates to include. */
 int ca_signer_sign_ocsp(struct ca_signer *s, OCSP_BASICRESP *b, X509 *cert, STACK_OF(X509) *certs,
                         unsigned long flags, struct sg_err *err) SG_WUR;
+/*
+ * Signs DER the caller encoded itself: a CRL's TBSCertList streamed entry
+ * by entry (crl/), too large to build as OpenSSL objects. *alg receives the
+ * DER AlgorithmIdentifier of the signature, which must also appear inside
+ * tbs: call once with tbs NULL to learn it. With tbs, *sig receives the
+ * signature value (the BIT STRING's content). Free both with OPENSSL_free.
+ */
+int ca_signer_sign_der(struct ca_signer *s, const unsigned char *tbs, size_t len, const struct ca_sig_params *p,
+                       unsigned char **alg, size_t *alg_len, unsigned char **sig, size_t *sig_len,
+                       struct sg_err *err) SG_WUR;
 
 /* ---------------- CSRs ---------------- */
 

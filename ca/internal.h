@@ -39,6 +39,8 @@ struct ca_signer_ops {
 	int (*sign_crl)(struct ca_signer *s, X509_CRL *c, const struct ca_sig_params *p, struct sg_err *err);
 	int (*sign_ocsp)(struct ca_signer *s, OCSP_BASICRESP *b, X509 *cert, STACK_OF(X509) *certs,
 	                 unsigned long flags, struct sg_err *err);
+	int (*sign_der)(struct ca_signer *s, const unsigned char *tbs, size_t len, const struct ca_sig_params *p,
+	                unsigned char **alg, size_t *alg_len, unsigned char **sig, size_t *sig_len, struct sg_err *err);
 	void (*destroy)(struct ca_signer *s);
 };
 

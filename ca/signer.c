@@ -140,6 +140,90 @@ out:
 	return rc;
 }
 
+/*
+ * The AlgorithmIdentifier OpenSSL writes for this key and these parameters
+ * (RSA-PSS parameters included), learnt by signing an empty NULL.
+ */
+static int sig_algor_der(EVP_PKEY *key, const struct ca_sig_params *p, unsigned char **out, size_t *len,
+                         struct sg_err *err)
+{
+	EVP_MD_CTX *ctx = NULL;
+	X509_ALGOR *alg = X509_ALGOR_new();
+	ASN1_BIT_STRING *sig = ASN1_BIT_STRING_new();
+	ASN1_NULL *null = ASN1_NULL_new();
+	unsigned char *der = NULL;
+	int n, rc = -1;
+
+	if (alg == NULL || sig == NULL || null == NULL)
+		sg_die("out of memory");
+	if (init_ctx(key, p, &ctx, err) < 0)
+		goto out;
+	if (ASN1_item_sign_ctx(ASN1_ITEM_rptr(ASN1_NULL), alg, NULL, sig, null, ctx) <= 0 ||
+	    (n = i2d_X509_ALGOR(alg, &der)) <= 0) {
+		sg_err_ossl(err, SG_CRYPTO, "unable to determine the signature algorithm");
+		goto out;
+	}
+	*out = der;
+	*len = (size_t)n;
+	rc = 0;
+out:
+	EVP_MD_CTX_free(ctx);
+	X509_ALGOR_free(alg);
+	ASN1_BIT_STRING_free(sig);
+	ASN1_NULL_free(null);
+	return rc;
+}
+
+static int mem_sign_der(struct ca_signer *s, const unsigned char *tbs, size_t len, const struct ca_sig_params *p,
+                        unsigned char **alg, size_t *alg_len, unsigned char **sig, size_t *sig_len,
+                        struct sg_err *err)
+{
+	EVP_MD_CTX *ctx = NULL;
+	unsigned char *out = NULL;
+	size_t n = 0;
+	int rc = -1;
+
+	*alg = NULL;
+	*alg_len = 0;
+	if (sig != NULL) {
+		*sig = NULL;
+		*sig_len = 0;
+	}
+	if (sig_algor_der(mem(s)->key, p, alg, alg_len, err) < 0)
+		goto out;
+	if (tbs == NULL || sig == NULL) {
+		rc = 0;
+		goto out;
+	}
+	/* One-shot EVP_DigestSign: Ed25519 (RFC 8410) cannot stream, and the bytes are in memory anyway. */
+	if (init_ctx(mem(s)->key, p, &ctx, err) < 0)
+		goto out;
+	if (EVP_DigestSign(ctx, NULL, &n, tbs, len) != 1) {
+		sg_err_ossl(err, SG_CRYPTO, "signing failed");
+		goto out;
+	}
+	out = OPENSSL_malloc(n);
+	if (out == NULL)
+		sg_die("out of memory");
+	if (EVP_DigestSign(ctx, out, &n, tbs, len) != 1) {
+		sg_err_ossl(err, SG_CRYPTO, "signing failed");
+		goto out;
+	}
+	*sig = out;
+	*sig_len = n;
+	out = NULL;
+	rc = 0;
+out:
+	if (rc < 0) {
+		OPENSSL_free(*alg);
+		*alg = NULL;
+		*alg_len = 0;
+	}
+	OPENSSL_free(out);
+	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
 static void mem_destroy(struct ca_signer *s)
 {
 	EVP_PKEY_free(mem(s)->key);
@@ -152,6 +236,7 @@ static const struct ca_signer_ops mem_ops = {
 	.sign_req = mem_sign_req,
 	.sign_crl = mem_sign_crl,
 	.sign_ocsp = mem_sign_ocsp,
+	.sign_der = mem_sign_der,
 	.destroy = mem_destroy,
 };
 
@@ -229,6 +314,13 @@ int ca_signer_sign_ocsp(struct ca_signer *s, OCSP_BASICRESP *b, X509 *cert, STAC
                         unsigned long flags, struct sg_err *err)
 {
 	return s->ops->sign_ocsp(s, b, cert, certs, flags, err);
+}
+
+int ca_signer_sign_der(struct ca_signer *s, const unsigned char *tbs, size_t len, const struct ca_sig_params *p,
+                       unsigned char **alg, size_t *alg_len, unsigned char **sig, size_t *sig_len,
+                       struct sg_err *err)
+{
+	return s->ops->sign_der(s, tbs, len, p, alg, alg_len, sig, sig_len, err);
 }
 
 int ca_sign_with_key(EVP_PKEY *key, X509 *x, X509_REQ *r, const struct ca_sig_params *p, struct sg_err *err)
