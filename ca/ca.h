@@ -416,8 +416,9 @@ int ca_revoke_with_key(struct ca *ca, const struct ca_mount *m, const char *seri
 
 /*
  * Batch revocation, for revoking leases by the thousand (a role's kill
- * switch, a token's cascade): the same durable marks as ca_revoke, staged
- * into the caller's batch so that many revocations share one commit.
+ * switch, a token's cascade): the revocation record of ca_revoke, staged
+ * into the caller's batch so that many revocations share one commit (the
+ * certificate record is not rewritten: ca_cert_get reads the revocation).
  * Each item gets a state instead of an error, as Vault's lease revocation
  * treats them: a missing certificate (e.g. its mount was deleted) and an
  * expired one are not revoked and count as done; an issuer is never
@@ -437,6 +438,15 @@ enum ca_revoke_state {
 };
 struct ca_revoke_item {
 	const char *serial;         /* in: colon, hyphen or bare hex */
+	/*
+	 * In, optional: the issuer id and NotAfter recorded when the
+	 * certificate was issued (a lease keeps them). With both, the stored
+	 * certificate record is only checked for presence, not read, and the
+	 * revocation record holds no copy of the certificate (the certificate
+	 * record keeps it): what makes 10,000 revocations cheap.
+	 */
+	const char *known_issuer_id;
+	int64_t known_not_after;
 	enum ca_revoke_state state; /* out */
 	int64_t revocation_time;    /* out: REVOKED and ALREADY */
 	char serial_colon[CA_SERIAL_TEXT_MAX]; /* out: normalised, "" when INVALID */

@@ -387,8 +387,21 @@ int ca_cert_get(struct ca *ca, const struct ca_mount *m, const char *serial, str
 		return -1;
 	if ((rc = ca_cert_rec_get(ca, m->id, &s, out, err)) < 0)
 		return -1;
-	if (rc == 1)
+	if (rc == 1) {
+		/* Batch revocation (revoke.c) writes only the revocation record: it is the source of truth. */
+		if (!out->revoked && (rc = ca_revoked_rec_get(ca, m->id, &s, &rv, err)) != 0) {
+			if (rc < 0) {
+				ca_cert_record_clear(out);
+				return -1;
+			}
+			out->revoked = true;
+			out->revocation_time = rv.time;
+			out->reason = rv.reason;
+			out->invalidity_date = rv.invalidity_date;
+			ca_revoked_rec_clear(&rv);
+		}
 		return 0;
+	}
 	/* A certificate revoked by PEM (BYOC, e.g. no_store) is known only by its revocation record. */
 	if ((rc = ca_revoked_rec_get(ca, m->id, &s, &rv, err)) < 0)
 		return -1;

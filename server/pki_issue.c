@@ -6,6 +6,10 @@
  * sends nothing else (compat 5).
  */
 #include "server/pki.h"
+#include "server/leases.h"
+
+#include "auth/token.h"
+#include "roles/role_template.h"
 
 #include <openssl/crypto.h>
 #include <stdlib.h>
@@ -113,6 +117,54 @@ static X509_REQ *parse_csr(const json_t *b, struct sg_err *err)
 	return ca_csr_parse((const unsigned char *)pem, strlen(pem), err);
 }
 
+/*
+ * ca_issue, or, for a role with generate_lease, ca_issue_ex with the lease
+ * staged into the certificate's own commit: "<mount>/<op>/<role>/<24
+ * base62>", owned by the caller's token and as long as the certificate
+ * lives, not renewable (compat/vault-api.md section 2).
+ */
+static int issue_call(struct req *rq, const struct role *role, const char *role_name, const struct ca_request *creq,
+                      struct ca_result *res, struct resp *rs, struct sg_err *err)
+{
+	struct pki_lease_hook lh = {0};
+	int rc;
+
+	if (role == NULL || role_name == NULL || !role->generate_lease || role->no_store)
+		return ca_issue(server_ca(rq->srv), pki_mount(rq), role, creq, NULL, res, err);
+	lh.lm = server_leases(rq->srv);
+	lh.mount = pki_mount(rq);
+	lh.op = creq->kind == CA_REQ_ISSUE ? "issue" : creq->kind == CA_REQ_SIGN ? "sign" : "sign-verbatim";
+	lh.role = role_name;
+	lh.owner = rq->token_accessor;
+	rc = ca_issue_ex(server_ca(rq->srv), pki_mount(rq), role, creq, pki_lease_hook_run, &lh, res, err);
+	if (rc == 0) {
+		rs->lease_id = lh.lease_id;
+		lh.lease_id = NULL;
+		rs->lease_duration = lh.ttl;
+		rs->renewable = false;
+	}
+	pki_lease_hook_clear(&lh);
+	return rc;
+}
+
+/*
+ * allowed_domains_template / allowed_uri_sans_template: the role's templated
+ * entries become the caller's own names (its token's auth alias), before any
+ * name is checked (roles/role_template.h).
+ */
+static void role_identity_apply(const struct req *rq, struct role *role)
+{
+	struct role_identity id = {0};
+
+	if (rq->tok == NULL) {
+		role_template_apply(role, NULL);
+		return;
+	}
+	id.entity_id = rq->tok->entity_id != NULL && *rq->tok->entity_id != '\0' ? rq->tok->entity_id : NULL;
+	id.alias = rq->tok->alias;
+	role_template_apply(role, &id);
+}
+
 /* The one body of every issue/sign handler. role_name NULL only for sign-verbatim. */
 static int issue_run(struct req *rq, struct resp *rs, enum ca_req_kind kind, struct sg_err *err)
 {
@@ -133,6 +185,8 @@ static int issue_run(struct req *rq, struct resp *rs, enum ca_req_kind kind, str
 	creq.kind = kind;
 	if (role_name != NULL && pki_role_load(rq, role_name, &role, err) < 0)
 		goto out;
+	if (role != NULL)
+		role_identity_apply(rq, role);
 	if (pki_format_parse(b, &out.format, err) < 0 || pki_key_format_parse(b, &pkcs8, err) < 0 ||
 	    sg_json_bool(b, "remove_roots_from_chain", &remove_roots, err) < 0 || parse_validity(b, &creq, err) < 0)
 		goto out;
@@ -169,7 +223,8 @@ static int issue_run(struct req *rq, struct resp *rs, enum ca_req_kind kind, str
 				sg_strlist_add(&creq.key_usage, verbatim_key_usage[i]);
 	}
 
-	if (ca_issue(server_ca(rq->srv), pki_mount(rq), role, &creq, NULL, &res, err) < 0)
+	creq.owner = rq->token_accessor;
+	if (issue_call(rq, role, role_name, &creq, &res, rs, err) < 0)
 		goto out;
 
 	if (res.key != NULL) {
@@ -187,10 +242,6 @@ static int issue_run(struct req *rq, struct resp *rs, enum ca_req_kind kind, str
 	data = pki_signed_json(&out, err);
 	if (data == NULL)
 		goto out;
-	/*
-	 * generate_lease is not honoured yet: the lease comes with the lease
-	 * module, and a made-up lease id would be worse than none.
-	 */
 	resp_data(rs, data);
 	pki_warn_all(rs, &res.warnings);
 	ret = 0;

@@ -15,6 +15,7 @@
 #include "server/audit.h"
 #include "server/auth_mounts.h"
 #include "server/internal.h"
+#include "server/leases.h"
 #include "server/log.h"
 
 #define SERVER_STORE_MAP_BYTES ((size_t)8 << 30) /* address space only: LMDB grows the file as needed */
@@ -489,9 +490,11 @@ static int server_run(struct server *s, const char *dev_token)
 	if (access(s->cfg.kek_file, F_OK) == 0 && server_config_kek_load(s->cfg.kek_file, kek, &err) != 0)
 		goto out;
 	if (store_open(s->cfg.data_dir, SERVER_STORE_MAP_BYTES, &s->st, &err) != 0 || kek_obtain(s, kek, &err) != 0 ||
-	    ca_new(s->st, kek, &s->ca, &err) != 0 || auth_tokens_new(s->st, NULL, kek, &s->tokens, &err) != 0)
+	    ca_new(s->st, kek, &s->ca, &err) != 0 || lease_mgr_new(s->st, &s->leases, &err) != 0 ||
+	    auth_tokens_new(s->st, s->leases, kek, &s->tokens, &err) != 0)
 		goto out;
 	OPENSSL_cleanse(kek, sizeof(kek));
+	pki_lease_kind_register(s->leases, s->ca);
 	if (cluster_identity(s, &err) != 0 || mount_table_load(&s->mounts, s->st, &err) != 0 ||
 	    auth_mounts_new(s->st, &s->auth_mounts, &err) != 0 || auth_acl_store_open(s->st, &s->acl, &err) != 0 ||
 	    audit_new(s->st, &s->audit, &err) != 0)
@@ -506,7 +509,8 @@ static int server_run(struct server *s, const char *dev_token)
 	} else if (root_token_bootstrap(s, &err) != 0) {
 		goto out;
 	}
-	if (auth_tokens_sweeper_start(s->tokens, SERVER_TOKEN_SWEEP_S, &err) != 0 || http_start(s, &err) != 0)
+	if (auth_tokens_sweeper_start(s->tokens, SERVER_TOKEN_SWEEP_S, &err) != 0 ||
+	    lease_sweeper_start(s->leases, SERVER_LEASE_SWEEP_S, &err) != 0 || http_start(s, &err) != 0)
 		goto out;
 	server_log(SERVER_LOG_INFO, "listening",
 	           json_pack("{s:s, s:s, s:b, s:i, s:I, s:b}", "address", s->cfg.listen_address, "data_dir",
@@ -532,13 +536,15 @@ out:
 	OPENSSL_cleanse(token, sizeof(token));
 	http_stop(s, SERVER_STOP_GRACE_MS);
 	audit_free(s->audit); /* after the last request: syncs and stores each device's chain head */
+	s->audit = NULL;
 	auth_mounts_free(s->auth_mounts);
 	s->auth_mounts = NULL;
-	s->audit = NULL;
 	auth_acl_store_free(s->acl);
 	s->acl = NULL;
 	auth_tokens_free(s->tokens); /* stops the sweeper before the store closes */
 	s->tokens = NULL;
+	lease_mgr_free(s->leases); /* after the tokens, which revoke through it */
+	s->leases = NULL;
 	mount_table_clear(&s->mounts);
 	ca_free(s->ca);
 	s->ca = NULL;

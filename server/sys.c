@@ -7,6 +7,7 @@
 #include "server/audit.h"
 #include "server/auth_mounts.h"
 #include "server/internal.h"
+#include "server/leases.h"
 #include "server/server.h"
 #include "server/sys_policy.h"
 
@@ -207,6 +208,24 @@ const struct route sys_routes[] = {
 	{"auth/*path", HTTP_GET, h_auth_mount_read, ROUTE_AUTH_TOKEN, true},
 	{"auth/*path", HTTP_POST, h_auth_mount_enable, ROUTE_AUTH_TOKEN, true},
 	{"auth/*path", HTTP_DELETE, h_auth_mount_disable, ROUTE_AUTH_TOKEN, true},
+	/* Leases (server/sys_leases.c); Vault root-protects listing and the prefix revocations. */
+	{"leases/lookup", HTTP_POST, h_leases_lookup, ROUTE_AUTH_TOKEN, false},
+	{"leases/lookup", HTTP_LIST, h_leases_list, ROUTE_AUTH_TOKEN, true},
+	{"leases/lookup/*prefix", HTTP_LIST, h_leases_list, ROUTE_AUTH_TOKEN, true},
+	{"leases/renew", HTTP_POST, h_leases_renew, ROUTE_AUTH_TOKEN, false},
+	{"leases/renew/*url_lease_id", HTTP_POST, h_leases_renew, ROUTE_AUTH_TOKEN, false},
+	{"leases/revoke", HTTP_POST, h_leases_revoke, ROUTE_AUTH_TOKEN, false},
+	{"leases/revoke/*url_lease_id", HTTP_POST, h_leases_revoke, ROUTE_AUTH_TOKEN, false},
+	{"leases/revoke-prefix/*prefix", HTTP_POST, h_leases_revoke_prefix, ROUTE_AUTH_TOKEN, true},
+	{"leases/revoke-force/*prefix", HTTP_POST, h_leases_revoke_force, ROUTE_AUTH_TOKEN, true},
+	{"leases/tidy", HTTP_POST, h_leases_tidy, ROUTE_AUTH_TOKEN, false},
+	/* Vault's older aliases (OpenBao removed them). */
+	{"renew", HTTP_POST, h_leases_renew, ROUTE_AUTH_TOKEN, false},
+	{"renew/*url_lease_id", HTTP_POST, h_leases_renew, ROUTE_AUTH_TOKEN, false},
+	{"revoke", HTTP_POST, h_leases_revoke, ROUTE_AUTH_TOKEN, false},
+	{"revoke/*url_lease_id", HTTP_POST, h_leases_revoke, ROUTE_AUTH_TOKEN, false},
+	{"revoke-prefix/*prefix", HTTP_POST, h_leases_revoke_prefix, ROUTE_AUTH_TOKEN, true},
+	{"revoke-force/*prefix", HTTP_POST, h_leases_revoke_force, ROUTE_AUTH_TOKEN, true},
 	/* Audit devices (server/audit.c); Vault root-protects sys/audit and its subpaths, not audit-hash. */
 	{"audit", HTTP_GET, h_audit_list, ROUTE_AUTH_TOKEN, true},
 	{"audit/*path", HTTP_POST, h_audit_enable, ROUTE_AUTH_TOKEN, true},

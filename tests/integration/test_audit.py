@@ -161,6 +161,51 @@ def test_entries_and_secrets():
     eq(seqs, list(range(1, len(es) + 1)), "seq runs 1..n")
 
 
+def test_login_and_denials():
+    """AppRole: role id, secret id and the new token are HMAC-ed; a bad login
+    and a refused certificate are on record as denials."""
+    s = srv()
+    s.ok("POST", "sys/auth/approle", {"type": "approle"}, statuses=(200, 204))
+    s.ok("POST", "auth/approle/role/audit-role", {"token_policies": "default"}, statuses=(200, 204))
+    role_id = s.data("GET", "auth/approle/role/audit-role/role-id")["role_id"]
+    sec = s.data("POST", "auth/approle/role/audit-role/secret-id")
+    secret_id, sid_acc = sec["secret_id"], sec["secret_id_accessor"]
+    wrong = "0" * 8 + secret_id[8:] if not secret_id.startswith("0" * 8) else "1" + secret_id[1:]
+    bad = s.req("POST", "auth/approle/login", {"role_id": role_id, "secret_id": wrong}, token="")
+    check(400 <= bad.status < 500, "bad login: HTTP %d" % bad.status)
+    auth = s.ok("POST", "auth/approle/login", {"role_id": role_id, "secret_id": secret_id}, token="").json()["auth"]
+    # Bad input on a PKI endpoint: a name the role does not allow.
+    H.expect_error(s.req("POST", "pki/issue/" + ROLE, {"common_name": "evil.example.org"}), 400, "role denial")
+
+    es = entries()
+    text = open(state["file"]).read()
+    for secret in (role_id, secret_id, wrong, auth["client_token"], auth["accessor"], sid_acc):
+        check(secret not in text, "a login secret in clear in the audit file: %s..." % secret[:6])
+    hash_of = lambda v: s.data("POST", "sys/audit-hash/file", {"input": v})["hash"]  # noqa: E731
+    logins = [e for e in es if e["type"] == "response" and e["request"]["path"] == "auth/approle/login"]
+    check(len(logins) >= 2, "logins not audited: %d" % len(logins))
+    failed, ok = logins[-2], logins[-1]
+    eq(failed["response"]["status"], bad.status, "denied login status")
+    check(failed["error"], "denied login has no error text")
+    eq(failed["request"]["data"]["secret_id"], hash_of(wrong), "wrong secret id HMAC")
+    eq(failed["request"]["data"]["role_id"], hash_of(role_id), "role id HMAC")
+    eq(failed["request"]["mount_type"], "approle", "auth mount type")
+    eq(failed["request"]["mount_point"], "auth/approle/", "auth mount point")
+    eq(ok["response"]["auth"]["client_token"], hash_of(auth["client_token"]), "new token HMAC")
+    eq(ok["response"]["auth"]["accessor"], hash_of(auth["accessor"]), "new accessor HMAC")
+    gen = pair(es, "auth/approle/role/audit-role/secret-id")
+    eq(gen["response"]["data"]["secret_id"], hash_of(secret_id), "generated secret id HMAC")
+    denial = [e for e in es if e["type"] == "response" and e["request"]["path"] == "pki/issue/" + ROLE
+              and e["response"]["status"] == 400]
+    check(denial and denial[-1]["error"], "the role denial was not audited with its error")
+    # A token obtained by login shows up as the caller with its policies and metadata.
+    s.req("GET", "auth/token/lookup-self", token=auth["client_token"])
+    me = pair(entries(), "auth/token/lookup-self", "request")
+    eq(me["auth"]["client_token"], hash_of(auth["client_token"]), "caller token HMAC")
+    eq(me["auth"]["policies"], ["default"], "caller policies")
+    eq(me["auth"]["metadata"].get("role_name"), "audit-role", "caller metadata")
+
+
 def test_verify_detects_tampering():
     s = srv()
     head = chain_head(s)

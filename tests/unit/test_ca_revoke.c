@@ -29,6 +29,26 @@ static void hook(void *arg, const char *mount_id, const char *serial, const char
 	snprintf(g_hook_serial, sizeof(g_hook_serial), "%s", serial);
 }
 
+struct scan_seen {
+	const char *serial;
+	int found;
+	char issuer_id[37];
+	int64_t not_after;
+};
+
+static int scan_cb(void *arg, const struct ca_revoked_entry *e, struct sg_err *err)
+{
+	struct scan_seen *s = arg;
+
+	(void)err;
+	if (strcmp(e->serial_hex, s->serial) == 0) {
+		s->found++;
+		snprintf(s->issuer_id, sizeof(s->issuer_id), "%s", e->issuer_id);
+		s->not_after = e->not_after;
+	}
+	return 0;
+}
+
 static char *issue(const struct ca_mount *m, const struct role *r, const char *cn, int64_t ttl, char issuer[37])
 {
 	struct ca_request req;
@@ -202,6 +222,40 @@ int main(void)
 	T_OK(store_commit(g_st, b, &err) == 0);
 	store_batch_free(b);
 	T_OK(revocation_time(&m, s[4]) > 0);
+
+	/* Known issuer and NotAfter (from a lease): the record is only checked for presence. */
+	{
+		char *k1 = issue(&m, r, "k1.example.com", 3600, NULL), *k2 = issue(&m, r, "k2.example.com", 3600, NULL);
+		struct scan_seen seen = {k1, 0, "", 0};
+
+		memset(it, 0, sizeof(it));
+		it[0].serial = k1;
+		it[0].known_issuer_id = issuer;
+		it[0].known_not_after = sg_now() + 3000;
+		it[1].serial = "05:06:07";      /* never issued, known fields or not */
+		it[1].known_issuer_id = issuer;
+		it[1].known_not_after = sg_now() + 3000;
+		it[2].serial = k2;              /* the caller says it expired */
+		it[2].known_issuer_id = issuer;
+		it[2].known_not_after = sg_now() - 10;
+		it[3].serial = root_serial;     /* still never an issuer */
+		it[3].known_issuer_id = issuer;
+		it[3].known_not_after = sg_now() + 3000;
+		b = store_batch_new();
+		T_OK(ca_revoke_batch_add(g_ca, &m, it, 4, CA_REASON_UNSPECIFIED, b, &err) == 0);
+		T_OK(it[0].state == CA_RB_REVOKED && it[1].state == CA_RB_MISSING && it[2].state == CA_RB_EXPIRED &&
+		     it[3].state == CA_RB_ISSUER);
+		T_OK(store_commit(g_st, b, &err) == 0);
+		store_batch_free(b);
+		T_OK(revocation_time(&m, k1) == it[0].revocation_time && revoked_listed(&m, k1));
+		T_OK(revocation_time(&m, k2) == 0);
+		T_OK(ca_revoked_scan(g_ca, &m, scan_cb, &seen, &err) == 0);
+		T_OK(seen.found == 1);
+		T_STREQ(seen.issuer_id, issuer);
+		T_OK(seen.not_after == it[0].known_not_after);
+		free(k1);
+		free(k2);
+	}
 
 	/* A mount with no records (deleted): every certificate is missing, no error. */
 	memset(it, 0, sizeof(it));

@@ -9,6 +9,7 @@
 #include "tests/unit/t.h"
 
 #include <ftw.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,8 @@
 #define OUTCOME_ALREADY 2
 
 static struct store *g_st;
+/* Large revocations run the callbacks on two threads. */
+static pthread_mutex_t g_kind_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct mark_kind {
 	size_t calls, max_n, done_calls, done_leases, done_marked;
@@ -62,9 +65,9 @@ static bool has_mark(const char *id)
 	return store_get(g_st, STORE_INDEX, key, strlen(key), NULL, NULL, &err) == 1;
 }
 
-static int mark_revoke(void *arg, struct lease *v, size_t n, struct store_batch *b, struct sg_err *err)
+static int mark_revoke_locked(struct mark_kind *k, struct lease *v, size_t n, struct store_batch *b,
+                              struct sg_err *err)
 {
-	struct mark_kind *k = arg;
 	char key[STORE_MAX_KEY + 8];
 
 	k->calls++;
@@ -106,15 +109,27 @@ static int mark_revoke(void *arg, struct lease *v, size_t n, struct store_batch 
 	return 0;
 }
 
+static int mark_revoke(void *arg, struct lease *v, size_t n, struct store_batch *b, struct sg_err *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&g_kind_lock);
+	rc = mark_revoke_locked(arg, v, n, b, err);
+	pthread_mutex_unlock(&g_kind_lock);
+	return rc;
+}
+
 static void mark_done(void *arg, const struct lease *v, size_t n)
 {
 	struct mark_kind *k = arg;
 
+	pthread_mutex_lock(&g_kind_lock);
 	k->done_calls++;
 	k->done_leases += n;
 	for (size_t i = 0; i < n; i++)
 		if (v[i].outcome == OUTCOME_MARKED)
 			k->done_marked++;
+	pthread_mutex_unlock(&g_kind_lock);
 }
 
 static void register_mark(struct lease_mgr *m, struct mark_kind *k)
