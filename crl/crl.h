@@ -37,7 +37,7 @@
 
 #define CRL_MAX_PENDING 1000000        /* revocations remembered for the next delta CRL, per issuer */
 #define CRL_MAX_DURATION ((int64_t)10 * 365 * 86400)
-#define CRL_MAX_REBUILD_DELAY 3600     /* seconds */
+#define CRL_MAX_REBUILD_DELAY_MS 3600000
 #define CRL_HTTP_MAX_AGE 60            /* Cache-Control max-age cap of served CRLs, seconds */
 
 /*
@@ -55,10 +55,12 @@ struct crl_config {
 	int64_t delta_rebuild_interval;    /* delta CRL nextUpdate - thisUpdate, and its refresh cadence (15m) */
 	int64_t max_crl_entries;           /* Vault's cap; -1 (Sigil's default) = none */
 	/*
-	 * Sigil: how long a revocation may wait before it is in the CRL, so
-	 * that a burst of revocations shares one build (1s). 0 = at once.
+	 * Sigil, milliseconds: with auto_rebuild, how long a revocation waits
+	 * before its build starts, so that a burst of revocations shares one
+	 * build (500ms: with the build itself, a revocation is in the CRL
+	 * within a second). "rebuild_delay" in JSON: "500ms", "2s" or seconds.
 	 */
-	int64_t rebuild_delay;
+	int64_t rebuild_delay_ms;
 	/*
 	 * Sigil, OCSP: sign responses with the issuer's own key instead of a
 	 * delegated responder certificate (RFC 6960 4.2.2.2), and the lifetime
@@ -152,13 +154,19 @@ int crl_wait_idle(struct crl *c, const struct ca_mount *m, int timeout_ms);
 
 /* ---------------- Tidy (crl/tidy.c) ---------------- */
 
+/*
+ * Sigil records the issuer of every revocation, so Vault's
+ * tidy_revoked_cert_issuer_associations has nothing to repair and is not
+ * offered; revocation records without a known issuer are counted in
+ * missing_issuer_cert_count (they are listed on the default issuer's CRL).
+ */
 #define CRL_TIDY_BATCH 500             /* records deleted per commit: issuance never waits behind a long write */
+#define CRL_TIDY_PAGE 2000             /* records read per store scan: short read transactions */
 
 struct crl_tidy_config {
 	bool tidy_cert_store;
-	bool tidy_revoked_certs;
-	bool tidy_revoked_cert_issuer_associations;
-	bool tidy_expired_issuers;
+	bool tidy_revoked_certs;           /* then the mount's CRLs are rebuilt */
+	bool tidy_expired_issuers;         /* never the default issuer */
 	int64_t safety_buffer;             /* 72h */
 	int64_t issuer_safety_buffer;      /* 8760h */
 	int64_t pause_duration;            /* seconds between batches (0) */
