@@ -1157,6 +1157,50 @@ static struct audit_device *dev_from_record(struct audit *a, const char *path, c
 	return d;
 }
 
+/*
+ * A file moved away (log rotation) or deleted while open would swallow
+ * every later line unseen: when the path no longer names the open file,
+ * the device reopens the path and the chain goes on there from the head in
+ * memory. The new file then starts at seq N+1 (`sigil audit verify
+ * -continues`), and a deleted file shows as lines missing before it.
+ */
+static void dev_check_path(struct audit_device *d)
+{
+	struct stat open_st, path_st;
+	bool moved;
+	int fd, fl;
+
+	pthread_mutex_lock(&d->mu);
+	if (d->fd < 0 || !d->regular || d->syncing || d->dead || fstat(d->fd, &open_st) != 0)
+		goto out;
+	moved = stat(d->file_path, &path_st) != 0 || path_st.st_ino != open_st.st_ino ||
+	        path_st.st_dev != open_st.st_dev || open_st.st_nlink == 0;
+	if (!moved)
+		goto out;
+	fd = open(d->file_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, d->mode != 0 ? d->mode : 0600);
+	if (fd < 0)
+		goto out; /* tried again at the next round; the old file still gets the lines */
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0 || fstat(fd, &path_st) != 0 ||
+	    !S_ISREG(path_st.st_mode) || fdatasync(d->fd) != 0) {
+		close(fd);
+		goto out;
+	}
+	/* Everything written so far is durable in the old file: the new one starts clean. */
+	d->synced = d->seq;
+	memcpy(d->synced_head, d->head, sizeof(d->head));
+	close(d->fd);
+	d->fd = fd;
+	d->torn = false;
+	if (d->mode != 0 && (path_st.st_mode & 07777) != d->mode && fchmod(fd, d->mode) != 0)
+		server_log(SERVER_LOG_WARN, "cannot set the audit file's mode", json_pack("{s:s}", "device", d->path));
+	server_log(SERVER_LOG_WARN, "audit file was moved or deleted: reopened its path; the chain continues there",
+	           json_pack("{s:s, s:s, s:I}", "device", d->path, "file", d->file_path, "next_seq",
+	                     (json_int_t)(d->seq + 1)));
+out:
+	pthread_mutex_unlock(&d->mu);
+}
+
 /* Stores the synced head of every device whose head moved. */
 static void checkpoint_all(struct audit *a)
 {
@@ -1174,6 +1218,7 @@ static void checkpoint_all(struct audit *a)
 		struct audit_device *d = devs[i];
 		char hx[65], *key, *text;
 
+		dev_check_path(d);
 		pthread_mutex_lock(&d->mu);
 		seqs[i] = d->synced;
 		if (d->synced == d->checkpointed || d->fd < 0) {
@@ -1225,6 +1270,12 @@ static void *checkpoint_main(void *arg)
 	}
 	pthread_mutex_unlock(&a->ck_mu);
 	return NULL;
+}
+
+void audit_checkpoint(struct audit *a)
+{
+	if (a != NULL)
+		checkpoint_all(a);
 }
 
 /* ---- Broker ---- */
@@ -1733,7 +1784,14 @@ int audit_verify_stream(FILE *f, const struct audit_verify_opts *o, struct audit
 			verify_fail(r, lineno, "line %" PRIu64 ": %s", lineno, why);
 			break;
 		}
-		want = lineno == 1 ? 1 : r->last_seq + 1;
+		if (lineno == 1 && o != NULL && o->continues) {
+			/* A rotated file: its first line says where the chain stood; the previous file must end there. */
+			r->first_seq = seq;
+			memcpy(prev, lprev, 32);
+			hex_encode(lprev, 32, r->first_prev + 7);
+			memcpy(r->first_prev, AUDIT_HASH_PREFIX, 7);
+		}
+		want = lineno == 1 ? (r->first_seq != 0 ? r->first_seq : 1) : r->last_seq + 1;
 		if (seq != want) {
 			if (lineno == 1)
 				verify_fail(r, lineno, "line 1: the chain starts at seq %" PRIu64 ", not 1: earlier lines are missing",
@@ -1757,7 +1815,7 @@ int audit_verify_stream(FILE *f, const struct audit_verify_opts *o, struct audit
 				            lineno, lineno - 1);
 			break;
 		}
-		if (expect_seq != 0 && seq == expect_seq) {
+		if (expect_seq != 0 && seq == expect_seq && !seen_expected) {
 			char hx[65];
 
 			seen_expected = true;
@@ -1774,10 +1832,16 @@ int audit_verify_stream(FILE *f, const struct audit_verify_opts *o, struct audit
 		r->lines = lineno;
 		hex_encode(hash, 32, r->head + 7);
 	}
-	if (r->ok && expect_seq != 0 && !seen_expected)
-		verify_fail(r, lineno + 1, "line %" PRIu64 ": missing: the file ends at seq %" PRIu64 " but the server "
-		                           "recorded seq %" PRIu64 " (the last %" PRIu64 " line(s) were removed)",
-		            lineno + 1, r->last_seq, expect_seq, expect_seq - r->last_seq);
+	if (r->ok && expect_seq != 0 && !seen_expected) {
+		if (expect_seq > r->last_seq)
+			verify_fail(r, lineno + 1, "line %" PRIu64 ": missing: the file ends at seq %" PRIu64 " but the "
+			                           "server recorded seq %" PRIu64 " (the last %" PRIu64 " line(s) were removed)",
+			            lineno + 1, r->last_seq, expect_seq, expect_seq - r->last_seq);
+		else
+			verify_fail(r, 1, "line 1: the file starts at seq %" PRIu64 ", after the expected seq %" PRIu64
+			                  ": check the file before it",
+			            r->first_seq, expect_seq);
+	}
 	rc = 0;
 out:
 	free(rd->buf);
@@ -1800,25 +1864,28 @@ int audit_verify_file(const char *path, const struct audit_verify_opts *o, struc
 
 static void cli_usage(FILE *f)
 {
-	fprintf(f, "usage: sigil audit verify [-expect-seq N] [-expect-hash sha256:HEX] FILE\n"
+	fprintf(f, "usage: sigil audit verify [-expect-seq N] [-expect-hash sha256:HEX] [-continues] FILE\n"
 	           "  Checks the hash chain of an audit log file and names the first broken line.\n"
 	           "  -expect-seq N    the chain must reach seq N (GET sys/audit reports a device's chain.seq)\n"
 	           "  -expect-hash H   the line with seq N must have hash H (chain.hash): proves the file\n"
 	           "                   up to N is the one the server wrote\n"
+	           "  -continues       the file continues a rotated one: it may start after seq 1 (the seq and\n"
+	           "                   prev_hash it starts from are printed: the previous file must end there)\n"
 	           "  exit status: 0 intact, 1 broken, 2 usage or read error\n");
 }
 
 int audit_cli_main(int argc, char **argv)
 {
 	const char *seq_s = NULL, *hash_s = NULL;
-	bool help = false;
+	bool help = false, continues = false;
 	const struct server_flag flags[] = {
 		{"expect-seq", false, &seq_s, NULL},
 		{"expect-hash", false, &hash_s, NULL},
+		{"continues", true, NULL, &continues},
 		{"h", true, NULL, &help},
 		{"help", true, NULL, &help},
 	};
-	struct audit_verify_opts o = {0, NULL};
+	struct audit_verify_opts o = {0, NULL, false};
 	struct audit_verify_result r;
 	struct sg_err err;
 	int next = 0;
@@ -1854,6 +1921,7 @@ int audit_cli_main(int argc, char **argv)
 		o.expect_seq = v;
 	}
 	o.expect_hash = hash_s;
+	o.continues = continues;
 	if (audit_verify_file(argv[2 + next], &o, &r, &err) != 0) {
 		fprintf(stderr, "sigil audit verify: %s\n", err.detail);
 		return 2;
@@ -1862,6 +1930,10 @@ int audit_cli_main(int argc, char **argv)
 		printf("BROKEN %s\n", r.reason);
 		return 1;
 	}
-	printf("OK %" PRIu64 " lines, seq 1..%" PRIu64 ", head %s\n", r.lines, r.last_seq, r.head);
+	if (r.first_seq > 1)
+		printf("OK %" PRIu64 " lines, seq %" PRIu64 "..%" PRIu64 " continuing from %s, head %s\n", r.lines,
+		       r.first_seq, r.last_seq, r.first_prev, r.head);
+	else
+		printf("OK %" PRIu64 " lines, seq 1..%" PRIu64 ", head %s\n", r.lines, r.last_seq, r.head);
 	return 0;
 }

@@ -87,6 +87,11 @@ int audit_new(struct store *st, struct audit **out, struct sg_err *err) SG_WUR;
 /* Syncs and checkpoints every device, then frees. No audit_log_* call may be running. NULL-safe. */
 void audit_free(struct audit *a);
 size_t audit_device_count(struct audit *a);
+/*
+ * One pass of the checkpoint thread now: reopens files that were moved or
+ * deleted, stores each device's synced chain head.
+ */
+void audit_checkpoint(struct audit *a);
 /* Lines written and fdatasync calls made so far, over all devices (group sync makes syncs < lines). */
 void audit_stats(struct audit *a, uint64_t *lines, uint64_t *syncs);
 
@@ -129,6 +134,7 @@ int h_audit_hash(struct req *rq, struct resp *rs, struct sg_err *err);
 struct audit_verify_opts {
 	uint64_t expect_seq;          /* 0 = none: the chain must reach this seq */
 	const char *expect_hash;      /* NULL = none: "sha256:<hex>" of the line with expect_seq */
+	bool continues;               /* the file continues a rotated one: its first line may have any seq */
 };
 struct audit_verify_result {
 	bool ok;
@@ -136,6 +142,8 @@ struct audit_verify_result {
 	uint64_t last_seq;            /* seq of the last good line */
 	char head[AUDIT_HASH_STR_LEN + 1]; /* hash of the last good line */
 	uint64_t bad_line;            /* first broken line (1-based), 0 when ok */
+	uint64_t first_seq;           /* with continues: the first line's seq */
+	char first_prev[AUDIT_HASH_STR_LEN + 1]; /* and its prev_hash */
 	char reason[320];
 };
 /* Reads the chain from f. 0 when f could be read to its end or first broken line (see r->ok); -1 on I/O errors. */

@@ -176,7 +176,7 @@ static void lines_free(struct lines *l)
 
 static struct audit_verify_result verify(const char *path, uint64_t seq, const char *hash)
 {
-	struct audit_verify_opts o = {seq, hash};
+	struct audit_verify_opts o = {seq, hash, false};
 	struct audit_verify_result r;
 	struct sg_err err;
 
@@ -716,6 +716,53 @@ static void test_restart_and_checkpoint(void)
 	store_close(st);
 }
 
+/* A rotated (moved) or deleted file: the device reopens its path and the chain continues there. */
+static void test_rotation(void)
+{
+	struct store *st = store_new("rotate");
+	struct audit *a = broker(st);
+	char *file = tpath("rotate.log"), *old = tpath("rotate.log.1");
+	struct audit_verify_opts cont = {0, NULL, true};
+	struct audit_verify_result r, r_old;
+	struct audit_entry e;
+	struct sg_err err;
+	unsigned char *rec = NULL;
+	size_t reclen = 0;
+
+	sg_err_init(&err);
+	enable_ok(a, "file", file, NULL);
+	entry_init(&e, "pki/roles/web");
+	log_pair(a, &e, NULL, 204);
+	T_OK(rename(file, old) == 0);
+	log_pair(a, &e, NULL, 204); /* still the open (renamed) file */
+	audit_checkpoint(a);
+	log_pair(a, &e, NULL, 204); /* the new file at the path */
+	r_old = verify(old, 0, NULL);
+	T_CHECK(r_old.ok && r_old.last_seq == 5, "%s", r_old.reason);
+	r = verify(file, 0, NULL);
+	T_CHECK(!r.ok && r.bad_line == 1 && strstr(r.reason, "starts at seq 6") != NULL, "%s", r.reason);
+	memset(&r, 0, sizeof(r));
+	T_OK(audit_verify_file(file, &cont, &r, &err) == 0);
+	T_CHECK(r.ok && r.first_seq == 6 && r.last_seq == 7, "%s", r.reason);
+	T_STREQ(r.first_prev, r_old.head); /* the new file picks up where the old one ends */
+	T_OK(store_get(st, STORE_META, "audit-head/file", 15, &rec, &reclen, &err) == 1);
+	T_OK(rec != NULL && strstr((const char *)rec, "\"seq\":5") != NULL); /* the head synced when it switched */
+	free(rec);
+
+	/* Deleted: what went to the unlinked file is gone, and the next file shows the gap. */
+	T_OK(unlink(file) == 0);
+	log_pair(a, &e, NULL, 204);
+	audit_checkpoint(a);
+	log_pair(a, &e, NULL, 204);
+	memset(&r, 0, sizeof(r));
+	T_OK(audit_verify_file(file, &cont, &r, &err) == 0);
+	T_CHECK(r.ok && r.first_seq == 10 && r.last_seq == 11, "%" PRIu64 " %s", r.first_seq, r.reason);
+	free(file);
+	free(old);
+	audit_free(a);
+	store_close(st);
+}
+
 /* A partial line left by an interrupted write is closed off; the chain continues after it. */
 static void test_torn_tail(void)
 {
@@ -923,6 +970,7 @@ int main(void)
 	test_chain_tamper();
 	test_restart_and_checkpoint();
 	test_torn_tail();
+	test_rotation();
 	test_fail_closed();
 	test_group_sync();
 	test_bounds();
