@@ -599,7 +599,9 @@ static int policies_resolve(const struct auth_token_params *p, const struct auth
 	sg_strlist_copy(&req, &p->policies);
 	if (auth_token_policies_sanitize(&req, false, err) != 0)
 		goto out;
-	if (parent == NULL) {
+	if (p->policies_final) {
+		add_default = false;
+	} else if (parent == NULL) {
 		add_default = !p->no_default_policy;
 	} else if (req.n == 0) {
 		/* No policies asked for: the parent's, and "default" only if the parent has it. */
@@ -1280,6 +1282,374 @@ int auth_tokens_sweeper_start(struct auth_tokens *ts, int interval_seconds, stru
 	if (pthread_create(&ts->sweeper, NULL, sweeper_main, ts) != 0)
 		return sg_err_set(err, SG_INTERNAL, "cannot start the token sweeper");
 	ts->sweeper_running = true;
+	return 0;
+}
+
+/* ---- Token roles ---- */
+
+#define ROLE_PREFIX "token-role/"
+
+void auth_token_role_init(struct auth_token_role *r, const char *name)
+{
+	memset(r, 0, sizeof(*r));
+	r->name = sg_xstrdup(name != NULL ? name : "");
+	r->path_suffix = sg_xstrdup("");
+	r->renewable = true;
+}
+
+void auth_token_role_clear(struct auth_token_role *r)
+{
+	if (r == NULL)
+		return;
+	free(r->name);
+	free(r->path_suffix);
+	sg_strlist_clear(&r->allowed_policies);
+	sg_strlist_clear(&r->disallowed_policies);
+	sg_strlist_clear(&r->bound_cidrs);
+	memset(r, 0, sizeof(*r));
+}
+
+static bool word_char(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+/* \w([\w.-]*\w)?, at most cap bytes, never "..". */
+static bool word_name_ok(const char *s, size_t cap)
+{
+	size_t n;
+
+	if (s == NULL)
+		return false;
+	n = strnlen(s, cap + 1);
+	if (n == 0 || n > cap || !word_char(s[0]) || !word_char(s[n - 1]) || strstr(s, "..") != NULL)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!word_char(s[i]) && s[i] != '-' && s[i] != '.')
+			return false;
+	return true;
+}
+
+bool auth_token_role_name_ok(const char *name)
+{
+	return word_name_ok(name, AUTH_TOKEN_ROLE_NAME_MAX);
+}
+
+static int role_policy_list(const json_t *body, const char *key, struct sg_strlist *out, struct sg_err *err)
+{
+	struct sg_strlist l = {0};
+	int got = sg_json_list(body, key, &l, err);
+
+	if (got == 1 && auth_token_policies_sanitize(&l, false, err) != 0)
+		got = -1;
+	if (got == 1) {
+		sg_strlist_clear(out);
+		*out = l;
+		l = (struct sg_strlist){0};
+	}
+	sg_strlist_clear(&l);
+	return got < 0 ? -1 : 0;
+}
+
+int auth_token_role_apply(struct auth_token_role *r, const json_t *body, struct sg_err *err)
+{
+	struct auth_tokenfields f;
+	const char *suffix = NULL;
+	int rc = -1, got;
+
+	auth_tokenfields_init(&f);
+	/* Start from the role's values so absent fields keep them. */
+	f.ttl = r->ttl;
+	f.max_ttl = r->max_ttl;
+	f.explicit_max_ttl = r->explicit_max_ttl;
+	f.period = r->period;
+	f.num_uses = r->num_uses;
+	f.no_default_policy = r->no_default_policy;
+	sg_strlist_copy(&f.bound_cidrs, &r->bound_cidrs);
+	if (role_policy_list(body, "allowed_policies", &r->allowed_policies, err) != 0 ||
+	    role_policy_list(body, "disallowed_policies", &r->disallowed_policies, err) != 0 ||
+	    sg_json_bool(body, "orphan", &r->orphan, err) < 0 || sg_json_bool(body, "renewable", &r->renewable, err) < 0 ||
+	    sg_json_str(body, "path_suffix", &suffix, err) < 0 || auth_tokenfields_apply(&f, body, err) != 0)
+		goto out;
+	/* Vault's deprecated names count only when the token_ form is absent. */
+	if (json_object_get(body, "token_explicit_max_ttl") == NULL &&
+	    sg_json_duration(body, "explicit_max_ttl", &f.explicit_max_ttl, err) < 0)
+		goto out;
+	if (json_object_get(body, "token_bound_cidrs") == NULL) {
+		got = sg_json_list(body, "bound_cidrs", &f.bound_cidrs, err);
+		if (got < 0 || (got == 1 && auth_cidrs_check(&f.bound_cidrs, "bound_cidrs", err) != 0))
+			goto out;
+	}
+	if (f.explicit_max_ttl < 0 || f.period < 0) {
+		sg_err_set(err, SG_BAD_REQUEST, "%s must be positive", f.period < 0 ? "period" : "explicit_max_ttl");
+		goto out;
+	}
+	if (suffix != NULL) {
+		if (*suffix != '\0' && !word_name_ok(suffix, AUTH_TOKEN_ROLE_SUFFIX_MAX)) {
+			sg_err_set(err, SG_BAD_REQUEST,
+			           "given role path suffix contains invalid characters; must match \\w[\\w-.]+\\w");
+			goto out;
+		}
+		free(r->path_suffix);
+		r->path_suffix = sg_xstrdup(suffix);
+	}
+	r->ttl = f.ttl;
+	r->max_ttl = f.max_ttl;
+	r->explicit_max_ttl = f.explicit_max_ttl;
+	r->period = f.period;
+	r->num_uses = f.num_uses;
+	r->no_default_policy = f.no_default_policy;
+	sg_strlist_clear(&r->bound_cidrs);
+	sg_strlist_copy(&r->bound_cidrs, &f.bound_cidrs);
+	rc = 0;
+out:
+	auth_tokenfields_clear(&f);
+	return rc;
+}
+
+json_t *auth_token_role_json(const struct auth_token_role *r)
+{
+	json_t *j = json_object();
+
+	json_object_set_new(j, "name", json_string(r->name));
+	json_object_set_new(j, "allowed_policies", sg_strlist_to_json(&r->allowed_policies));
+	json_object_set_new(j, "disallowed_policies", sg_strlist_to_json(&r->disallowed_policies));
+	json_object_set_new(j, "allowed_policies_glob", json_array());
+	json_object_set_new(j, "disallowed_policies_glob", json_array());
+	json_object_set_new(j, "allowed_entity_aliases", json_null());
+	json_object_set_new(j, "orphan", json_boolean(r->orphan));
+	json_object_set_new(j, "renewable", json_boolean(r->renewable));
+	json_object_set_new(j, "path_suffix", json_string(r->path_suffix != NULL ? r->path_suffix : ""));
+	json_object_set_new(j, "token_ttl", json_integer(r->ttl));
+	json_object_set_new(j, "token_max_ttl", json_integer(r->max_ttl));
+	json_object_set_new(j, "token_explicit_max_ttl", json_integer(r->explicit_max_ttl));
+	json_object_set_new(j, "explicit_max_ttl", json_integer(r->explicit_max_ttl));
+	json_object_set_new(j, "token_period", json_integer(r->period));
+	json_object_set_new(j, "period", json_integer(r->period));
+	json_object_set_new(j, "token_num_uses", json_integer(r->num_uses));
+	json_object_set_new(j, "token_no_default_policy", json_boolean(r->no_default_policy));
+	json_object_set_new(j, "token_bound_cidrs", sg_strlist_to_json(&r->bound_cidrs));
+	json_object_set_new(j, "token_type", json_string("default-service"));
+	return j;
+}
+
+int auth_token_role_put(struct auth_tokens *ts, const struct auth_token_role *r, struct sg_err *err)
+{
+	char k[TOKEN_STORE_KEY_MAX];
+	json_t *j;
+	char *text;
+	struct store_batch *b;
+	int rc;
+
+	if (!auth_token_role_name_ok(r->name))
+		return sg_err_set(err, SG_BAD_REQUEST, "invalid role name");
+	j = auth_token_role_json(r);
+	text = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (text == NULL)
+		sg_die("out of memory");
+	snprintf(k, sizeof(k), ROLE_PREFIX "%s", r->name);
+	b = store_batch_new();
+	store_batch_put(b, STORE_AUTH, k, strlen(k), text, strlen(text));
+	rc = store_commit(ts->st, b, err);
+	store_batch_free(b);
+	free(text);
+	return rc;
+}
+
+int auth_token_role_get(struct auth_tokens *ts, const char *name, struct auth_token_role *out, struct sg_err *err)
+{
+	char k[TOKEN_STORE_KEY_MAX];
+	unsigned char *val = NULL;
+	size_t len = 0;
+	json_t *j = NULL;
+	struct sg_err e;
+	int got;
+
+	auth_token_role_init(out, name);
+	if (!auth_token_role_name_ok(name))
+		return 0;
+	snprintf(k, sizeof(k), ROLE_PREFIX "%s", name);
+	got = store_get(ts->st, STORE_AUTH, k, strlen(k), &val, &len, err);
+	if (got <= 0)
+		return got;
+	sg_err_init(&e);
+	j = json_loadb((const char *)val, len, 0, NULL);
+	free(val);
+	if (!json_is_object(j) || auth_token_role_apply(out, j, &e) != 0) {
+		json_decref(j);
+		return sg_err_set(err, SG_STORAGE, "corrupt token role %s", name);
+	}
+	json_decref(j);
+	return 1;
+}
+
+int auth_token_role_delete(struct auth_tokens *ts, const char *name, struct sg_err *err)
+{
+	char k[TOKEN_STORE_KEY_MAX];
+	struct store_batch *b;
+	int rc;
+
+	if (!auth_token_role_name_ok(name))
+		return 0;
+	snprintf(k, sizeof(k), ROLE_PREFIX "%s", name);
+	b = store_batch_new();
+	store_batch_del(b, STORE_AUTH, k, strlen(k));
+	rc = store_commit(ts->st, b, err);
+	store_batch_free(b);
+	return rc;
+}
+
+static int role_name_cb(void *arg, const char *key, size_t klen, const void *val, size_t vlen)
+{
+	size_t n = strlen(ROLE_PREFIX);
+
+	(void)val;
+	(void)vlen;
+	if (klen > n)
+		sg_strlist_addn(arg, key + n, klen - n);
+	return 0;
+}
+
+int auth_token_role_names(struct auth_tokens *ts, struct sg_strlist *out, struct sg_err *err)
+{
+	return store_scan(ts->st, STORE_AUTH, ROLE_PREFIX, NULL, 0, role_name_cb, out, err) < 0 ? -1 : 0;
+}
+
+static char *strlist_join(const struct sg_strlist *l)
+{
+	size_t n = 3;
+	char *out, *w;
+
+	for (size_t i = 0; i < l->n; i++)
+		n += strlen(l->v[i]) + 3;
+	out = sg_xmalloc(n);
+	w = out;
+	*w++ = '[';
+	for (size_t i = 0; i < l->n; i++)
+		w += snprintf(w, n - (size_t)(w - out), "%s%s", i > 0 ? " " : "", l->v[i]);
+	*w++ = ']';
+	*w = '\0';
+	return out;
+}
+
+/* The policies of a token made through a role with allowed/disallowed_policies (Vault's role branch). */
+static int role_policies(const struct auth_token_role *r, const struct auth_token *parent,
+                         struct auth_token_params *p, struct sg_err *err)
+{
+	struct sg_strlist final = {0}, allowed = {0};
+	bool add_default = !p->no_default_policy && !r->no_default_policy &&
+	                   !sg_strlist_has(&r->disallowed_policies, "default");
+	char *a = NULL, *b = NULL;
+	int rc = -1;
+
+	sg_strlist_copy(&final, &p->policies);
+	if (auth_token_policies_sanitize(&final, false, err) != 0)
+		goto out;
+	if (final.n > 0 && auth_token_policies_sanitize(&final, add_default, err) != 0)
+		goto out;
+	if (r->allowed_policies.n > 0) {
+		sg_strlist_copy(&allowed, &r->allowed_policies);
+		if (auth_token_policies_sanitize(&allowed, add_default, err) != 0)
+			goto out;
+		if (final.n == 0) {
+			sg_strlist_copy(&final, &allowed);
+		} else {
+			for (size_t i = 0; i < final.n; i++) {
+				if (!sg_strlist_has(&allowed, final.v[i])) {
+					a = strlist_join(&final);
+					b = strlist_join(&allowed);
+					sg_err_set(err, SG_BAD_REQUEST,
+					           "token policies (%.200s) must be subset of the role's allowed policies (%.200s)", a,
+					           b);
+					goto out;
+				}
+			}
+		}
+	} else if (final.n == 0 && parent != NULL) {
+		sg_strlist_copy(&final, &parent->policies);
+		if (auth_token_policies_sanitize(&final, add_default, err) != 0)
+			goto out;
+	}
+	for (size_t i = 0; i < final.n; i++) {
+		if (sg_strlist_has(&r->disallowed_policies, final.v[i])) {
+			sg_err_set(err, SG_BAD_REQUEST, "token policy \"%.128s\" is disallowed by this role", final.v[i]);
+			goto out;
+		}
+	}
+	sg_strlist_clear(&p->policies);
+	p->policies = final;
+	final = (struct sg_strlist){0};
+	p->policies_final = true;
+	rc = 0;
+out:
+	free(a);
+	free(b);
+	sg_strlist_clear(&final);
+	sg_strlist_clear(&allowed);
+	return rc;
+}
+
+int auth_token_role_params(const struct auth_token_role *r, const struct auth_token *parent,
+                           struct auth_token_params *p, char *path_buf, size_t path_cap,
+                           struct sg_strlist *warnings, struct sg_err *err)
+{
+	if ((r->allowed_policies.n > 0 || r->disallowed_policies.n > 0) && role_policies(r, parent, p, err) != 0)
+		return -1;
+	if (r->orphan)
+		p->orphan = true;
+	if (!r->renewable)
+		p->renewable = false;
+	/* Uses: 0 is unlimited, so the role's count applies unless the request asks for fewer. */
+	if (r->num_uses > 0 && (p->num_uses == 0 || r->num_uses < p->num_uses))
+		p->num_uses = r->num_uses;
+	if (r->explicit_max_ttl > 0) {
+		if (p->explicit_max_ttl == 0) {
+			p->explicit_max_ttl = r->explicit_max_ttl;
+		} else {
+			if (r->explicit_max_ttl < p->explicit_max_ttl)
+				p->explicit_max_ttl = r->explicit_max_ttl;
+			if (warnings != NULL) {
+				char w[160];
+
+				snprintf(w, sizeof(w),
+				         "Explicit max TTL specified both during creation call and in role; using the lesser value "
+				         "of %lld seconds",
+				         (long long)p->explicit_max_ttl);
+				sg_strlist_add(warnings, w);
+			}
+		}
+	}
+	if (r->period > 0) {
+		if (p->period == 0) {
+			p->period = r->period;
+		} else {
+			if (r->period < p->period)
+				p->period = r->period;
+			if (warnings != NULL) {
+				char w[160];
+
+				snprintf(w, sizeof(w),
+				         "Period specified both during creation call and in role; using the lesser value of %lld "
+				         "seconds",
+				         (long long)p->period);
+				sg_strlist_add(warnings, w);
+			}
+		}
+	}
+	if (r->bound_cidrs.n > 0) {
+		sg_strlist_clear(&p->bound_cidrs);
+		sg_strlist_copy(&p->bound_cidrs, &r->bound_cidrs);
+	}
+	if (p->ttl == 0)
+		p->ttl = r->ttl;
+	if (r->max_ttl > 0 && (p->max_ttl == 0 || r->max_ttl < p->max_ttl))
+		p->max_ttl = r->max_ttl;
+	if (r->path_suffix != NULL && *r->path_suffix != '\0')
+		snprintf(path_buf, path_cap, "auth/token/create/%s/%s", r->name, r->path_suffix);
+	else
+		snprintf(path_buf, path_cap, "auth/token/create/%s", r->name);
+	p->path = path_buf;
 	return 0;
 }
 

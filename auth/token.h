@@ -78,6 +78,8 @@ struct auth_token_params {
 	 * no_default_policy. Root tokens still need a root parent.
 	 */
 	bool sudo;
+	/* policies is the final set (a token role decided it): no subset rule and no "default" added. */
+	bool policies_final;
 };
 void auth_token_params_init(struct auth_token_params *p);
 void auth_token_params_clear(struct auth_token_params *p);
@@ -135,6 +137,45 @@ void auth_token_generate(char *out, size_t cap);
 /* Lookup by the stored keyed hash (hex), e.g. to replace a previous dev root token. 1/0/-1. */
 int auth_token_lookup_hash(struct auth_tokens *ts, const char *hash, struct auth_token *out,
                            struct sg_err *err) SG_WUR;
+
+/*
+ * Token roles (auth/token/roles/:name, create/:name). Storage (STORE_AUTH):
+ * "token-role/<name>" -> the role's read form.
+ */
+#define AUTH_TOKEN_ROLE_NAME_MAX 128
+#define AUTH_TOKEN_ROLE_SUFFIX_MAX 128
+struct auth_token_role {
+	char *name;
+	struct sg_strlist allowed_policies, disallowed_policies; /* sanitised */
+	bool orphan, renewable, no_default_policy;
+	char *path_suffix;                                       /* "" when none */
+	int64_t ttl, max_ttl, explicit_max_ttl, period, num_uses;
+	struct sg_strlist bound_cidrs;
+};
+void auth_token_role_init(struct auth_token_role *r, const char *name);
+void auth_token_role_clear(struct auth_token_role *r);
+/* Vault's role name rule (\w, '-' and '.', word characters at both ends). */
+bool auth_token_role_name_ok(const char *name);
+/* Applies the fields present in a (loosely typed) body; SG_BAD_REQUEST naming the field. */
+int auth_token_role_apply(struct auth_token_role *r, const json_t *body, struct sg_err *err) SG_WUR;
+json_t *auth_token_role_json(const struct auth_token_role *r); /* Vault's read form */
+int auth_token_role_put(struct auth_tokens *ts, const struct auth_token_role *r, struct sg_err *err) SG_WUR;
+/* 1 found, 0 absent, -1 error. */
+int auth_token_role_get(struct auth_tokens *ts, const char *name, struct auth_token_role *out,
+                        struct sg_err *err) SG_WUR;
+int auth_token_role_delete(struct auth_tokens *ts, const char *name, struct sg_err *err) SG_WUR;
+int auth_token_role_names(struct auth_tokens *ts, struct sg_strlist *out, struct sg_err *err) SG_WUR;
+/*
+ * Vault's handleCreateCommon with a role: folds the role into request
+ * params p (policies against allowed/disallowed_policies or the parent's,
+ * orphan, renewable, use count, the lesser explicit max TTL and period,
+ * bound CIDRs, TTLs, path "auth/token/create/<role>[/<suffix>]"). path_buf
+ * receives the path (p->path points into it). warnings collects Vault's
+ * "lesser value" notes.
+ */
+int auth_token_role_params(const struct auth_token_role *r, const struct auth_token *parent,
+                           struct auth_token_params *p, char *path_buf, size_t path_cap,
+                           struct sg_strlist *warnings, struct sg_err *err) SG_WUR;
 
 /* Vault's lookup(-self) data and login "auth" block. */
 json_t *auth_token_lookup_json(const struct auth_token *t, int64_t now);

@@ -1,8 +1,9 @@
 /*
  * auth/token routes (compat/vault-api.md 3, "Token"): create, create-orphan,
- * lookup(-self, -accessor), renew(-self, -accessor), revoke(-self,
- * -accessor, -orphan) and LIST accessors. Handlers translate the body into
- * auth/token.h calls; the router has authenticated the caller already
+ * create/:role, lookup(-self, -accessor), renew(-self, -accessor),
+ * revoke(-self, -accessor, -orphan), LIST accessors and token roles.
+ * Handlers translate the body into auth/token.h calls; the router has
+ * authenticated the caller already
  * (rq->tok), and the ACL decides who may call which path. What Vault checks
  * inside its handlers (sudo for orphans, periodic tokens and revoke-orphan,
  * the policy subset of children) is checked here or in auth/token.c.
@@ -92,11 +93,13 @@ static void auth_respond(struct resp *rs, const struct auth_token *t, const char
 
 /* ---- create, create-orphan ---- */
 
-static int create_common(struct req *rq, struct resp *rs, bool orphan_path, struct sg_err *err)
+static int create_common(struct req *rq, struct resp *rs, bool orphan_path, const struct auth_token_role *role,
+                         struct sg_err *err)
 {
 	struct auth_token_params p;
 	struct auth_token t;
-	char token[AUTH_TOKEN_STR_MAX] = "";
+	struct sg_strlist warnings = {0};
+	char token[AUTH_TOKEN_STR_MAX] = "", path[64 + AUTH_TOKEN_ROLE_NAME_MAX + AUTH_TOKEN_ROLE_SUFFIX_MAX];
 	const char *display = NULL, *type = NULL, *id = NULL, *alias = NULL;
 	char *dn = NULL;
 	json_t *meta = NULL;
@@ -131,13 +134,13 @@ static int create_common(struct req *rq, struct resp *rs, bool orphan_path, stru
 		sg_err_set(err, SG_BAD_REQUEST, "custom token ids are not supported");
 		goto out;
 	}
-	if (alias != NULL && *alias != '\0') {
+	if (alias != NULL && *alias != '\0' && role == NULL) {
 		sg_err_set(err, SG_BAD_REQUEST, "'entity_alias' is only allowed in combination with token role");
 		goto out;
 	}
 	if (p.ttl == 0 && lease != 0)
 		p.ttl = lease; /* Vault's older name for ttl */
-	if (no_parent && !sudo) {
+	if (no_parent && !sudo && role == NULL) {
 		sg_err_set(err, SG_BAD_REQUEST, "root or sudo privileges required to create orphan token");
 		goto out;
 	}
@@ -153,13 +156,24 @@ static int create_common(struct req *rq, struct resp *rs, bool orphan_path, stru
 	p.display_name = dn;
 	p.meta = meta;
 	p.path = orphan_path ? "auth/token/create-orphan" : "auth/token/create";
-	p.orphan = orphan_path || no_parent;
+	p.orphan = orphan_path || (no_parent && role == NULL); /* with a role, the role says */
 	p.sudo = sudo;
+	if (role != NULL) {
+		if (alias != NULL && *alias != '\0') {
+			sg_err_set(err, SG_BAD_REQUEST, "invalid 'entity_alias' value"); /* no entity aliases here */
+			goto out;
+		}
+		if (auth_token_role_params(role, rq->tok, &p, path, sizeof(path), &warnings, err) != 0)
+			goto out;
+	}
 	if (auth_token_create(tokens(rq), &p, rq->tok, token, sizeof(token), &t, err) != 0)
 		goto out;
 	auth_respond(rs, &t, token, p.ttl);
+	for (size_t i = 0; i < warnings.n; i++)
+		resp_warn(rs, "%s", warnings.v[i]);
 	rc = 0;
 out:
+	sg_strlist_clear(&warnings);
 	OPENSSL_cleanse(token, sizeof(token));
 	auth_token_clear(&t);
 	auth_token_params_clear(&p);
@@ -169,12 +183,94 @@ out:
 
 static int h_token_create(struct req *rq, struct resp *rs, struct sg_err *err)
 {
-	return create_common(rq, rs, false, err);
+	return create_common(rq, rs, false, NULL, err);
 }
 
 static int h_token_create_orphan(struct req *rq, struct resp *rs, struct sg_err *err)
 {
-	return create_common(rq, rs, true, err);
+	return create_common(rq, rs, true, NULL, err);
+}
+
+static int h_token_create_role(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	struct auth_token_role r;
+	const char *name = req_param(rq, "role_name");
+	int rc = -1, got;
+
+	got = auth_token_role_get(tokens(rq), name, &r, err);
+	if (got < 0)
+		goto out;
+	if (got == 0) {
+		sg_err_set(err, SG_BAD_REQUEST, "unknown role %.128s", name);
+		goto out;
+	}
+	rc = create_common(rq, rs, false, &r, err);
+out:
+	auth_token_role_clear(&r);
+	return rc;
+}
+
+/* ---- roles ---- */
+
+static int h_token_roles_list(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	struct sg_strlist l = {0};
+	json_t *d;
+
+	if (auth_token_role_names(tokens(rq), &l, err) != 0) {
+		sg_strlist_clear(&l);
+		return -1;
+	}
+	if (l.n == 0) {
+		sg_strlist_clear(&l);
+		return sg_err_set(err, SG_NOT_FOUND, "%s", "");
+	}
+	d = json_object();
+	json_object_set_new(d, "keys", sg_strlist_to_json(&l));
+	resp_data(rs, d);
+	sg_strlist_clear(&l);
+	return 0;
+}
+
+static int h_token_role_read(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	struct auth_token_role r;
+	int got = auth_token_role_get(tokens(rq), req_param(rq, "role_name"), &r, err);
+
+	if (got == 1)
+		resp_data(rs, auth_token_role_json(&r));
+	auth_token_role_clear(&r);
+	if (got == 0)
+		return sg_err_set(err, SG_NOT_FOUND, "%s", ""); /* Vault: a missing role is a bare 404 */
+	return got < 0 ? -1 : 0;
+}
+
+/* POST creates or updates: fields absent from the body keep their stored (or default) values. */
+static int h_token_role_write(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	struct auth_token_role r;
+	const char *name = req_param(rq, "role_name");
+	int rc = -1;
+
+	(void)rs;
+	if (!auth_token_role_name_ok(name)) {
+		sg_err_set(err, SG_BAD_REQUEST, "invalid role name \"%.64s\"", name);
+		auth_token_role_init(&r, name);
+		goto out;
+	}
+	if (auth_token_role_get(tokens(rq), name, &r, err) < 0 || auth_token_role_apply(&r, rq->body, err) != 0 ||
+	    auth_token_role_put(tokens(rq), &r, err) != 0)
+		goto out;
+	rc = 0;
+out:
+	auth_token_role_clear(&r);
+	return rc;
+}
+
+static int h_token_role_delete(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	(void)rs;
+	return auth_token_role_delete(tokens(rq), req_param(rq, "role_name"), err);
 }
 
 /* ---- lookup ---- */
@@ -396,6 +492,11 @@ static int h_token_accessors(struct req *rq, struct resp *rs, struct sg_err *err
 const struct route token_routes[] = {
 	{"create", HTTP_POST, h_token_create, ROUTE_AUTH_TOKEN, false},
 	{"create-orphan", HTTP_POST, h_token_create_orphan, ROUTE_AUTH_TOKEN, false},
+	{"create/:role_name", HTTP_POST, h_token_create_role, ROUTE_AUTH_TOKEN, false},
+	{"roles", HTTP_LIST, h_token_roles_list, ROUTE_AUTH_TOKEN, false},
+	{"roles/:role_name", HTTP_GET, h_token_role_read, ROUTE_AUTH_TOKEN, false},
+	{"roles/:role_name", HTTP_POST | ROUTE_EXISTENCE, h_token_role_write, ROUTE_AUTH_TOKEN, false},
+	{"roles/:role_name", HTTP_DELETE, h_token_role_delete, ROUTE_AUTH_TOKEN, false},
 	{"lookup", HTTP_GET | HTTP_POST, h_token_lookup, ROUTE_AUTH_TOKEN, false},
 	{"lookup-self", HTTP_GET | HTTP_POST, h_token_lookup_self, ROUTE_AUTH_TOKEN, false},
 	{"lookup-accessor", HTTP_POST, h_token_lookup_accessor, ROUTE_AUTH_TOKEN, false},

@@ -371,6 +371,69 @@ def test_revoke_cascades_to_certificates():
               "certificate %s not revoked with its token (or its parent)" % sn)
 
 
+# ---------------------------------------------------------------- token roles
+
+
+def test_token_roles_hvac():
+    c = hv()
+    s = srv()
+    c.auth.token.create_or_update_role("ci", allowed_policies=["web", "ops"], orphan=True, path_suffix="v1")
+    d = c.auth.token.read_role("ci")["data"]
+    eq(d["allowed_policies"], ["ops", "web"], "role allowed_policies")
+    eq(d["orphan"], True, "role orphan")
+    eq(d["renewable"], True, "role renewable default")
+    eq(d["path_suffix"], "v1", "role path_suffix")
+    c.create_token_role("ops-only", allowed_policies="ops", period="1h", explicit_max_ttl="2h")
+    d = c.token_role("ops-only")["data"]
+    eq(d["token_period"], 3600, "v1 role period")
+    eq(d["token_explicit_max_ttl"], 7200, "v1 role explicit_max_ttl")
+    keys = c.auth.token.list_roles()["data"]["keys"]
+    check("ci" in keys and "ops-only" in keys, "list_roles %r" % keys)
+
+    # A non-root caller gets policies its own token lacks, within the role's list.
+    parent = create({"policies": ["web", "tok-user"]})
+    s.req("POST", "sys/policies/acl/tok-role", {"policy": 'path "auth/token/create/ci" { capabilities = ["update"] }'})
+    pt = create({"policies": ["web", "tok-user", "tok-role"]})
+    a = create({"policies": ["ops"]}, token=pt["client_token"], path="auth/token/create/ci")
+    eq(a["policies"], ["default", "ops"], "role token policies")
+    eq(a["orphan"], True, "role token orphan")
+    d = s.data("GET", "auth/token/lookup-self", token=a["client_token"])
+    eq(d["path"], "auth/token/create/ci/v1", "role token path with suffix")
+    r = s.req("POST", "auth/token/create/ci", {"policies": ["admin"]}, token=pt["client_token"])
+    H.expect_error(r, 400, "policy outside allowed_policies", "must be subset of the role's allowed policies")
+    # Role period and explicit max apply without sudo.
+    a = c.auth.token.create(role_name="ops-only")["auth"]
+    check(3590 <= a["lease_duration"] <= 3600, "role period: %r" % a)
+    eq(a["policies"], ["default", "ops"], "role's allowed policies when none asked")
+    c.auth.token.delete_role("ci")
+    r = s.req("GET", "auth/token/roles/ci")
+    eq(r.status, 404, "deleted role read")
+    r = s.req("POST", "auth/token/create/ci", {})
+    H.expect_error(r, 400, "create against a deleted role", "unknown role")
+    check(alive(parent["client_token"]), "role tests disturbed an unrelated token")
+
+
+def test_bad_input_roles():
+    s = srv()
+    cases = [
+        ("POST", "auth/token/roles/bad..name", {}, (400, 404), ["role name", "route"]),
+        ("POST", "auth/token/roles/-x", {}, 400, "role name"),
+        ("POST", "auth/token/roles/r1", {"allowed_policies": 5}, 400, "allowed_policies"),
+        ("POST", "auth/token/roles/r1", {"orphan": "perhaps"}, 400, "orphan"),
+        ("POST", "auth/token/roles/r1", {"path_suffix": "a/b"}, 400, "path suffix"),
+        ("POST", "auth/token/roles/r1", {"token_bound_cidrs": ["10.0.0.0/99"]}, 400, "cidr"),
+        ("POST", "auth/token/roles/r1", {"token_explicit_max_ttl": "soon"}, 400, "token_explicit_max_ttl"),
+        ("POST", "auth/token/roles/r1", {"token_num_uses": -2}, 400, "token_num_uses"),
+        ("POST", "auth/token/roles/r1", {"token_type": "batch"}, 400, "batch"),
+        ("POST", "auth/token/roles/r1", "{nope", 400, "json"),
+        ("POST", "auth/token/create/no-such-role", {}, 400, "unknown role"),
+    ]
+    for method, path, body, status, words in cases:
+        r = s.req(method, path, body)
+        H.expect_error(r, status, "%s %s %r" % (method, path, body), words)
+    eq(s.req("GET", "auth/token/roles/r1").status, 404, "a refused role write stored something")
+
+
 # ---------------------------------------------------------------- bad input
 
 
@@ -475,6 +538,11 @@ def test_sudo_paths_for_non_root():
     r = s.req("LIST", "auth/token/accessors", token=t)
     H.expect_error(r, 403, "LIST accessors without sudo", "permission denied")
     check(alive(victim["client_token"]), "a refused revoke-orphan revoked the token")
+    # Without a policy granting auth/token/create, the router's ACL refuses before the handler.
+    plain = create({"policies": ["web"]})["client_token"]
+    r = s.req("POST", "auth/token/create", {"policies": ["web"]}, token=plain)
+    H.expect_error(r, 403, "create without the capability", "permission denied")
+    s.ok("GET", "auth/token/lookup-self", token=plain)  # the default policy covers the -self paths
 
 
 H.main(globals())

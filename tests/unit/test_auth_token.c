@@ -791,6 +791,118 @@ static void test_json(void)
 	auth_token_clear(&root);
 }
 
+static void test_roles(void)
+{
+	struct auth_token root, parent, t;
+	struct auth_token_role r, back;
+	struct auth_token_params p;
+	struct sg_strlist names = {0}, warn = {0};
+	char tok[AUTH_TOKEN_STR_MAX], ptok[AUTH_TOKEN_STR_MAX], path[400];
+	struct sg_err err;
+	json_t *body, *j;
+
+	sg_err_init(&err);
+	T_OK(auth_token_role_name_ok("ci-role.v1") && auth_token_role_name_ok("a"));
+	T_OK(!auth_token_role_name_ok("-x") && !auth_token_role_name_ok("a/b") && !auth_token_role_name_ok("a..b") &&
+	     !auth_token_role_name_ok(""));
+
+	auth_token_role_init(&r, "ci");
+	body = json_pack("{s:s, s:[s], s:s, s:s, s:s, s:i, s:s, s:b}", "allowed_policies", "Web, ops", "disallowed_policies",
+	                 "admin", "path_suffix", "v1", "token_explicit_max_ttl", "2h", "token_period", "0", "token_num_uses",
+	                 4, "token_ttl", "30m", "orphan", 1);
+	T_CHECK(auth_token_role_apply(&r, body, &err) == 0, "%s", err.detail);
+	json_decref(body);
+	T_OK(r.allowed_policies.n == 2);
+	T_STREQ(r.allowed_policies.v[0], "ops");
+	T_OK(r.explicit_max_ttl == 7200 && r.ttl == 1800 && r.num_uses == 4 && r.orphan && r.renewable);
+	T_OK(auth_token_role_put(g_ts, &r, &err) == 0);
+	T_OK(auth_token_role_get(g_ts, "ci", &back, &err) == 1);
+	T_STREQ(back.path_suffix, "v1");
+	T_OK(back.allowed_policies.n == 2 && back.explicit_max_ttl == 7200 && back.orphan && back.num_uses == 4);
+	j = auth_token_role_json(&back);
+	T_OK(json_integer_value(json_object_get(j, "token_explicit_max_ttl")) == 7200);
+	T_STREQ(json_string_value(json_object_get(j, "name")), "ci");
+	json_decref(j);
+	auth_token_role_clear(&back);
+	T_OK(auth_token_role_get(g_ts, "absent", &back, &err) == 0);
+	auth_token_role_clear(&back);
+	T_OK(auth_token_role_names(g_ts, &names, &err) == 0 && names.n == 1);
+	sg_strlist_clear(&names);
+
+	/* Bad field values name the field. */
+	body = json_pack("{s:s}", "path_suffix", "bad/suffix");
+	T_OK(auth_token_role_apply(&r, body, &err) == -1 && strstr(err.detail, "path suffix") != NULL);
+	json_decref(body);
+	sg_err_init(&err);
+	body = json_pack("{s:s}", "token_bound_cidrs", "300.0.0.0/8");
+	T_OK(auth_token_role_apply(&r, body, &err) == -1 && strstr(err.detail, "CIDR") != NULL);
+	json_decref(body);
+	sg_err_init(&err);
+	body = json_pack("{s:i}", "orphan", 3);
+	T_OK(auth_token_role_apply(&r, body, &err) == -1 && strstr(err.detail, "orphan") != NULL);
+	json_decref(body);
+
+	/* A non-root parent without "ops" gets it through the role: roles may widen, within allowed_policies. */
+	make_root("root-roles", &root);
+	auth_token_params_init(&p);
+	sg_strlist_add(&p.policies, "web");
+	T_OK(make(&p, &root, ptok, &parent, &err) == 0);
+	auth_token_params_clear(&p);
+
+	auth_token_params_init(&p);
+	sg_strlist_add(&p.policies, "ops");
+	p.explicit_max_ttl = 10800;
+	T_OK(auth_token_role_params(&r, &parent, &p, path, sizeof(path), &warn, &err) == 0);
+	T_OK(warn.n == 1 && strstr(warn.v[0], "lesser value of 7200") != NULL);
+	T_STREQ(p.path, "auth/token/create/ci/v1");
+	T_CHECK(make(&p, &parent, tok, &t, &err) == 0, "%s", err.detail);
+	T_OK(sg_strlist_has(&t.policies, "ops") && sg_strlist_has(&t.policies, "default") && t.policies.n == 2);
+	T_OK(t.orphan && t.num_uses == 4 && t.explicit_max_ttl == 7200 && t.creation_ttl == 1800);
+	T_STREQ(t.path, "auth/token/create/ci/v1");
+	auth_token_clear(&t);
+	auth_token_params_clear(&p);
+	sg_strlist_clear(&warn);
+
+	/* Outside allowed_policies, or disallowed: refused. */
+	auth_token_params_init(&p);
+	sg_strlist_add(&p.policies, "db");
+	T_OK(auth_token_role_params(&r, &parent, &p, path, sizeof(path), NULL, &err) == -1);
+	T_OK(strstr(err.detail, "must be subset of the role's allowed policies") != NULL);
+	auth_token_params_clear(&p);
+	sg_err_init(&err);
+	free(r.allowed_policies.v[0]);
+	r.allowed_policies.v[0] = sg_xstrdup("admin"); /* allowed and disallowed at once: disallowed wins */
+	auth_token_params_init(&p);
+	sg_strlist_add(&p.policies, "admin");
+	T_OK(auth_token_role_params(&r, &parent, &p, path, sizeof(path), NULL, &err) == -1);
+	T_STREQ(err.detail, "token policy \"admin\" is disallowed by this role");
+	auth_token_params_clear(&p);
+
+	/* No allowed list, no policies asked: the parent's; root stays root-only. */
+	sg_strlist_clear(&r.allowed_policies);
+	sg_strlist_clear(&r.disallowed_policies);
+	sg_strlist_add(&r.disallowed_policies, "ops");
+	sg_err_init(&err);
+	auth_token_params_init(&p);
+	T_CHECK(auth_token_role_params(&r, &parent, &p, path, sizeof(path), NULL, &err) == 0, "%s", err.detail);
+	T_OK(make(&p, &parent, tok, &t, &err) == 0 && t.policies.n == 2 && sg_strlist_has(&t.policies, "web"));
+	auth_token_clear(&t);
+	auth_token_params_clear(&p);
+	auth_token_params_init(&p);
+	sg_strlist_add(&p.policies, "root");
+	T_OK(auth_token_role_params(&r, &parent, &p, path, sizeof(path), NULL, &err) == 0);
+	T_OK(make(&p, &parent, tok, &t, &err) == -1);
+	T_STREQ(err.detail, "root tokens may not be created without parent token being root");
+	auth_token_params_clear(&p);
+
+	T_OK(auth_token_role_delete(g_ts, "ci", &err) == 0);
+	T_OK(auth_token_role_get(g_ts, "ci", &back, &err) == 0);
+	auth_token_role_clear(&back);
+	auth_token_role_clear(&r);
+	auth_token_clear(&parent);
+	auth_token_clear(&root);
+}
+
 static void test_sweeper_thread(void)
 {
 	struct auth_token root, t;
@@ -840,6 +952,7 @@ int main(void)
 	test_revoke_tree();
 	test_race();
 	test_json();
+	test_roles();
 	test_sweeper_thread();
 	teardown();
 	return t_done();
