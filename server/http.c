@@ -84,6 +84,19 @@ const char *server_external_url(struct server *s)
 	return s->cfg.external_url;
 }
 
+struct crl *server_crl(struct server *s)
+{
+	return s->crl;
+}
+
+const char *req_header(const struct req *rq, const char *name)
+{
+	/* Only the request the calling thread runs a handler for: its connection is ours until it answers. */
+	if (cur_ctx == NULL || &cur_ctx->rq != rq)
+		return NULL;
+	return MHD_lookup_connection_value(cur_ctx->conn, MHD_HEADER_KIND, name);
+}
+
 const struct mount *server_mount(struct server *s, const char *path)
 {
 	const struct mount *m = mount_table_get(&s->mounts, path);

@@ -129,6 +129,8 @@ struct route {
 const char *req_param(const struct req *rq, const char *name);
 /* Query string argument, NULL if absent. */
 const char *req_query(const struct req *rq, const char *name);
+/* A request header (If-None-Match, If-Modified-Since ...), NULL if absent or outside a request. */
+const char *req_header(const struct req *rq, const char *name);
 
 /* Server-wide services for handlers. */
 struct store *server_store(struct server *s);
@@ -137,6 +139,9 @@ struct ca *server_ca(struct server *s);
 const struct mount *server_mount(struct server *s, const char *path);
 /* The config's external_url (e.g. for AIA and ACME URLs), NULL when unset. */
 const char *server_external_url(struct server *s);
+/* CRLs, config/crl and tidy (crl/crl.h). */
+struct crl;
+struct crl *server_crl(struct server *s);
 
 /* Response helpers. */
 void resp_data(struct resp *rs, json_t *data); /* steals data */

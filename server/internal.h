@@ -24,6 +24,7 @@ struct server {
 	bool dev;
 	struct store *st;
 	struct ca *ca;
+	struct crl *crl;            /* crl/: CRLs, config/crl, tidy (the revoke hook's owner) */
 	struct mount_table mounts;
 	struct lease_mgr *leases;   /* lease/: certificate leases ("pki-cert" registered at start) */
 	struct auth_tokens *tokens; /* auth/token: the token store */

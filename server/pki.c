@@ -18,8 +18,8 @@
  * literal route comes before a capture that would also match it
  * ("cert/ca" before "cert/:serial"). Vault's unauthenticated paths
  * (PathsSpecial.Unauthenticated) are ROUTE_AUTH_NONE; everything else needs a
- * token. CRL, OCSP, tidy and ACME paths belong to later work and are absent
- * (404) rather than faked.
+ * token. OCSP and ACME paths belong to later work and are absent (404)
+ * rather than faked.
  */
 const struct route pki_routes[] = {
 	/* Unauthenticated reads (compat 1.5). */
@@ -28,6 +28,8 @@ const struct route pki_routes[] = {
 	{"ca_chain", HTTP_GET, h_ca_chain_read, PUBLIC, false},
 	{"cert/ca", HTTP_GET, h_cert_ca_read, PUBLIC, false},
 	{"cert/ca_chain", HTTP_GET, h_cert_ca_chain_read, PUBLIC, false},
+	{"cert/crl", HTTP_GET, h_cert_crl_read, PUBLIC, false},
+	{"cert/delta-crl", HTTP_GET, h_cert_delta_crl_read, PUBLIC, false},
 	{"cert/:serial", HTTP_GET, h_cert_read, PUBLIC, false},
 	{"cert/:serial/raw", HTTP_GET, h_cert_raw_read, PUBLIC, false},
 	{"cert/:serial/raw/pem", HTTP_GET, h_cert_raw_pem_read, PUBLIC, false},
@@ -35,6 +37,17 @@ const struct route pki_routes[] = {
 	{"issuer/:ref/der", HTTP_GET, h_issuer_der_read, PUBLIC, false},
 	{"issuer/:ref/pem", HTTP_GET, h_issuer_pem_read, PUBLIC, false},
 	{"issuers", HTTP_LIST, h_issuers_list, PUBLIC, false},
+	/* CRLs (compat 1.5), served from crl/'s cache. */
+	{"crl", HTTP_GET, h_crl_der_read, PUBLIC, false},
+	{"crl/pem", HTTP_GET, h_crl_pem_read, PUBLIC, false},
+	{"crl/delta", HTTP_GET, h_crl_delta_der_read, PUBLIC, false},
+	{"crl/delta/pem", HTTP_GET, h_crl_delta_pem_read, PUBLIC, false},
+	{"issuer/:ref/crl", HTTP_GET, h_issuer_crl_json_read, PUBLIC, false},
+	{"issuer/:ref/crl/der", HTTP_GET, h_issuer_crl_der_read, PUBLIC, false},
+	{"issuer/:ref/crl/pem", HTTP_GET, h_issuer_crl_pem_read, PUBLIC, false},
+	{"issuer/:ref/crl/delta", HTTP_GET, h_issuer_crl_delta_json_read, PUBLIC, false},
+	{"issuer/:ref/crl/delta/der", HTTP_GET, h_issuer_crl_delta_der_read, PUBLIC, false},
+	{"issuer/:ref/crl/delta/pem", HTTP_GET, h_issuer_crl_delta_pem_read, PUBLIC, false},
 
 	/* Issuers and keys (compat 1.1). */
 	{"root/generate/:type", HTTP_POST, h_root_generate, TOKEN, false},
@@ -90,6 +103,17 @@ const struct route pki_routes[] = {
 	{"certs/revoked", HTTP_LIST, h_certs_revoked_list, TOKEN, false},
 	{"revoke", HTTP_POST, h_revoke, TOKEN, false},
 	{"revoke-with-key", HTTP_POST, h_revoke_with_key, TOKEN, false},
+
+	/* CRL configuration and rebuilds (compat 1.6), tidy (compat 1.8). */
+	{"crl/rotate", HTTP_GET, h_crl_rotate, TOKEN, false},
+	{"crl/rotate-delta", HTTP_GET, h_crl_rotate_delta, TOKEN, false},
+	{"config/crl", HTTP_GET, h_config_crl_read, TOKEN, false},
+	{"config/crl", HTTP_POST, h_config_crl_write, TOKEN, false},
+	{"tidy", HTTP_POST, h_tidy, TOKEN, false},
+	{"tidy-status", HTTP_GET, h_tidy_status, TOKEN, false},
+	{"tidy-cancel", HTTP_POST, h_tidy_cancel, TOKEN, false},
+	{"config/auto-tidy", HTTP_GET, h_config_auto_tidy_read, TOKEN, false},
+	{"config/auto-tidy", HTTP_POST, h_config_auto_tidy_write, TOKEN, false},
 };
 const size_t pki_routes_n = sizeof(pki_routes) / sizeof(pki_routes[0]);
 

@@ -138,4 +138,27 @@ int h_certs_revoked_list(struct req *rq, struct resp *rs, struct sg_err *err);
 int h_revoke(struct req *rq, struct resp *rs, struct sg_err *err);
 int h_revoke_with_key(struct req *rq, struct resp *rs, struct sg_err *err);
 
+/* pki_crl.c: CRLs, config/crl, tidy (crl/crl.h) */
+int h_crl_der_read(struct req *rq, struct resp *rs, struct sg_err *err);
+int h_crl_pem_read(struct req *rq, struct resp *rs, struct sg_err *err);
+int h_crl_delta_der_read(struct req *rq, struct resp *rs, struct sg_err *err);
+int h_crl_delta_pem_read(struct req *rq, struct resp *rs, struct sg_err *err);
+int h_issuer_crl_json_read(struct req *rq, struct resp *rs, struct sg_err *err);
+int h_issuer_crl_der_read(struct req *rq, struct resp *rs, struct sg_err *err);
+int h_issuer_crl_pem_read(struct req *rq, struct resp *rs, struct sg_err *err);
+int h_issuer_crl_delta_json_read(struct req *rq, struct resp *rs, struct sg_err *err);
+int h_issuer_crl_delta_der_read(struct req *rq, struct resp *rs, struct sg_err *err);
+int h_issuer_crl_delta_pem_read(struct req *rq, struct resp *rs, struct sg_err *err);
+int h_cert_crl_read(struct req *rq, struct resp *rs, struct sg_err *err);
+int h_cert_delta_crl_read(struct req *rq, struct resp *rs, struct sg_err *err);
+int h_crl_rotate(struct req *rq, struct resp *rs, struct sg_err *err);
+int h_crl_rotate_delta(struct req *rq, struct resp *rs, struct sg_err *err);
+int h_config_crl_read(struct req *rq, struct resp *rs, struct sg_err *err);
+int h_config_crl_write(struct req *rq, struct resp *rs, struct sg_err *err);
+int h_tidy(struct req *rq, struct resp *rs, struct sg_err *err);
+int h_tidy_status(struct req *rq, struct resp *rs, struct sg_err *err);
+int h_tidy_cancel(struct req *rq, struct resp *rs, struct sg_err *err);
+int h_config_auto_tidy_read(struct req *rq, struct resp *rs, struct sg_err *err);
+int h_config_auto_tidy_write(struct req *rq, struct resp *rs, struct sg_err *err);
+
 #endif

@@ -354,6 +354,28 @@ static int parse_reason(const json_t *b, enum ca_reason *out, struct sg_err *err
 	return sg_err_set(err, SG_BAD_REQUEST, "field 'reason' must be a CRLReason name or number");
 }
 
+/*
+ * Sigil: "invalidity_date" (RFC 3339 or unix seconds), when the key is known
+ * or suspected to have been compromised (RFC 5280 5.3.2); not in the future.
+ */
+static int parse_invalidity(const json_t *b, int64_t *out, struct sg_err *err)
+{
+	const json_t *v = json_object_get(b, "invalidity_date");
+	int64_t t = 0;
+
+	*out = 0;
+	if (v == NULL || json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0))
+		return 0;
+	if (json_is_integer(v))
+		t = json_integer_value(v);
+	else if (!json_is_string(v) || sg_time_parse_rfc3339(json_string_value(v), &t) < 0)
+		return sg_err_set(err, SG_BAD_REQUEST, "field 'invalidity_date' must be an RFC 3339 time or unix seconds");
+	if (t <= 0 || t > sg_now())
+		return sg_err_set(err, SG_BAD_REQUEST, "field 'invalidity_date' must be in the past");
+	*out = t;
+	return 0;
+}
+
 static void revoke_answer(struct resp *rs, const struct ca_revoke_result *res)
 {
 	json_t *d = json_object();
@@ -373,11 +395,13 @@ int h_revoke(struct req *rq, struct resp *rs, struct sg_err *err)
 	const char *serial;
 	X509 *cert = NULL;
 	enum ca_reason reason;
+	int64_t invalidity = 0;
 	int ret = -1;
 
-	if (revoke_target(rq->body, &serial, &cert, err) < 0 || parse_reason(rq->body, &reason, err) < 0)
+	if (revoke_target(rq->body, &serial, &cert, err) < 0 || parse_reason(rq->body, &reason, err) < 0 ||
+	    parse_invalidity(rq->body, &invalidity, err) < 0)
 		goto out;
-	if (ca_revoke(server_ca(rq->srv), pki_mount(rq), serial, cert, reason, 0, &res, err) < 0)
+	if (ca_revoke(server_ca(rq->srv), pki_mount(rq), serial, cert, reason, invalidity, &res, err) < 0)
 		goto out;
 	revoke_answer(rs, &res);
 	ret = 0;

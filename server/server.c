@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "auth/acl.h"
+#include "crl/crl.h"
 #include "server/audit.h"
 #include "server/auth_mounts.h"
 #include "server/internal.h"
@@ -447,6 +448,16 @@ static bool token_id_ok(const char *t)
 
 /* ---- Run ---- */
 
+/* CRLs live under the data directory ("<data_dir>/crl"), next to the store. */
+static int crl_open(struct server *s, struct sg_err *err)
+{
+	char *dir = sg_xasprintf("%s/crl", s->cfg.data_dir);
+	int rc = crl_new(s->st, s->ca, dir, &s->crl, err);
+
+	free(dir);
+	return rc;
+}
+
 static int server_run(struct server *s, const char *dev_token)
 {
 	unsigned char kek[CA_KEK_BYTES];
@@ -494,6 +505,8 @@ static int server_run(struct server *s, const char *dev_token)
 	    auth_tokens_new(s->st, s->leases, kek, &s->tokens, &err) != 0)
 		goto out;
 	OPENSSL_cleanse(kek, sizeof(kek));
+	if (crl_open(s, &err) != 0)
+		goto out;
 	pki_lease_kind_register(s->leases, s->ca);
 	if (cluster_identity(s, &err) != 0 || mount_table_load(&s->mounts, s->st, &err) != 0 ||
 	    auth_mounts_new(s->st, &s->auth_mounts, &err) != 0 || auth_acl_store_open(s->st, &s->acl, &err) != 0 ||
@@ -510,7 +523,8 @@ static int server_run(struct server *s, const char *dev_token)
 		goto out;
 	}
 	if (auth_tokens_sweeper_start(s->tokens, SERVER_TOKEN_SWEEP_S, &err) != 0 ||
-	    lease_sweeper_start(s->leases, SERVER_LEASE_SWEEP_S, &err) != 0 || http_start(s, &err) != 0)
+	    lease_sweeper_start(s->leases, SERVER_LEASE_SWEEP_S, &err) != 0 || crl_start(s->crl, &err) != 0 ||
+	    http_start(s, &err) != 0)
 		goto out;
 	server_log(SERVER_LOG_INFO, "listening",
 	           json_pack("{s:s, s:s, s:b, s:i, s:I, s:b}", "address", s->cfg.listen_address, "data_dir",
@@ -545,6 +559,8 @@ out:
 	s->tokens = NULL;
 	lease_mgr_free(s->leases); /* after the tokens, which revoke through it */
 	s->leases = NULL;
+	crl_free(s->crl); /* after everything that revokes: it is the CA's revoke hook */
+	s->crl = NULL;
 	mount_table_clear(&s->mounts);
 	ca_free(s->ca);
 	s->ca = NULL;

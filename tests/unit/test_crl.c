@@ -156,8 +156,12 @@ static int verify_with(X509 *root, X509 *leaf, X509_CRL *full, X509_CRL *delta, 
 	if (delta != NULL)
 		X509_STORE_add_crl(st, delta);
 	X509_STORE_CTX_init(ctx, st, leaf, NULL);
+	/*
+	 * Deltas need extended CRL support too: without it OpenSSL's base CRL
+	 * choice (get_crl_score) may take the newer delta as the base.
+	 */
 	X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_CRL_CHECK | (all ? X509_V_FLAG_CRL_CHECK_ALL : 0) |
-	                                  (deltas ? X509_V_FLAG_USE_DELTAS : 0));
+	                                  (deltas ? X509_V_FLAG_USE_DELTAS | X509_V_FLAG_EXTENDED_CRL_SUPPORT : 0));
 	X509_STORE_CTX_set_time(ctx, 0, (time_t)sg_now());
 	rc = X509_verify_cert(ctx);
 	e = X509_STORE_CTX_get_error(ctx);
