@@ -174,14 +174,6 @@ static void dev_hmac(const struct audit_device *d, const void *in, size_t len, c
 	hex_encode(md, sizeof(md), out + sizeof(AUDIT_HMAC_PREFIX) - 1);
 }
 
-static json_t *hmac_json(const struct audit_device *d, const char *s, size_t n)
-{
-	char out[AUDIT_HMAC_STR_LEN + 1];
-
-	dev_hmac(d, s, n, out);
-	return json_string(out);
-}
-
 /* ---- Devices: lifetime ---- */
 
 static void dev_unref(struct audit_device *d)
@@ -765,7 +757,173 @@ static bool value_secret(const struct redact_ctx *x, const char *s, size_t n)
 	return tok != NULL && strlen(tok) >= AUDIT_MIN_TOKEN_MATCH && strlen(tok) == n && memcmp(tok, s, n) == 0;
 }
 
-static json_t *redact(const struct redact_ctx *x, const char *key, const json_t *v, int depth)
+/*
+ * Lines are written straight from the request's JSON into a buffer, HMAC-ing
+ * on the way: no redacted copy, no jansson dump (whose per-character
+ * encoder cost as much as the rest of the audit path). Output is always
+ * valid UTF-8 JSON: bytes that are not (paths, headers) become '?'.
+ */
+struct jbuf {
+	char *p;
+	size_t len, cap;
+};
+
+static void jb_reserve(struct jbuf *b, size_t n)
+{
+	if (b->len + n <= b->cap)
+		return;
+	b->cap = b->cap * 2 > b->len + n + 256 ? b->cap * 2 : b->len + n + 256;
+	b->p = sg_xrealloc(b->p, b->cap);
+}
+
+static void jb_mem(struct jbuf *b, const void *s, size_t n)
+{
+	jb_reserve(b, n);
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+static void jb_lit(struct jbuf *b, const char *s)
+{
+	jb_mem(b, s, strlen(s));
+}
+
+/* Length of the valid UTF-8 sequence at s (RFC 3629 4), 0 when invalid. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len;
+	uint32_t cp;
+
+	if (s[0] < 0xc2 || s[0] > 0xf4)
+		return 0;
+	len = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : 2;
+	if (len > n)
+		return 0;
+	cp = s[0] & (0x3f >> (len - 1));
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+/* A JSON string (RFC 8259 7): quotes, backslashes and controls escaped. */
+static void jb_str(struct jbuf *b, const char *str, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = (const unsigned char *)str;
+	size_t start = 0, i = 0;
+
+	jb_reserve(b, n + 2);
+	b->p[b->len++] = '"';
+	while (i < n) {
+		unsigned char c;
+		char esc[7];
+		size_t elen = 2, u;
+
+		/* Certificates make most of a line: plain ASCII runs are skipped 8 bytes at a time. */
+		while (i + 8 <= n) {
+			uint64_t w, lo, hi;
+
+			memcpy(&w, s + i, 8);
+			lo = (w - 0x2020202020202020ull) | w; /* a byte < 0x20 or >= 0x80 sets its top bit */
+			hi = ((w ^ 0x2222222222222222ull) - 0x0101010101010101ull) |
+			     ((w ^ 0x5c5c5c5c5c5c5c5cull) - 0x0101010101010101ull); /* '"' or '\\' */
+			if (((lo | hi) & 0x8080808080808080ull) != 0)
+				break;
+			i += 8;
+		}
+		if (i >= n)
+			break;
+		c = s[i];
+		if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0x80 && (u = utf8_len(s + i, n - i)) != 0) {
+			i += u;
+			continue;
+		}
+		jb_mem(b, s + start, i - start);
+		esc[0] = '\\';
+		switch (c) {
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		default:
+			if (c >= 0x80) {
+				esc[0] = '?'; /* not UTF-8 */
+				elen = 1;
+			} else {
+				memcpy(esc, "\\u00", 4);
+				esc[4] = hex[c >> 4];
+				esc[5] = hex[c & 15];
+				elen = 6;
+			}
+		}
+		jb_mem(b, esc, elen);
+		start = ++i;
+	}
+	jb_mem(b, s + start, n - start);
+	jb_mem(b, "\"", 1);
+}
+
+static void jb_cstr(struct jbuf *b, const char *s)
+{
+	jb_str(b, s != NULL ? s : "", s != NULL ? strlen(s) : 0);
+}
+
+static void jb_int(struct jbuf *b, long long v)
+{
+	char num[24];
+
+	jb_mem(b, num, (size_t)snprintf(num, sizeof(num), "%lld", v));
+}
+
+/* ,"name": (the comma when the object already has a member). */
+static void jb_key(struct jbuf *b, bool *first, const char *name)
+{
+	if (!*first)
+		jb_mem(b, ",", 1);
+	*first = false;
+	jb_str(b, name, strlen(name));
+	jb_mem(b, ":", 1);
+}
+
+static void jb_hmac(struct jbuf *b, const struct audit_device *d, const char *s, size_t n)
+{
+	char out[AUDIT_HMAC_STR_LEN + 1];
+
+	dev_hmac(d, s, n, out);
+	jb_mem(b, "\"", 1);
+	jb_mem(b, out, AUDIT_HMAC_STR_LEN);
+	jb_mem(b, "\"", 1);
+}
+
+/* A secret as the device writes it: HMAC-ed, or clear with log_raw. */
+static void jb_secret(struct jbuf *b, const struct audit_device *d, const char *s)
+{
+	if (d->log_raw)
+		jb_cstr(b, s);
+	else
+		jb_hmac(b, d, s, strlen(s));
+}
+
+static void jb_accessor(struct jbuf *b, const struct audit_device *d, const char *s)
+{
+	if (d->log_raw || !d->hmac_accessor)
+		jb_cstr(b, s);
+	else
+		jb_hmac(b, d, s, strlen(s));
+}
+
+/* A value of request or response data, secrets HMAC-ed by field name or by their look. */
+static void jb_value(struct jbuf *b, const struct redact_ctx *x, const char *key, const json_t *v, int depth)
 {
 	const struct audit_device *d = x->d;
 	enum field_kind kind = field_kind(x, key);
@@ -774,39 +932,68 @@ static json_t *redact(const struct redact_ctx *x, const char *key, const json_t 
 	if (depth > AUDIT_MAX_DEPTH || (hide && (json_is_object(v) || json_is_array(v) || json_is_number(v) ||
 	                                         json_is_boolean(v)))) {
 		char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
-		json_t *r;
 
 		if (s == NULL)
 			sg_die("out of memory");
-		r = hmac_json(d, s, strlen(s));
+		jb_hmac(b, d, s, strlen(s));
 		free(s);
-		return r;
+		return;
 	}
-	if (json_is_object(v)) {
-		json_t *o = json_object();
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: {
 		const char *k;
 		json_t *val;
+		bool first = true;
 
-		json_object_foreach((json_t *)v, k, val) json_object_set_new(o, k, redact(x, k, val, depth + 1));
-		return o;
+		jb_mem(b, "{", 1);
+		json_object_foreach((json_t *)v, k, val) {
+			jb_key(b, &first, k);
+			jb_value(b, x, k, val, depth + 1);
+		}
+		jb_mem(b, "}", 1);
+		break;
 	}
-	if (json_is_array(v)) {
-		json_t *arr = json_array();
+	case JSON_ARRAY: {
 		size_t i;
 		json_t *val;
 
-		json_array_foreach(v, i, val) json_array_append_new(arr, redact(x, key, val, depth + 1));
-		return arr;
+		jb_mem(b, "[", 1);
+		json_array_foreach(v, i, val) {
+			if (i > 0)
+				jb_mem(b, ",", 1);
+			jb_value(b, x, key, val, depth + 1);
+		}
+		jb_mem(b, "]", 1);
+		break;
 	}
-	if (json_is_string(v)) {
+	case JSON_STRING: {
 		const char *s = json_string_value(v);
 		size_t n = json_string_length(v);
 
 		if (!d->log_raw && (hide || n > AUDIT_MAX_CLEAR_STRING || value_secret(x, s, n)))
-			return hmac_json(d, s, n);
-		return json_stringn(s, n);
+			jb_hmac(b, d, s, n);
+		else
+			jb_str(b, s, n);
+		break;
 	}
-	return json_copy((json_t *)v);
+	case JSON_INTEGER:
+		jb_int(b, (long long)json_integer_value(v));
+		break;
+	case JSON_REAL: {
+		char num[40];
+
+		jb_mem(b, num, (size_t)snprintf(num, sizeof(num), "%.17g", json_real_value(v)));
+		break;
+	}
+	case JSON_TRUE:
+		jb_lit(b, "true");
+		break;
+	case JSON_FALSE:
+		jb_lit(b, "false");
+		break;
+	default:
+		jb_lit(b, "null");
+	}
 }
 
 /* "1.2.3.4:5678" / "[::1]:5678" into address and port. */
@@ -832,159 +1019,236 @@ static void remote_split(const char *r, char *addr, size_t cap, long *port)
 	}
 }
 
-static json_t *str_or_null(const char *s)
-{
-	return s != NULL ? server_json_string_safe(s) : json_null();
-}
-
-static json_t *entry_auth(const struct redact_ctx *x)
+static void entry_auth(struct jbuf *b, const struct redact_ctx *x)
 {
 	const struct audit_device *d = x->d;
 	const struct audit_entry *e = x->e;
 	const struct auth_token *t = e->tok;
-	json_t *o = json_object();
+	bool first = true;
 	char issued[40];
 
-	if (e->client_token != NULL && *e->client_token != '\0')
-		json_object_set_new(o, "client_token", d->log_raw ? server_json_string_safe(e->client_token)
-		                                                  : hmac_json(d, e->client_token, strlen(e->client_token)));
-	if (t == NULL)
-		return o;
-	json_object_set_new(o, "accessor", d->log_raw || !d->hmac_accessor ? json_string(t->accessor)
-	                                                                   : hmac_json(d, t->accessor, strlen(t->accessor)));
-	json_object_set_new(o, "display_name", str_or_null(t->display_name));
-	json_object_set_new(o, "policies", sg_strlist_to_json(&t->policies));
-	json_object_set_new(o, "token_policies", sg_strlist_to_json(&t->policies));
-	json_object_set_new(o, "metadata", t->meta != NULL ? redact(x, NULL, t->meta, 0) : json_null());
-	json_object_set_new(o, "entity_id", json_string(t->entity_id != NULL ? t->entity_id : ""));
-	json_object_set_new(o, "token_type", json_string(t->type != NULL ? t->type : "service"));
-	json_object_set_new(o, "token_ttl", json_integer(t->creation_ttl));
-	sg_time_format_rfc3339(t->creation_time, issued, sizeof(issued));
-	json_object_set_new(o, "token_issue_time", json_string(issued));
-	if (t->alias != NULL)
-		json_object_set_new(o, "identity", redact(x, NULL, t->alias, 0));
-	return o;
+	jb_mem(b, "{", 1);
+	if (e->client_token != NULL && *e->client_token != '\0') {
+		jb_key(b, &first, "client_token");
+		jb_secret(b, d, e->client_token);
+	}
+	if (t != NULL) {
+		jb_key(b, &first, "accessor");
+		jb_accessor(b, d, t->accessor);
+		jb_key(b, &first, "display_name");
+		jb_cstr(b, t->display_name);
+		for (int pass = 0; pass < 2; pass++) {
+			jb_key(b, &first, pass == 0 ? "policies" : "token_policies");
+			jb_mem(b, "[", 1);
+			for (size_t i = 0; i < t->policies.n; i++) {
+				if (i > 0)
+					jb_mem(b, ",", 1);
+				jb_cstr(b, t->policies.v[i]);
+			}
+			jb_mem(b, "]", 1);
+		}
+		jb_key(b, &first, "metadata");
+		if (t->meta != NULL)
+			jb_value(b, x, NULL, t->meta, 0);
+		else
+			jb_lit(b, "null");
+		jb_key(b, &first, "entity_id");
+		jb_cstr(b, t->entity_id);
+		jb_key(b, &first, "token_type");
+		jb_cstr(b, t->type != NULL ? t->type : "service");
+		jb_key(b, &first, "token_ttl");
+		jb_int(b, (long long)t->creation_ttl);
+		jb_key(b, &first, "token_issue_time");
+		sg_time_format_rfc3339(t->creation_time, issued, sizeof(issued));
+		jb_cstr(b, issued);
+		if (t->alias != NULL) {
+			jb_key(b, &first, "identity");
+			jb_value(b, x, NULL, t->alias, 0);
+		}
+	}
+	jb_mem(b, "}", 1);
 }
 
-static json_t *entry_request(const struct redact_ctx *x)
+/* Vault's request data: the body, and the query arguments the body does not have. */
+static void entry_data(struct jbuf *b, const struct redact_ctx *x)
+{
+	const struct audit_entry *e = x->e;
+	const json_t *body = json_is_object(e->data) ? e->data : NULL;
+	const char *k;
+	json_t *v;
+	bool first = true;
+
+	jb_mem(b, "{", 1);
+	json_object_foreach((json_t *)body, k, v) {
+		jb_key(b, &first, k);
+		jb_value(b, x, k, v, 1);
+	}
+	json_object_foreach((json_t *)e->query, k, v) {
+		if (json_object_get(body, k) != NULL)
+			continue;
+		jb_key(b, &first, k);
+		jb_value(b, x, k, v, 1);
+	}
+	jb_mem(b, "}", 1);
+}
+
+static void entry_request(struct jbuf *b, const struct redact_ctx *x, bool elide)
 {
 	const struct audit_device *d = x->d;
 	const struct audit_entry *e = x->e;
-	json_t *o = json_object(), *data = NULL;
+	bool first = true;
 	char addr[80];
 	long port;
 
-	json_object_set_new(o, "id", str_or_null(e->request_id));
-	json_object_set_new(o, "operation", str_or_null(e->operation));
-	if (e->mount_type != NULL)
-		json_object_set_new(o, "mount_type", json_string(e->mount_type));
-	if (e->mount_point != NULL)
-		json_object_set_new(o, "mount_point", server_json_string_safe(e->mount_point));
-	if (e->client_token != NULL && *e->client_token != '\0')
-		json_object_set_new(o, "client_token", d->log_raw ? server_json_string_safe(e->client_token)
-		                                                  : hmac_json(d, e->client_token, strlen(e->client_token)));
-	if (e->tok != NULL)
-		json_object_set_new(o, "client_token_accessor",
-		                    d->log_raw || !d->hmac_accessor
-		                        ? json_string(e->tok->accessor)
-		                        : hmac_json(d, e->tok->accessor, strlen(e->tok->accessor)));
-	json_object_set_new(o, "namespace", json_pack("{s:s}", "id", "root"));
-	json_object_set_new(o, "path", str_or_null(e->path));
-	/* Vault's request data: the body, and the query arguments of reads. */
+	jb_mem(b, "{", 1);
+	jb_key(b, &first, "id");
+	jb_cstr(b, e->request_id);
+	jb_key(b, &first, "operation");
+	jb_cstr(b, e->operation);
+	if (e->mount_type != NULL) {
+		jb_key(b, &first, "mount_type");
+		jb_cstr(b, e->mount_type);
+	}
+	if (e->mount_point != NULL) {
+		jb_key(b, &first, "mount_point");
+		jb_cstr(b, e->mount_point);
+	}
+	if (e->client_token != NULL && *e->client_token != '\0') {
+		jb_key(b, &first, "client_token");
+		jb_secret(b, d, e->client_token);
+	}
+	if (e->tok != NULL) {
+		jb_key(b, &first, "client_token_accessor");
+		jb_accessor(b, d, e->tok->accessor);
+	}
+	jb_key(b, &first, "namespace");
+	jb_lit(b, "{\"id\":\"root\"}");
+	jb_key(b, &first, "path");
+	jb_cstr(b, e->path);
 	if (json_object_size(e->data) > 0 || json_object_size(e->query) > 0) {
-		const char *k;
-		json_t *v;
-
-		data = json_is_object(e->data) ? json_copy((json_t *)e->data) : json_object();
-		json_object_foreach((json_t *)e->query, k, v) if (json_object_get(data, k) == NULL)
-			json_object_set(data, k, v);
-		json_object_set_new(o, "data", redact(x, NULL, data, 0));
-		json_decref(data);
+		jb_key(b, &first, "data");
+		if (elide)
+			jb_lit(b, "{\"elided\":true}");
+		else
+			entry_data(b, x);
 	}
 	remote_split(e->remote_addr, addr, sizeof(addr), &port);
-	json_object_set_new(o, "remote_address", server_json_string_safe(addr));
-	if (port > 0)
-		json_object_set_new(o, "remote_port", json_integer(port));
-	return o;
+	jb_key(b, &first, "remote_address");
+	jb_cstr(b, addr);
+	if (port > 0) {
+		jb_key(b, &first, "remote_port");
+		jb_int(b, port);
+	}
+	jb_mem(b, "}", 1);
 }
 
-static json_t *entry_response(const struct redact_ctx *x, const EVP_MD *md)
+static void entry_response(struct jbuf *b, const struct redact_ctx *x, const EVP_MD *md, bool elide)
 {
 	const struct audit_entry *e = x->e;
 	const struct resp *rs = e->rs;
-	json_t *o = json_object();
+	bool first = true;
 
-	json_object_set_new(o, "status", json_integer(e->status));
-	if (e->mount_type != NULL)
-		json_object_set_new(o, "mount_type", json_string(e->mount_type));
-	if (rs == NULL)
-		return o;
-	if (rs->content_type != NULL) {
+	jb_mem(b, "{", 1);
+	jb_key(b, &first, "status");
+	jb_int(b, e->status);
+	if (e->mount_type != NULL) {
+		jb_key(b, &first, "mount_type");
+		jb_cstr(b, e->mount_type);
+	}
+	if (rs != NULL && rs->content_type != NULL) {
 		/* Raw answers (CA certificates, CRLs, OCSP) are public: their digest identifies them. */
 		unsigned char h[32];
 		char hx[65];
 
 		sha256(md, rs->body != NULL ? (const void *)rs->body : "", rs->body_len, h);
 		hex_encode(h, sizeof(h), hx);
-		json_object_set_new(o, "content_type", server_json_string_safe(rs->content_type));
-		json_object_set_new(o, "body_bytes", json_integer((json_int_t)rs->body_len));
-		json_object_set_new(o, "body_sha256", json_string(hx));
-		return o;
+		jb_key(b, &first, "content_type");
+		jb_cstr(b, rs->content_type);
+		jb_key(b, &first, "body_bytes");
+		jb_int(b, (long long)rs->body_len);
+		jb_key(b, &first, "body_sha256");
+		jb_cstr(b, hx);
+	} else if (rs != NULL) {
+		if (rs->data != NULL && !json_is_null(rs->data)) {
+			jb_key(b, &first, "data");
+			if (elide)
+				jb_lit(b, "{\"elided\":true}");
+			else
+				jb_value(b, x, NULL, rs->data, 0);
+		}
+		if (rs->auth != NULL && !json_is_null(rs->auth)) {
+			jb_key(b, &first, "auth");
+			jb_value(b, x, NULL, rs->auth, 0);
+		}
+		if (rs->lease_id != NULL && *rs->lease_id != '\0') {
+			jb_key(b, &first, "secret");
+			jb_lit(b, "{\"lease_id\":");
+			jb_cstr(b, rs->lease_id);
+			jb_lit(b, ",\"lease_duration\":");
+			jb_int(b, (long long)rs->lease_duration);
+			jb_lit(b, rs->renewable ? ",\"renewable\":true}" : ",\"renewable\":false}");
+		}
+		if (rs->warnings.n > 0) {
+			jb_key(b, &first, "warnings");
+			jb_mem(b, "[", 1);
+			for (size_t i = 0; i < rs->warnings.n; i++) {
+				if (i > 0)
+					jb_mem(b, ",", 1);
+				jb_cstr(b, rs->warnings.v[i]);
+			}
+			jb_mem(b, "]", 1);
+		}
 	}
-	if (rs->data != NULL && !json_is_null(rs->data))
-		json_object_set_new(o, "data", redact(x, NULL, rs->data, 0));
-	if (rs->auth != NULL && !json_is_null(rs->auth))
-		json_object_set_new(o, "auth", redact(x, NULL, rs->auth, 0));
-	if (rs->lease_id != NULL && *rs->lease_id != '\0')
-		json_object_set_new(o, "secret",
-		                    json_pack("{s:o, s:I, s:b}", "lease_id", server_json_string_safe(rs->lease_id),
-		                              "lease_duration", (json_int_t)rs->lease_duration, "renewable", rs->renewable));
-	if (rs->warnings.n > 0)
-		json_object_set_new(o, "warnings", sg_strlist_to_json(&rs->warnings));
-	return o;
+	jb_mem(b, "}", 1);
 }
 
-/* One device's line for e, dumped: *len bytes ending in '}'. */
+static void entry_write(struct jbuf *b, struct audit *a, const struct redact_ctx *x, bool response, bool elide,
+                        size_t elided_bytes)
+{
+	char t[64];
+
+	audit_time(t, sizeof(t));
+	jb_lit(b, "{\"time\":");
+	jb_cstr(b, t);
+	jb_lit(b, response ? ",\"type\":\"response\",\"auth\":" : ",\"type\":\"request\",\"auth\":");
+	entry_auth(b, x);
+	jb_lit(b, ",\"request\":");
+	entry_request(b, x, elide);
+	if (response) {
+		jb_lit(b, ",\"response\":");
+		entry_response(b, x, a->sha256, elide);
+	}
+	jb_lit(b, ",\"error\":");
+	jb_cstr(b, x->e->error);
+	if (elided_bytes > 0) {
+		jb_lit(b, ",\"elided_bytes\":");
+		jb_int(b, (long long)elided_bytes);
+	}
+	jb_mem(b, "}", 1);
+}
+
+/* One device's line for e: *len bytes ending in '}' (malloc'ed). */
 static char *entry_dump(struct audit *a, const struct audit_device *d, const struct audit_entry *e, bool response,
                         size_t *len)
 {
 	struct redact_ctx x = {d, e, false, false};
-	json_t *o = json_object(), *rq;
-	char t[64];
-	char *s;
+	struct jbuf b = {NULL, 0, 0};
 
 	if (e->path != NULL) {
 		x.token_paths = strncmp(e->path, "auth/token/", 11) == 0;
 		x.accessor_list = strcmp(e->path, "auth/token/accessors") == 0;
 	}
-	audit_time(t, sizeof(t));
-	json_object_set_new(o, "time", json_string(t));
-	json_object_set_new(o, "type", json_string(response ? "response" : "request"));
-	json_object_set_new(o, "auth", entry_auth(&x));
-	rq = entry_request(&x);
-	json_object_set_new(o, "request", rq);
-	if (response)
-		json_object_set_new(o, "response", entry_response(&x, a->sha256));
-	json_object_set_new(o, "error", server_json_string_safe(e->error != NULL ? e->error : ""));
-	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	if (s != NULL && strlen(s) > AUDIT_MAX_LINE_BYTES) {
+	jb_reserve(&b, 4096);
+	entry_write(&b, a, &x, response, false, 0);
+	if (b.len > AUDIT_MAX_LINE_BYTES) {
 		/* Bounded lines: huge bodies keep only their size (the chain needs every line readable). */
-		json_t *rsp = json_object_get(o, "response");
-		size_t before = strlen(s);
+		size_t before = b.len;
 
-		free(s);
-		if (json_object_get(rq, "data") != NULL)
-			json_object_set_new(rq, "data", json_pack("{s:b}", "elided", 1));
-		if (rsp != NULL && json_object_get(rsp, "data") != NULL)
-			json_object_set_new(rsp, "data", json_pack("{s:b}", "elided", 1));
-		json_object_set_new(o, "elided_bytes", json_integer((json_int_t)before));
-		s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		b.len = 0;
+		entry_write(&b, a, &x, response, true, before);
 	}
-	json_decref(o);
-	if (s == NULL)
-		sg_die("out of memory");
-	*len = strlen(s);
-	return s;
+	*len = b.len;
+	return b.p;
 }
 
 static int log_entry(struct audit *a, const struct audit_entry *e, bool response, bool sync, struct sg_err *err)

@@ -910,6 +910,53 @@ static void test_group_sync(void)
 	store_close(st);
 }
 
+/* Whatever bytes a request carries, every line is valid UTF-8 JSON that round-trips. */
+static void test_encoding(void)
+{
+	struct store *st = store_new("encoding");
+	struct audit *a = broker(st);
+	char *file = tpath("encoding.log"), *text;
+	struct audit_entry e;
+	json_t *body = json_object(), *l, *d;
+	const char *tricky = "q\"uote b\\ack\nnl\ttab \x01 ctl \x7f del caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91 "
+	                     "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+	enable_ok(a, "file", file, NULL);
+	entry_init(&e, "pki/roles/\xff\xfe-not-utf8\x80");
+	e.remote_addr = "[::1]:8443";
+	e.error = "bad \"thing\"\n";
+	json_object_set_new(body, "tricky", json_string(tricky));
+	json_object_set_new(body, "num", json_integer(-42));
+	json_object_set_new(body, "real", json_real(1.5));
+	json_object_set_new(body, "list", json_pack("[b,b,n,{s:s}]", 1, 0, "k", "v"));
+	e.data = body;
+	log_pair(a, &e, NULL, 400);
+	text = slurp(file);
+	l = line_json(text, 2);
+	T_OK(l != NULL);
+	d = json_object_get(json_object_get(l, "request"), "data");
+	T_STREQ(json_string_value(json_object_get(d, "tricky")), tricky);
+	T_OK(json_integer_value(json_object_get(d, "num")) == -42);
+	T_OK(json_real_value(json_object_get(d, "real")) == 1.5);
+	T_OK(json_is_true(json_array_get(json_object_get(d, "list"), 0)));
+	T_OK(json_is_null(json_array_get(json_object_get(d, "list"), 2)));
+	T_STREQ(json_string_value(json_object_get(json_array_get(json_object_get(d, "list"), 3), "k")), "v");
+	T_STREQ(json_string_value(json_object_get(json_object_get(l, "request"), "path")), "pki/roles/?" "?-not-utf8?");
+	T_STREQ(json_string_value(json_object_get(json_object_get(l, "request"), "remote_address")), "::1");
+	T_OK(json_integer_value(json_object_get(json_object_get(l, "request"), "remote_port")) == 8443);
+	T_STREQ(json_string_value(json_object_get(l, "error")), "bad \"thing\"\n");
+	json_decref(l);
+	l = line_json(text, 3);
+	T_OK(json_integer_value(json_object_get(json_object_get(l, "response"), "status")) == 400);
+	json_decref(l);
+	T_CHECK(verify(file, 0, NULL).ok, "encoded lines verify");
+	json_decref(body);
+	free(text);
+	free(file);
+	audit_free(a);
+	store_close(st);
+}
+
 /* A huge body keeps the line bounded; very long strings are HMAC-ed, not copied. */
 static void test_bounds(void)
 {
@@ -974,6 +1021,7 @@ int main(void)
 	test_fail_closed();
 	test_group_sync();
 	test_bounds();
+	test_encoding();
 	{
 		char *cmd = sg_xasprintf("chattr -R -i '%s' 2>/dev/null; rm -rf '%s'", tmp_root, tmp_root);
 
