@@ -265,6 +265,22 @@ static int flush(struct crl *c, struct store_batch **b, size_t *nops, struct sg_
 	return rc;
 }
 
+/* tidy-status after each committed batch: what is deleted is on disk. */
+static void progress(struct crl *c, struct tidy_mnt *tm, bool revoked, uint64_t checked, uint64_t total,
+                     uint64_t deleted)
+{
+	pthread_mutex_lock(&c->tidy->lock);
+	snprintf(tm->message, sizeof(tm->message),
+	         revoked ? "Tidying revoked certificates: checking certificate %llu of %llu"
+	                 : "Tidying certificate store: checking entry %llu of %llu",
+	         (unsigned long long)checked, (unsigned long long)total);
+	if (revoked)
+		tm->revoked_deleted = deleted;
+	else
+		tm->cert_store_deleted = deleted;
+	pthread_mutex_unlock(&c->tidy->lock);
+}
+
 static bool known_issuer(const struct ca_issuer_info *infos, size_t n, const char *id)
 {
 	for (size_t i = 0; i < n; i++)
@@ -323,21 +339,15 @@ static int tidy_pass(struct crl *c, struct tidy_mnt *tm, const struct ca_mount *
 			if (nops >= CRL_TIDY_BATCH) {
 				if (flush(c, &b, &nops, err) < 0)
 					goto out;
+				progress(c, tm, revoked, checked, total, *deleted);
+				if (cancelled(c, tm))
+					break;
 				pause_for(c, tm, tm->params.pause_duration);
 			}
 		}
-		pthread_mutex_lock(&c->tidy->lock);
-		snprintf(tm->message, sizeof(tm->message),
-		         revoked ? "Tidying revoked certificates: checking certificate %llu of %llu"
-		                 : "Tidying certificate store: checking entry %llu of %llu",
-		         (unsigned long long)checked, (unsigned long long)total);
-		if (revoked)
-			tm->revoked_deleted = *deleted;
-		else
-			tm->cert_store_deleted = *deleted;
-		pthread_mutex_unlock(&c->tidy->lock);
 		if (flush(c, &b, &nops, err) < 0)
 			goto out;
+		progress(c, tm, revoked, checked, total, *deleted);
 		if ((size_t)got < CRL_TIDY_PAGE || cancelled(c, tm))
 			break;
 	}
