@@ -336,14 +336,16 @@ int lease_batch_create(struct lease_mgr *m, struct store_batch *b, const char *i
 	sg_random_b62(rnd, LEASE_ID_RANDOM);
 	rnd[LEASE_ID_RANDOM] = '\0';
 	l.id = sg_xasprintf("%s/%s", id_prefix, rnd);
-	l.kind = (char *)kind;
-	l.owner = (char *)owner;
+	l.kind = sg_xstrdup(kind);
+	l.owner = sg_xstrdup(owner);
 	l.issue_time = sg_now();
 	l.expire_time = l.issue_time + ttl;
 	l.renewable = renewable;
-	l.data = data;
+	l.data = json_incref(data);
 	lease_stage_put(b, &l, true);
 	*out_id = l.id;
+	l.id = NULL; /* moved to the caller */
+	lease_clear(&l);
 	return 0;
 }
 
