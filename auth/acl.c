@@ -35,7 +35,7 @@ struct pnode {
 	enum pkind kind;
 	char *str;              /* STRING value, NUMBER text */
 	bool b;
-	size_t n;
+	size_t n, cap;
 	struct pnode **v;       /* LIST elements, OBJECT item values */
 	char **keys;            /* OBJECT item keys */
 	int line;               /* where the node (or the item's key) starts; 0 for JSON */
@@ -68,11 +68,15 @@ static void pnode_free(struct pnode *p)
 /* Appends an element (key NULL) or an item; takes child and key. */
 static void pnode_add(struct pnode *p, char *key, struct pnode *child)
 {
-	p->v = sg_xrealloc(p->v, (p->n + 1) * sizeof(*p->v));
-	if (p->kind == PN_OBJECT) {
-		p->keys = sg_xrealloc(p->keys, (p->n + 1) * sizeof(*p->keys));
-		p->keys[p->n] = key;
+	if (p->n == p->cap) {
+		/* Doubling: a document of many small items stays linear. */
+		p->cap = p->cap == 0 ? 4 : 2 * p->cap;
+		p->v = sg_xrealloc(p->v, p->cap * sizeof(*p->v));
+		if (p->kind == PN_OBJECT)
+			p->keys = sg_xrealloc(p->keys, p->cap * sizeof(*p->keys));
 	}
+	if (p->kind == PN_OBJECT)
+		p->keys[p->n] = key;
 	p->v[p->n++] = child;
 }
 
@@ -254,7 +258,8 @@ static int lex_string(struct lexer *lx, struct sg_err *err)
 		advance(lx);
 	}
 	out[n] = '\0';
-	lx->text = out;
+	/* Shrink: the buffer was sized for the rest of the input, and the tree keeps every string. */
+	lx->text = sg_xrealloc(out, n + 1);
 	lx->t = T_STRING;
 	return 0;
 }

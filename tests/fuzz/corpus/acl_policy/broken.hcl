@@ -1,0 +1,1 @@
+path "a\"b\u00e9" { capabilities = ["read" }
