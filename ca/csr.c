@@ -79,6 +79,122 @@ out:
 	return res;
 }
 
+/* Enters one DER TLV at *p of the wanted tag and class (definite length): *p to its contents, *cend past them. */
+static int der_enter(const unsigned char **p, const unsigned char *end, int tag, int cls, const unsigned char **cend)
+{
+	const unsigned char *q = *p;
+	long len;
+	int t, c, r;
+
+	if (q >= end)
+		return -1;
+	r = ASN1_get_object(&q, &len, &t, &c, end - q);
+	if ((r & 0x80) != 0 || (r & 0x01) != 0 || t != tag || c != cls)
+		return -1;
+	*p = q;
+	*cend = q + len;
+	return 0;
+}
+
+/*
+ * d2i_X509_REQ in OpenSSL 3.0 decodes the SubjectPublicKeyInfo through a
+ * freshly built OSSL_DECODER context, which costs more than verifying the
+ * request's signature (ca_pubkey_legacy in ca/pem.c). For RSA and named
+ * curve EC keys the request is rebuilt here from its parts around a key
+ * from the legacy methods, and kept only if it encodes back to exactly the
+ * input: then it is the request d2i_X509_REQ would have produced. NULL
+ * (no error) sends everything else, malformed input included, to
+ * d2i_X509_REQ.
+ */
+static X509_REQ *csr_decode_fast(const unsigned char *der, size_t len)
+{
+	const unsigned char *p = der, *end = der + len, *info_end, *spki_end, *alg_end, *v;
+	X509_REQ *req = NULL, *res = NULL;
+	X509_NAME *subject = NULL;
+	ASN1_OBJECT *obj = NULL;
+	EVP_PKEY *key = NULL;
+	X509_ATTRIBUTE *attr = NULL;
+	X509_ALGOR *alg = NULL;
+	ASN1_BIT_STRING *sig = NULL;
+	unsigned char *enc = NULL;
+	int alg_nid, curve_nid = NID_undef, enc_len;
+
+	if (len > CA_MAX_CSR_BYTES)
+		return NULL;
+	ERR_set_mark();
+	/* RFC 2986 4: SEQUENCE { certificationRequestInfo, signatureAlgorithm, signature }. */
+	if (der_enter(&p, end, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, &v) != 0 || v != end ||
+	    der_enter(&p, end, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, &info_end) != 0)
+		goto out;
+	/* version v1(0); any other is left to the full parser, which refuses it. */
+	if (info_end - p < 3 || memcmp(p, "\x02\x01\x00", 3) != 0)
+		goto out;
+	p += 3;
+	if ((subject = d2i_X509_NAME(NULL, &p, info_end - p)) == NULL)
+		goto out;
+	/* SubjectPublicKeyInfo: SEQUENCE { SEQUENCE { algorithm, parameters }, BIT STRING }. */
+	if (der_enter(&p, info_end, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, &spki_end) != 0 ||
+	    der_enter(&p, spki_end, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, &alg_end) != 0 ||
+	    (obj = d2i_ASN1_OBJECT(NULL, &p, alg_end - p)) == NULL)
+		goto out;
+	alg_nid = OBJ_obj2nid(obj);
+	ASN1_OBJECT_free(obj);
+	obj = NULL;
+	if (alg_nid == NID_X9_62_id_ecPublicKey) {
+		/* RFC 5480 2.1.1: namedCurve. */
+		if ((obj = d2i_ASN1_OBJECT(NULL, &p, alg_end - p)) == NULL)
+			goto out;
+		curve_nid = OBJ_obj2nid(obj);
+	} else if (alg_nid == NID_rsaEncryption) {
+		/* RFC 3279 2.3.1: parameters NULL. */
+		if (alg_end - p != 2 || p[0] != V_ASN1_NULL || p[1] != 0)
+			goto out;
+		p += 2;
+	} else {
+		goto out;
+	}
+	if (p != alg_end || der_enter(&p, spki_end, V_ASN1_BIT_STRING, V_ASN1_UNIVERSAL, &v) != 0 || v != spki_end ||
+	    v - p < 2 || p[0] != 0 ||
+	    (key = ca_pubkey_legacy(alg_nid, curve_nid, p + 1, (size_t)(v - p - 1))) == NULL)
+		goto out;
+	p = spki_end;
+	if ((req = X509_REQ_new()) == NULL)
+		sg_die("out of memory");
+	if (X509_REQ_set_version(req, X509_REQ_VERSION_1) != 1 || X509_REQ_set_subject_name(req, subject) != 1 ||
+	    X509_REQ_set_pubkey(req, key) != 1)
+		goto out;
+	/* attributes [0] IMPLICIT SET OF Attribute. */
+	if (der_enter(&p, info_end, 0, V_ASN1_CONTEXT_SPECIFIC, &v) != 0 || v != info_end)
+		goto out;
+	while (p < info_end) {
+		if ((attr = d2i_X509_ATTRIBUTE(NULL, &p, info_end - p)) == NULL || X509_REQ_add1_attr(req, attr) != 1)
+			goto out;
+		X509_ATTRIBUTE_free(attr);
+		attr = NULL;
+	}
+	if ((alg = d2i_X509_ALGOR(NULL, &p, end - p)) == NULL || X509_REQ_set1_signature_algo(req, alg) != 1 ||
+	    (sig = d2i_ASN1_BIT_STRING(NULL, &p, end - p)) == NULL || p != end)
+		goto out;
+	X509_REQ_set0_signature(req, sig);
+	sig = NULL;
+	enc_len = i2d_X509_REQ(req, &enc);
+	if (enc_len < 0 || (size_t)enc_len != len || memcmp(enc, der, len) != 0)
+		goto out;
+	res = req;
+	req = NULL;
+out:
+	ERR_pop_to_mark();
+	OPENSSL_free(enc);
+	ASN1_BIT_STRING_free(sig);
+	X509_ALGOR_free(alg);
+	X509_ATTRIBUTE_free(attr);
+	EVP_PKEY_free(key);
+	ASN1_OBJECT_free(obj);
+	X509_NAME_free(subject);
+	X509_REQ_free(req);
+	return res;
+}
+
 X509_REQ *ca_csr_parse(const unsigned char *buf, size_t len, struct sg_err *err)
 {
 	struct ca_pem_blocks blocks = {0};
@@ -120,15 +236,18 @@ X509_REQ *ca_csr_parse(const unsigned char *buf, size_t len, struct sg_err *err)
 		der_len = blocks.v[0].der_len;
 	}
 
-	p = der;
-	req = d2i_X509_REQ(NULL, &p, (long)der_len);
+	req = csr_decode_fast(der, der_len);
 	if (req == NULL) {
-		sg_err_ossl(err, SG_BAD_CSR, "not a valid PKCS#10 certification request");
-		goto out;
-	}
-	if (p != der + der_len) {
-		sg_err_set(err, SG_BAD_CSR, "%zu trailing bytes after the CSR", (size_t)(der + der_len - p));
-		goto out;
+		p = der;
+		req = d2i_X509_REQ(NULL, &p, (long)der_len);
+		if (req == NULL) {
+			sg_err_ossl(err, SG_BAD_CSR, "not a valid PKCS#10 certification request");
+			goto out;
+		}
+		if (p != der + der_len) {
+			sg_err_set(err, SG_BAD_CSR, "%zu trailing bytes after the CSR", (size_t)(der + der_len - p));
+			goto out;
+		}
 	}
 	/* RFC 2986 4.1: version is 0 (v1); nothing else is defined. */
 	if (X509_REQ_get_version(req) != X509_REQ_VERSION_1) {

@@ -82,4 +82,15 @@ struct ca_lint_opts {
 /* ca_lint_check with exceptions; opts NULL is the strict ca_lint_check. */
 int ca_lint_check_opts(X509 *cert, X509 *issuer, const struct ca_lint_opts *opts, struct sg_err *err) SG_WUR;
 
+/*
+ * The public key of a SubjectPublicKeyInfo without OpenSSL 3.0's decoder
+ * (see ca/pem.c): alg_nid NID_rsaEncryption (key: RSAPublicKey DER) or
+ * NID_X9_62_id_ecPublicKey on curve_nid P-256/P-384/P-521 (key: the SEC 1
+ * point, checked on the curve); the subjectPublicKey BIT STRING contents
+ * without the unused-bits octet. NULL for anything else or a key that does
+ * not decode exactly (the caller falls back to the full decoder); never
+ * leaves errors on the queue.
+ */
+EVP_PKEY *ca_pubkey_legacy(int alg_nid, int curve_nid, const unsigned char *key, size_t len) SG_WUR;
+
 #endif

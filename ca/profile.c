@@ -3,11 +3,11 @@
  * X509 out. Every extension we emit is built here and nowhere else.
  */
 #include "ca/internal.h"
+#include "ca/parse.h"
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -584,55 +584,13 @@ out:
  * decodes it again through freshly built OSSL_ENCODER/OSSL_DECODER
  * contexts: ~400 us and global locks per certificate, the bulk of an
  * issuance. The same SubjectPublicKeyInfo as a key decoded with
- * d2i_KeyParams/d2i_PublicKey is encoded directly (~20x faster). Returns
- * NULL when that does not apply (Ed25519, RSA-PSS, unusual encodings);
- * the caller then uses the key as it is.
+ * d2i_KeyParams/d2i_PublicKey (ca_pubkey_legacy) is encoded directly
+ * (~20x faster). Returns NULL when that does not apply (Ed25519, RSA-PSS,
+ * unusual encodings); the caller then uses the key as it is.
  */
-/* Curve parameters are built once per curve (EC_GROUP setup is most of the cost) and copied per key. */
-static const int fast_curves[] = {NID_X9_62_prime256v1, NID_secp384r1, NID_secp521r1};
-static EVP_PKEY *curve_params[sizeof(fast_curves) / sizeof(fast_curves[0])];
-static pthread_once_t curve_once = PTHREAD_ONCE_INIT;
-
-static void curve_params_init(void)
-{
-	for (size_t i = 0; i < sizeof(fast_curves) / sizeof(fast_curves[0]); i++) {
-		unsigned char *der = NULL;
-		const unsigned char *p;
-		int dlen = i2d_ASN1_OBJECT(OBJ_nid2obj(fast_curves[i]), &der);
-
-		if (dlen > 0) {
-			p = der;
-			curve_params[i] = d2i_KeyParams(EVP_PKEY_EC, NULL, &p, dlen);
-		}
-		OPENSSL_free(der);
-	}
-	ERR_clear_error();
-}
-
-static EVP_PKEY *ec_legacy(int curve_nid, const unsigned char *point, size_t len)
-{
-	const unsigned char *p = point;
-	EVP_PKEY *k = NULL;
-
-	if (len == 0 || len > 256 || pthread_once(&curve_once, curve_params_init) != 0)
-		return NULL;
-	for (size_t i = 0; i < sizeof(fast_curves) / sizeof(fast_curves[0]) && k == NULL; i++)
-		if (fast_curves[i] == curve_nid && curve_params[i] != NULL)
-			k = EVP_PKEY_dup(curve_params[i]);
-	if (k == NULL)
-		return NULL;
-	/* d2i_PublicKey fills the point into the parameters key (SEC 1 2.3.4, with the on-curve check). */
-	if (d2i_PublicKey(EVP_PKEY_EC, &k, &p, (long)len) == NULL || p != point + len) {
-		EVP_PKEY_free(k);
-		k = NULL;
-	}
-	ERR_clear_error();
-	return k;
-}
-
 static EVP_PKEY *fast_pubkey(EVP_PKEY *key, X509_PUBKEY *spki)
 {
-	const unsigned char *bits, *p;
+	const unsigned char *bits;
 	const ASN1_OBJECT *alg;
 	const void *pval;
 	X509_ALGOR *pa;
@@ -645,21 +603,15 @@ static EVP_PKEY *fast_pubkey(EVP_PKEY *key, X509_PUBKEY *spki)
 	if (spki != NULL && X509_PUBKEY_get0_param(NULL, &bits, &blen, &pa, spki) == 1) {
 		X509_ALGOR_get0(&alg, &ptype, &pval, pa);
 		nid = OBJ_obj2nid(alg);
-		if (nid == NID_X9_62_id_ecPublicKey && ptype == V_ASN1_OBJECT && blen > 0) {
-			k = ec_legacy(OBJ_obj2nid(pval), bits, (size_t)blen);
-		} else if (nid == NID_rsaEncryption && blen > 0) {
-			p = bits;
-			k = d2i_PublicKey(EVP_PKEY_RSA, NULL, &p, blen);
-			if (k != NULL && p != bits + blen) {
-				EVP_PKEY_free(k);
-				k = NULL;
-			}
-		}
+		if (nid == NID_X9_62_id_ecPublicKey && ptype == V_ASN1_OBJECT && blen > 0)
+			k = ca_pubkey_legacy(nid, OBJ_obj2nid(pval), bits, (size_t)blen);
+		else if (nid == NID_rsaEncryption && blen > 0)
+			k = ca_pubkey_legacy(nid, NID_undef, bits, (size_t)blen);
 	} else if (EVP_PKEY_get_base_id(key) == EVP_PKEY_EC &&
 	           EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), &glen) == 1 &&
 	           EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point, sizeof(point),
 	                                           &plen) == 1) {
-		k = ec_legacy(OBJ_sn2nid(group), point, plen);
+		k = ca_pubkey_legacy(NID_X9_62_id_ecPublicKey, OBJ_sn2nid(group), point, plen);
 	}
 	ERR_clear_error();
 	return k;

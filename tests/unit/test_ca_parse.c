@@ -339,6 +339,123 @@ static enum sg_code csr_outcome(const unsigned char *der, size_t len, struct rol
 	return err.code;
 }
 
+/*
+ * ca_csr_parse rebuilds RSA and named-curve EC requests around a legacy-method
+ * key instead of d2i_X509_REQ's decoder (ca/csr.c): the result must be the
+ * request d2i_X509_REQ gives, and everything else must still take d2i.
+ * EVP_PKEY_get0_provider tells the paths apart (NULL for a legacy key).
+ */
+static void csr_same_as_d2i(const char *what, const unsigned char *der, size_t len, bool fast)
+{
+	const unsigned char *p = der;
+	X509_REQ *ref = d2i_X509_REQ(NULL, &p, (long)len), *got;
+	unsigned char *enc = NULL;
+	struct sg_err err;
+	int n;
+
+	sg_err_init(&err);
+	got = ca_csr_parse(der, len, &err);
+	T_CHECK(ref != NULL && got != NULL, "%s: parse: %s", what, err.detail);
+	if (ref == NULL || got == NULL)
+		goto out;
+	T_CHECK((EVP_PKEY_get0_provider(X509_REQ_get0_pubkey(got)) == NULL) == fast, "%s: %s path", what,
+	        fast ? "fast" : "d2i");
+	T_CHECK(EVP_PKEY_eq(X509_REQ_get0_pubkey(got), X509_REQ_get0_pubkey(ref)) == 1, "%s: same key", what);
+	T_CHECK(X509_NAME_cmp(X509_REQ_get_subject_name(got), X509_REQ_get_subject_name(ref)) == 0, "%s: subject",
+	        what);
+	T_CHECK(X509_REQ_get_attr_count(got) == X509_REQ_get_attr_count(ref), "%s: attributes", what);
+	n = i2d_X509_REQ(got, &enc);
+	if (fast)
+		T_CHECK(n == (int)len && memcmp(enc, der, len) == 0, "%s: encodes to the input", what);
+	T_CHECK(X509_REQ_verify(got, X509_REQ_get0_pubkey(got)) == 1, "%s: verifies", what);
+out:
+	OPENSSL_free(enc);
+	X509_REQ_free(ref);
+	X509_REQ_free(got);
+}
+
+static void test_csr_fast_path(void)
+{
+	static const struct {
+		const char *what, *curve;
+		size_t bits;
+		bool fast;
+	} keys[] = {
+		{"P-256", "P-256", 0, true},  {"P-384", "P-384", 0, true},       {"P-521", "P-521", 0, true},
+		{"RSA-2048", NULL, 2048, true}, {"P-224 (not fast)", "P-224", 0, false},
+	};
+	STACK_OF(X509_EXTENSION) *g = sk_X509_EXTENSION_new_null();
+	GENERAL_NAMES *gens = GENERAL_NAMES_new();
+	struct sg_err err;
+
+	if (g == NULL || gens == NULL)
+		sg_die("out of memory");
+	sk_GENERAL_NAME_push(gens, gen_ia5(GEN_DNS, "fast.example.com", 16));
+	sk_X509_EXTENSION_push(g, san_ext(gens, 0));
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		EVP_PKEY *k = keys[i].curve != NULL ? key_ec(keys[i].curve) : key_rsa(keys[i].bits);
+		size_t len = 0, blen;
+		unsigned char *der = csr_der(k, "fast.example.com", &g, 1, &len), *ber;
+
+		csr_same_as_d2i(keys[i].what, der, len, keys[i].fast);
+		csr_same_as_d2i(keys[i].what, der, len, keys[i].fast); /* cached curve parameters */
+		/* Without attributes: an empty [0]. */
+		OPENSSL_free(der);
+		der = csr_der(k, "plain.example.com", NULL, 0, &len);
+		csr_same_as_d2i(keys[i].what, der, len, keys[i].fast);
+
+		/* A bad signature is refused on either path. */
+		der[len - 1] ^= 0x01;
+		sg_err_init(&err);
+		T_CHECK(ca_csr_parse(der, len, &err) == NULL && err.code == SG_BAD_SIGNATURE, "%s: flipped signature: %s",
+		        keys[i].what, err.detail);
+		der[len - 1] ^= 0x01;
+
+		/* BER (a long-form outer length) re-encodes differently: d2i_X509_REQ takes it, and it still verifies. */
+		if (len >= 128 && len < 256 + 4 && der[1] == 0x81) {
+			blen = len + 1;
+			ber = sg_xmalloc(blen);
+			ber[0] = 0x30;
+			ber[1] = 0x82;
+			ber[2] = 0x00;
+			memcpy(ber + 3, der + 2, len - 2);
+			csr_same_as_d2i(keys[i].what, ber, blen, false);
+			free(ber);
+		} else if (len >= 256 + 4 && der[1] == 0x82) {
+			blen = len + 1;
+			ber = sg_xmalloc(blen);
+			ber[0] = 0x30;
+			ber[1] = 0x83;
+			ber[2] = 0x00;
+			memcpy(ber + 3, der + 2, len - 2);
+			csr_same_as_d2i(keys[i].what, ber, blen, false);
+			free(ber);
+		}
+		OPENSSL_free(der);
+		EVP_PKEY_free(k);
+	}
+	/* An EC point off the curve: refused (BAD_CSR from the key, never accepted). */
+	{
+		EVP_PKEY *k = key_ec("P-256");
+		size_t len = 0;
+		unsigned char *der = csr_der(k, "off.example.com", NULL, 0, &len);
+		/* The uncompressed point follows "03 42 00 04" inside the SPKI. */
+		for (size_t j = 0; j + 4 < len; j++) {
+			if (der[j] == 0x03 && der[j + 1] == 0x42 && der[j + 2] == 0x00 && der[j + 3] == 0x04) {
+				der[j + 4 + 63] ^= 0x01; /* last byte of y */
+				break;
+			}
+		}
+		sg_err_init(&err);
+		T_CHECK(ca_csr_parse(der, len, &err) == NULL && (err.code == SG_BAD_CSR || err.code == SG_BAD_SIGNATURE),
+		        "point off the curve: %s", err.detail);
+		OPENSSL_free(der);
+		EVP_PKEY_free(k);
+	}
+	sk_X509_EXTENSION_pop_free(g, X509_EXTENSION_free);
+	GENERAL_NAMES_free(gens);
+}
+
 static void test_csr_built(void)
 {
 	EVP_PKEY *k = key_ec("P-256");
@@ -1193,6 +1310,7 @@ int main(void)
 {
 	test_csr_files();
 	test_csr_built();
+	test_csr_fast_path();
 	test_cert_files();
 	test_pem_blocks();
 	test_lint();
