@@ -264,6 +264,12 @@ int ca_signer_sign_ocsp(struct ca_signer *s, OCSP_BASICRESP *b, X509 *cert, STAC
 int ca_signer_sign_der(struct ca_signer *s, const unsigned char *tbs, size_t len, const struct ca_sig_params *p,
                        unsigned char **alg, size_t *alg_len, unsigned char **sig, size_t *sig_len,
                        struct sg_err *err) SG_WUR;
+/*
+ * A signer holding a fresh P-256 key that is never stored: the delegated
+ * OCSP responder keys of crl/ocsp.c (RFC 6960 4.2.2.2), replaced with their
+ * short-lived certificates, so the private half never leaves ca/.
+ */
+struct ca_signer *ca_signer_generate_ephemeral(struct sg_err *err) SG_WUR;
 
 /* ---------------- CSRs ---------------- */
 

@@ -327,3 +327,14 @@ int ca_sign_with_key(EVP_PKEY *key, X509 *x, X509_REQ *r, const struct ca_sig_pa
 {
 	return do_sign(key, p, x, r, NULL, err);
 }
+
+struct ca_signer *ca_signer_generate_ephemeral(struct sg_err *err)
+{
+	EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+
+	if (key == NULL) {
+		sg_err_ossl(err, SG_CRYPTO, "unable to generate a responder key");
+		return NULL;
+	}
+	return ca_signer_mem_new(key, err);
+}

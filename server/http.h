@@ -142,6 +142,9 @@ const char *server_external_url(struct server *s);
 /* CRLs, config/crl and tidy (crl/crl.h). */
 struct crl;
 struct crl *server_crl(struct server *s);
+/* The OCSP responder (crl/ocsp.h). */
+struct ocsp;
+struct ocsp *server_ocsp(struct server *s);
 
 /* Response helpers. */
 void resp_data(struct resp *rs, json_t *data); /* steals data */

@@ -25,6 +25,7 @@ struct server {
 	struct store *st;
 	struct ca *ca;
 	struct crl *crl;            /* crl/: CRLs, config/crl, tidy (the revoke hook's owner) */
+	struct ocsp *ocsp;          /* crl/ocsp: the OCSP responder (a listener of crl's revoke hook) */
 	struct mount_table mounts;
 	struct lease_mgr *leases;   /* lease/: certificate leases ("pki-cert" registered at start) */
 	struct auth_tokens *tokens; /* auth/token: the token store */

@@ -155,6 +155,11 @@ int h_crl_rotate(struct req *rq, struct resp *rs, struct sg_err *err);
 int h_crl_rotate_delta(struct req *rq, struct resp *rs, struct sg_err *err);
 int h_config_crl_read(struct req *rq, struct resp *rs, struct sg_err *err);
 int h_config_crl_write(struct req *rq, struct resp *rs, struct sg_err *err);
+/* server/pki_ocsp.c: OCSP (RFC 6960, RFC 5019), unauthenticated. */
+int h_ocsp_get(struct req *rq, struct resp *rs, struct sg_err *err);
+int h_ocsp_post(struct req *rq, struct resp *rs, struct sg_err *err);
+int h_issuer_ocsp_get(struct req *rq, struct resp *rs, struct sg_err *err);
+int h_issuer_ocsp_post(struct req *rq, struct resp *rs, struct sg_err *err);
 int h_tidy(struct req *rq, struct resp *rs, struct sg_err *err);
 int h_tidy_status(struct req *rq, struct resp *rs, struct sg_err *err);
 int h_tidy_cancel(struct req *rq, struct resp *rs, struct sg_err *err);

@@ -13,6 +13,7 @@
 
 #include "auth/acl.h"
 #include "crl/crl.h"
+#include "crl/ocsp.h"
 #include "server/audit.h"
 #include "server/auth_mounts.h"
 #include "server/internal.h"
@@ -455,7 +456,14 @@ static int crl_open(struct server *s, struct sg_err *err)
 	int rc = crl_new(s->st, s->ca, dir, &s->crl, err);
 
 	free(dir);
+	if (rc == 0)
+		rc = ocsp_new(s->st, s->ca, s->crl, &s->ocsp, err);
 	return rc;
+}
+
+struct ocsp *server_ocsp(struct server *s)
+{
+	return s->ocsp;
 }
 
 static int server_run(struct server *s, const char *dev_token)
@@ -524,6 +532,7 @@ static int server_run(struct server *s, const char *dev_token)
 	}
 	if (auth_tokens_sweeper_start(s->tokens, SERVER_TOKEN_SWEEP_S, &err) != 0 ||
 	    lease_sweeper_start(s->leases, SERVER_LEASE_SWEEP_S, &err) != 0 || crl_start(s->crl, &err) != 0 ||
+	    ocsp_start(s->ocsp, &err) != 0 ||
 	    http_start(s, &err) != 0)
 		goto out;
 	server_log(SERVER_LOG_INFO, "listening",
@@ -559,6 +568,8 @@ out:
 	s->tokens = NULL;
 	lease_mgr_free(s->leases); /* after the tokens, which revoke through it */
 	s->leases = NULL;
+	ocsp_free(s->ocsp); /* before crl, whose revoke hook calls it */
+	s->ocsp = NULL;
 	crl_free(s->crl); /* after everything that revokes: it is the CA's revoke hook */
 	s->crl = NULL;
 	mount_table_clear(&s->mounts);
