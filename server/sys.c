@@ -134,8 +134,18 @@ static int h_mount_create(struct req *rq, struct resp *rs, struct sg_err *err)
 
 static int h_mount_delete(struct req *rq, struct resp *rs, struct sg_err *err)
 {
+	const char *path = req_param(rq, "path");
+	uint64_t count = 0;
+
 	(void)rs;
-	return mount_table_remove(&rq->srv->mounts, rq->srv->st, rq->srv->ca, req_param(rq, "path"), err);
+	if (mount_table_remove(&rq->srv->mounts, rq->srv->st, rq->srv->ca, path, err) != 0)
+		return -1;
+	/*
+	 * As Vault, a mount's leases go with it. Its certificates are gone, so
+	 * each revocation finds nothing to mark; force drops whatever remains.
+	 * Mounts never nest, so the prefix is this mount's alone.
+	 */
+	return lease_path_valid(path) ? lease_revoke_prefix(server_leases(rq->srv), path, true, &count, err) : 0;
 }
 
 static int h_mount_tune_read(struct req *rq, struct resp *rs, struct sg_err *err)

@@ -386,6 +386,27 @@ def test_token_expiry_revokes_its_certificates():
         eq(cert_revocation_time(jj["data"]["serial_number"]), 0, "another token's certificate revoked")
 
 
+def test_unmount_drops_the_mounts_leases():
+    s = srv()
+    H.make_ca(s, "gone")
+    H.make_ca(s, "gone2")  # a mount whose path extends the other's keeps its leases
+    for m in ("gone", "gone2"):
+        s.ok("POST", m + "/roles/web", {"allowed_domains": "example.com", "allow_subdomains": True,
+                                        "key_type": "ec", "generate_lease": True})
+    leases = {}
+    for m in ("gone", "gone2"):
+        r = s.req("POST", m + "/issue/web", {"common_name": "u.example.com"})
+        H.expect_ok(r, "issue on " + m)
+        leases[m] = r.json()["lease_id"]
+        check(leases[m].startswith(m + "/issue/web/"), "lease id %r" % leases[m])
+    H.expect_ok(s.req("DELETE", "sys/mounts/gone"), "unmount", (200, 204))
+    check(not lease_exists(leases["gone"]), "a deleted mount's lease survived")
+    expect_empty_list(s.req("LIST", "sys/leases/lookup/gone"), "LIST a deleted mount's leases")
+    check(lease_exists(leases["gone2"]), "unmounting gone/ dropped gone2/'s lease")
+    H.expect_ok(s.req("DELETE", "sys/mounts/gone2"), "unmount gone2", (200, 204))
+    check(not lease_exists(leases["gone2"]), "gone2's lease survived its mount")
+
+
 # ---------------------------------------------------------------- restart
 
 
