@@ -10,9 +10,14 @@
  * callback adds its durable marks to the same store batch as the lease
  * deletions, so revoking 10,000 leases is a handful of commits.
  *
- * Storage: STORE_LEASES "<id>" -> lease JSON; STORE_INDEX
- * "lease-owner/<owner>/<id>" -> "" and "lease-exp/<16 hex expire>/<id>" -> ""
- * (ordered by expiry for the sweeper).
+ * Storage: STORE_LEASES "<id>" -> "L1\t<kind>\t<owner>\t<issue>\t<expire>\t
+ * <last renewal>\t<0|1 renewable>\t<payload JSON>" (lease.c says why not a
+ * JSON object); STORE_INDEX "lease-owner/<owner>/<id>" -> "" and
+ * "lease-exp/<16 hex expire>/<id>" -> "" (ordered by expiry for the sweeper).
+ *
+ * Speed: revoking by prefix or owner runs on the caller's thread plus, when
+ * the first chunk is full, one helper thread (chunks are independent
+ * commits); a token that owns nothing costs one empty index seek.
  */
 
 #include <jansson.h>
@@ -92,7 +97,11 @@ int lease_lookup(struct lease_mgr *m, const char *id, struct lease *out, struct 
  * "" lists the top level. Expired leases not yet swept are listed.
  */
 int lease_list(struct lease_mgr *m, const char *prefix, struct sg_strlist *out, struct sg_err *err) SG_WUR;
-/* SG_BAD_REQUEST "lease is not renewable" for non-renewable kinds. */
+/*
+ * SG_BAD_REQUEST "lease is not renewable" for non-renewable kinds, "invalid
+ * lease ID" when absent. increment 0 asks for the duration granted last
+ * time; at most LEASE_MAX_INCREMENT from now.
+ */
 int lease_renew(struct lease_mgr *m, const char *id, int64_t increment, struct lease *out, struct sg_err *err) SG_WUR;
 
 /* Revokes one lease; absent is SG_BAD_REQUEST "invalid lease ID". */
@@ -105,12 +114,16 @@ int lease_revoke(struct lease_mgr *m, const char *id, struct sg_err *err) SG_WUR
  */
 int lease_revoke_prefix(struct lease_mgr *m, const char *prefix, bool force, uint64_t *count,
                         struct sg_err *err) SG_WUR;
-/* Revokes every lease of an owner (token revocation cascade). */
+/* Revokes every lease of an owner (token revocation cascade). SG_BAD_REQUEST for "" or an owner with '/'. */
 int lease_revoke_owner(struct lease_mgr *m, const char *owner, uint64_t *count, struct sg_err *err) SG_WUR;
-/* Deletes lease records whose expiry has passed (their kind's revoke callback is not needed: expired). */
+/*
+ * Deletes lease records whose expiry has passed (their kind's revoke
+ * callback is not needed: expired), and owner index entries left without
+ * a record. *count receives the number of records deleted.
+ */
 int lease_tidy(struct lease_mgr *m, uint64_t *count, struct sg_err *err) SG_WUR;
 
-/* Background sweeper thread: lease_tidy every interval seconds. */
+/* Background sweeper thread: the expiry part of lease_tidy every interval seconds; lease_mgr_free stops it. */
 int lease_sweeper_start(struct lease_mgr *m, int interval_seconds, struct sg_err *err) SG_WUR;
 
 json_t *lease_to_json(const struct lease *l); /* Vault's sys/leases/lookup data */
