@@ -3,8 +3,8 @@
 #include <string.h>
 
 #include "server/audit.h"
+#include "server/authz.h"
 #include "server/server.h"
-#include "server/sys_policy.h"
 
 static void usage(FILE *f)
 {
@@ -27,7 +27,7 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "server") == 0)
 		return server_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "routes") == 0)
-		return server_routes_print(stdout);
+		return authz_routes_print(stdout);
 	if (strcmp(cmd, "audit") == 0)
 		return audit_cli_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "-version") == 0 || strcmp(cmd, "--version") == 0) {

@@ -20,12 +20,12 @@
 
 #include "server/audit.h"
 #include "server/auth_mounts.h"
+#include "server/authz.h"
 #include "server/envelope.h"
 #include "server/internal.h"
 #include "server/json.h"
 #include "server/log.h"
 #include "server/router.h"
-#include "server/sys_policy.h"
 
 #define HTTP_CONNECTION_LIMIT 1024u
 #define HTTP_CONNECTION_TIMEOUT_S 60u
@@ -629,7 +629,7 @@ static enum MHD_Result handle(struct http_ctx *c)
 		/* ... and only one whose policies allow the operation there: the rest get 403 too. */
 		c->rq.srv = s;
 		c->rq.path = c->path;
-		if (acl_authorize(&c->rq, table, ntable, NULL, method, &err) != 0)
+		if (authz_request(&c->rq, table, ntable, NULL, method, &err) != 0)
 			return send_error(c, &err);
 		if (found == ROUTER_BAD_METHOD)
 			sg_err_set(&err, SG_METHOD_NOT_ALLOWED, "unsupported operation");
@@ -665,7 +665,7 @@ static enum MHD_Result handle(struct http_ctx *c)
 	c->rq.query = c->query;
 	cur_ctx = c;
 	/* The token's policies decide (DESIGN.md rule 5); the existence check may read through a GET handler. */
-	if (route->auth == ROUTE_AUTH_TOKEN && acl_authorize(&c->rq, table, ntable, route, method, &err) != 0) {
+	if (route->auth == ROUTE_AUTH_TOKEN && authz_request(&c->rq, table, ntable, route, method, &err) != 0) {
 		cur_ctx = NULL;
 		return send_error(c, &err);
 	}
