@@ -1004,19 +1004,58 @@ int auth_token_revoke(struct auth_tokens *ts, const struct auth_token *t, bool o
 
 /* ---- Lookup and authentication ---- */
 
-int auth_token_lookup_hash(struct auth_tokens *ts, const char *hash, struct auth_token *out, struct sg_err *err)
+/*
+ * A child dies with its parent: between an ancestor's expiry and the sweep
+ * that revokes its tree, the descendants already read as dead. Trees
+ * deeper than AUTH_TOKEN_MAX_DEPTH do not validate (so cannot grow).
+ */
+static int ancestors_live(struct auth_tokens *ts, const struct auth_token *t, int64_t now, struct sg_err *err)
 {
+	char acc[AUTH_ACCESSOR_LEN + 1];
+	struct auth_token a;
 	int got;
 
+	if (t->parent == NULL || t->parent[0] == '\0')
+		return 1;
+	snprintf(acc, sizeof(acc), "%s", t->parent);
+	for (int depth = 0; depth < AUTH_TOKEN_MAX_DEPTH; depth++) {
+		got = load_accessor(ts, acc, &a, err);
+		if (got <= 0)
+			return got;
+		if (expired(&a, now)) {
+			auth_token_clear(&a);
+			return 0;
+		}
+		if (a.parent[0] == '\0') {
+			auth_token_clear(&a);
+			return 1;
+		}
+		snprintf(acc, sizeof(acc), "%s", a.parent);
+		auth_token_clear(&a);
+	}
+	return 0;
+}
+
+/* A loaded record (got == 1) that is expired or lost an ancestor becomes absent. */
+static int live_check(struct auth_tokens *ts, int got, struct auth_token *out, struct sg_err *err)
+{
+	int64_t now = sg_now();
+
+	if (got == 1 && expired(out, now))
+		got = 0;
+	if (got == 1)
+		got = ancestors_live(ts, out, now, err);
+	if (got != 1)
+		auth_token_clear(out);
+	return got;
+}
+
+int auth_token_lookup_hash(struct auth_tokens *ts, const char *hash, struct auth_token *out, struct sg_err *err)
+{
 	memset(out, 0, sizeof(*out));
 	if (!hash_ok(hash))
 		return 0;
-	got = load_hash(ts, hash, out, err);
-	if (got == 1 && expired(out, sg_now())) {
-		auth_token_clear(out);
-		got = 0;
-	}
-	return got;
+	return live_check(ts, load_hash(ts, hash, out, err), out, err);
 }
 
 int auth_token_lookup(struct auth_tokens *ts, const char *token, struct auth_token *out, struct sg_err *err)
@@ -1037,13 +1076,7 @@ int auth_token_lookup(struct auth_tokens *ts, const char *token, struct auth_tok
 int auth_token_lookup_accessor(struct auth_tokens *ts, const char *accessor, struct auth_token *out,
                                struct sg_err *err)
 {
-	int got = load_accessor(ts, accessor, out, err);
-
-	if (got == 1 && expired(out, sg_now())) {
-		auth_token_clear(out);
-		got = 0;
-	}
-	return got;
+	return live_check(ts, load_accessor(ts, accessor, out, err), out, err);
 }
 
 /* Counts one use of a use-limited token; the last use revokes it (tree lock taken here). */

@@ -35,6 +35,7 @@
 #define AUTH_META_VALUE_MAX 512
 #define AUTH_DISPLAY_NAME_MAX 256
 #define AUTH_TOKEN_MAX_RECORD (64u << 10)
+#define AUTH_TOKEN_MAX_DEPTH 64     /* parent chain length; a deeper child does not validate */
 
 struct auth_token {
 	char hash[AUTH_TOKEN_HASH_HEX + 1];
@@ -100,13 +101,14 @@ int auth_token_create(struct auth_tokens *ts, const struct auth_token_params *p,
 int auth_token_create_root(struct auth_tokens *ts, const char *token, struct auth_token *out,
                            struct sg_err *err) SG_WUR;
 /*
- * Presented token -> record. 1 when valid (not expired, uses left, remote
- * address inside bound_cidrs), 0 when not, -1 on storage errors. Counts a
- * use for num_uses tokens (the token is revoked after its last use).
+ * Presented token -> record. 1 when valid (not expired, no ancestor expired
+ * or gone, uses left, remote address inside bound_cidrs), 0 when not, -1 on
+ * storage errors. Counts a use for num_uses tokens: the last use revokes the
+ * token (with its leases) before the request runs, and out->num_uses is -1.
  */
 int auth_token_authenticate(struct auth_tokens *ts, const char *token, const char *remote_addr,
                             struct auth_token *out, struct sg_err *err) SG_WUR;
-/* Lookup without counting a use: by token or by accessor. 1/0/-1. */
+/* Lookup without counting a use: by token or by accessor. 1/0/-1, the same validity as above without CIDRs. */
 int auth_token_lookup(struct auth_tokens *ts, const char *token, struct auth_token *out, struct sg_err *err) SG_WUR;
 int auth_token_lookup_accessor(struct auth_tokens *ts, const char *accessor, struct auth_token *out,
                                struct sg_err *err) SG_WUR;

@@ -300,6 +300,8 @@ def test_expiry_and_sweeper():
     H.expect_error(r, 403, "an expired token", "permission denied")
     r = s.req("POST", "auth/token/lookup", {"token": p["client_token"]})
     H.expect_error(r, 403, "lookup of an expired token", "bad token")
+    r = lookup_self(ch["client_token"])
+    H.expect_error(r, 403, "the child of an expired token, before any sweep", "permission denied")
     # The sweeper (every 5s) revokes it with its child and removes the records.
     deadline = time.time() + 20
     keys = None

@@ -474,13 +474,14 @@ static void test_expiry_and_sweep(void)
 	/* Expired tokens stop working at once, before any sweep. */
 	T_OK(auth_token_authenticate(g_ts, atok, "127.0.0.1:9", &t, &err) == 0);
 	T_OK(live(atok) == 0 && live_accessor(a.accessor) == 0);
-	T_OK(live(btok) == 1);
+	/* ... and so do its descendants, before the sweep revokes them. */
+	T_OK(live(btok) == 0 && live_accessor(b.accessor) == 0);
+	T_OK(auth_token_authenticate(g_ts, btok, "127.0.0.1:9", &t, &err) == 0);
 
 	g_kind_state.revoked = 0;
 	T_OK(auth_tokens_sweep(g_ts, &n, &err) == 0);
 	T_OK(n == 1);
-	T_OK(live(btok) == 0); /* the child died with its parent */
-	T_OK(g_kind_state.revoked == 1);
+	T_OK(g_kind_state.revoked == 1); /* the child's lease went with the sweep of its parent */
 	{
 		struct lease l;
 
@@ -689,6 +690,47 @@ static void test_revoke_tree(void)
 	auth_token_clear(&a);
 	auth_token_clear(&b);
 	auth_token_clear(&c);
+	auth_token_params_clear(&p);
+	auth_token_clear(&root);
+}
+
+/* A chain deeper than AUTH_TOKEN_MAX_DEPTH does not validate at its far end. */
+static void test_depth(void)
+{
+	struct auth_token root, first, prev, t;
+	struct auth_token_params p;
+	char tok[AUTH_TOKEN_STR_MAX], at_cap[AUTH_TOKEN_STR_MAX] = "";
+	struct sg_err err;
+	int ok_at_cap = -1;
+
+	make_root("root-depth", &root);
+	auth_token_params_init(&p);
+	sg_strlist_add(&p.policies, "web");
+	T_OK(make(&p, &root, tok, &first, &err) == 0); /* depth 1: its parent is the root */
+	T_OK(make(&p, &first, tok, &prev, &err) == 0);
+	for (int d = 3; d <= AUTH_TOKEN_MAX_DEPTH + 1; d++) {
+		T_CHECK(make(&p, &prev, tok, &t, &err) == 0, "depth %d: %s", d, err.detail);
+		auth_token_clear(&prev);
+		prev = t;
+		if (d == AUTH_TOKEN_MAX_DEPTH) {
+			ok_at_cap = live(tok);
+			snprintf(at_cap, sizeof(at_cap), "%s", tok);
+		}
+	}
+	T_OK(ok_at_cap == 1);
+	T_OK(live(tok) == 0);
+	/* Revoking the top takes the whole chain. */
+	T_OK(auth_token_revoke(g_ts, &first, false, &err) == 0);
+	T_OK(live(at_cap) == 0 && live_accessor(prev.accessor) == 0);
+	T_OK(live_accessor(root.accessor) == 1);
+	{
+		struct sg_strlist acc = {0};
+
+		T_OK(auth_token_accessors(g_ts, &acc, &err) == 0 && !sg_strlist_has(&acc, prev.accessor));
+		sg_strlist_clear(&acc);
+	}
+	auth_token_clear(&first);
+	auth_token_clear(&prev);
 	auth_token_params_clear(&p);
 	auth_token_clear(&root);
 }
@@ -960,6 +1002,7 @@ int main(void)
 	test_uses_and_cidrs();
 	test_renew();
 	test_revoke_tree();
+	test_depth();
 	test_race();
 	test_json();
 	test_roles();
