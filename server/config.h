@@ -19,7 +19,7 @@
 #define MAX_CONFIG_BYTES (64u << 10)
 #define CONFIG_MAX_DEPTH 8
 #define CONFIG_MAX_STRING 4096          /* one path or URL */
-#define CONFIG_THREADS_DEFAULT 32
+#define CONFIG_THREADS_DEFAULT 64
 #define CONFIG_THREADS_MAX 1024
 #define CONFIG_REQUEST_SIZE_MIN 1024u
 #define CONFIG_REQUEST_SIZE_MAX (256u << 20)
@@ -35,10 +35,10 @@ struct server_config {
 	char *external_url;         /* NULL when unset */
 	enum server_log_level log_level;
 	size_t max_request_size;    /* bytes */
-	unsigned threads;           /* libmicrohttpd pool size */
+	unsigned threads;           /* request workers (handlers may wait for fsync); I/O threads = cores */
 };
 
-/* Defaults: listen 127.0.0.1:8200, info, MAX_BODY_BYTES_DEFAULT, 32 threads. */
+/* Defaults: listen 127.0.0.1:8200, info, MAX_BODY_BYTES_DEFAULT, 64 threads. */
 void server_config_init(struct server_config *c);
 void server_config_clear(struct server_config *c);
 

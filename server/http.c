@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@
 #define HTTP_MAX_HEADER_BYTES 4096
 #define HTTP_MAX_TLS_FILE_BYTES (1u << 20)
 #define HTTP_LOG_URL_MAX 256
+#define HTTP_MAX_IO_THREADS 64 /* libmicrohttpd's threads: one per core, at most this many */
 #define HTTP_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 struct http_ctx {
@@ -62,6 +64,13 @@ struct http_ctx {
 	json_t *query;
 	struct auth_token tok;                     /* the caller's token, when authenticated */
 	struct audit_req audit;                    /* DESIGN.md rule 6: this request's audit entry */
+	/* Worker pool hand-off (see "Worker pool" below). */
+	struct http_ctx *next;                     /* pool queue link */
+	struct MHD_Response *answer;               /* built on a worker, queued by on_access after the resume */
+	unsigned answer_status;
+	bool in_worker;                            /* handle() runs on a worker: send_buf keeps, never queues */
+	bool dispatched;                           /* handed to the pool: the next on_access call answers */
+	bool answer_fail;                          /* the worker could not build an answer: close */
 };
 
 /* The request a pool thread is running a handler for (server_mount ties references to it). */
@@ -224,6 +233,8 @@ static void ctx_free(struct http_ctx *c)
 	auth_mount_unref(c->auth_mount);
 	for (size_t i = 0; i < c->nheld; i++)
 		mount_unref(c->held[i]);
+	if (c->answer != NULL)
+		MHD_destroy_response(c->answer); /* the client left before it was queued */
 	atomic_fetch_sub(&c->srv->inflight, 1);
 	free(c);
 }
@@ -327,6 +338,17 @@ static enum MHD_Result send_buf(struct http_ctx *c, int status, const char *cont
 	}
 	if (!cache_set)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (c->in_worker) {
+		/* Only libmicrohttpd's own thread may queue: on_access does, after the resume. */
+		if (c->answer != NULL) {
+			MHD_destroy_response(r);
+			return MHD_NO; /* as MHD_queue_response refuses a second answer */
+		}
+		c->answer = r;
+		c->answer_status = (unsigned)status;
+		c->responded = true;
+		return MHD_YES;
+	}
 	ret = MHD_queue_response(c->conn, (unsigned)status, r);
 	MHD_destroy_response(r);
 	c->responded = true;
@@ -685,6 +707,152 @@ static enum MHD_Result handle(struct http_ctx *c)
 	return send_success(c, mount_type);
 }
 
+/* ---- Worker pool (DESIGN.md rule 10) ---- */
+
+/*
+ * libmicrohttpd pins a connection to one of its threads, so a handler that
+ * waits there (the store's group-commit fsync, RSA key generation) would
+ * stall every other connection of that thread. Its threads (one per core)
+ * therefore only do I/O: a complete request is handed to these workers.
+ * The connection is suspended first, a worker runs handle() and keeps the
+ * response it builds in the context, then resumes the connection, and
+ * libmicrohttpd calls on_access again on its own thread, which queues it
+ * (MHD_queue_response is only valid there). Many workers may wait for one
+ * fsync at once: that is how requests share a commit.
+ *
+ * Ownership: from the suspend to MHD_resume_connection the worker owns the
+ * context (libmicrohttpd neither reads, times out nor completes a suspended
+ * connection); after the resume libmicrohttpd does, and may free it at
+ * once through on_completed when the client has gone, so a worker never
+ * touches a context after resuming its connection. Every dispatched
+ * connection is resumed before MHD_stop_daemon (which must not find one
+ * suspended): http_stop drains the queue and joins the workers first.
+ */
+struct http_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct http_ctx *head, *tail; /* requests waiting for a worker */
+	bool stopping;                /* no more hand-offs; workers exit once the queue is empty */
+	size_t nthreads;
+	pthread_t threads[];
+};
+
+static void pool_run(struct http_ctx *c)
+{
+	struct MHD_Connection *conn = c->conn;
+
+	c->in_worker = true;
+	if (handle(c) != MHD_YES)
+		c->answer_fail = true;
+	c->in_worker = false;
+	/* c belongs to libmicrohttpd from here on. */
+	MHD_resume_connection(conn);
+}
+
+static void *pool_main(void *arg)
+{
+	struct http_pool *p = arg;
+
+	for (;;) {
+		struct http_ctx *c;
+
+		pthread_mutex_lock(&p->mu);
+		while (p->head == NULL && !p->stopping)
+			pthread_cond_wait(&p->cv, &p->mu);
+		c = p->head;
+		if (c == NULL) {
+			pthread_mutex_unlock(&p->mu);
+			return NULL; /* stopping, and nothing left to answer */
+		}
+		p->head = c->next;
+		if (p->head == NULL)
+			p->tail = NULL;
+		pthread_mutex_unlock(&p->mu);
+		c->next = NULL;
+		pool_run(c);
+	}
+}
+
+/* Called by libmicrohttpd's thread once the body is complete. */
+static enum MHD_Result pool_dispatch(struct http_ctx *c)
+{
+	struct http_pool *p = c->srv->pool;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->stopping) {
+		/* Shutting down: a late request on a kept-alive connection is answered here. */
+		pthread_mutex_unlock(&p->mu);
+		return handle(c);
+	}
+	c->dispatched = true;
+	/* Suspended before any worker can see it, so the resume always follows the suspend. */
+	MHD_suspend_connection(c->conn);
+	if (p->tail != NULL)
+		p->tail->next = c;
+	else
+		p->head = c;
+	p->tail = c;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return MHD_YES;
+}
+
+/* on_access after the resume: the worker's answer. */
+static enum MHD_Result pool_answer(struct http_ctx *c)
+{
+	enum MHD_Result ret;
+
+	if (c->answer_fail || c->answer == NULL)
+		return MHD_NO;
+	ret = MHD_queue_response(c->conn, c->answer_status, c->answer);
+	MHD_destroy_response(c->answer);
+	c->answer = NULL;
+	return ret;
+}
+
+/* Answers everything queued, then joins the workers. The pool stays valid (hand-offs run inline). */
+static void pool_drain(struct http_pool *p)
+{
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stopping = true;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	for (size_t i = 0; i < p->nthreads; i++)
+		pthread_join(p->threads[i], NULL);
+	p->nthreads = 0;
+}
+
+static void pool_free(struct http_pool *p)
+{
+	if (p == NULL)
+		return;
+	pool_drain(p);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+}
+
+static struct http_pool *pool_start(unsigned n, struct sg_err *err)
+{
+	struct http_pool *p = sg_xcalloc(1, sizeof(*p) + n * sizeof(pthread_t));
+
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	for (; p->nthreads < n; p->nthreads++) {
+		int rc = pthread_create(&p->threads[p->nthreads], NULL, pool_main, p);
+
+		if (rc != 0) {
+			sg_err_set(err, SG_INTERNAL, "cannot start request worker %zu of %u: %s", p->nthreads + 1, n,
+			           strerror(rc));
+			pool_free(p);
+			return NULL;
+		}
+	}
+	return p;
+}
+
 static enum MHD_Result send_too_large(struct http_ctx *c)
 {
 	struct sg_err err;
@@ -759,9 +927,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		c->body_len += n;
 		return MHD_YES;
 	}
+	if (c->dispatched)
+		return pool_answer(c);
 	if (c->responded)
 		return MHD_YES;
-	return handle(c);
+	return pool_dispatch(c);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
@@ -811,13 +981,57 @@ __attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char 
 
 /* ---- Start and stop ---- */
 
+/*
+ * libmicrohttpd's own unescaper turns "%00" into a NUL, and the path ends
+ * there for every C string that follows: "roles/prod%00x" would name role
+ * "prod". This one decodes "%HH" like it, except into control bytes (NUL
+ * included): those stay encoded, so the router and the name checks see
+ * "%00" and refuse it. Used for the path and for query names and values.
+ * The result is never longer than the input, as libmicrohttpd requires.
+ */
+static int hex_value(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+static size_t url_unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+	char *w = s;
+
+	(void)cls;
+	(void)conn;
+	for (const char *r = s; *r != '\0';) {
+		int hi, lo;
+
+		if (r[0] == '%' && (hi = hex_value(r[1])) >= 0 && (lo = hex_value(r[2])) >= 0) {
+			unsigned char ch = (unsigned char)(hi << 4 | lo);
+
+			if (ch >= 0x20 && ch != 0x7f) {
+				*w++ = (char)ch;
+				r += 3;
+				continue;
+			}
+		}
+		*w++ = *r++;
+	}
+	*w = '\0';
+	return (size_t)(w - s);
+}
+
 int http_start(struct server *s, struct sg_err *err)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	struct MHD_OptionItem opts[16];
 	size_t no = 0;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned char *cert = NULL, *key = NULL;
 	size_t cert_len = 0, key_len = 0;
 	bool tls = !s->cfg.tls_disable;
@@ -848,23 +1062,28 @@ int http_start(struct server *s, struct sg_err *err)
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	opts[no++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
-	/*
-	 * The pool is deliberately larger than the core count: a handler that
-	 * writes waits for the store's group-commit fsync, and only while many
-	 * handlers wait at once can their batches share one commit.
-	 */
-	opts[no++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)s->cfg.threads, NULL};
+	/* libmicrohttpd's threads only do I/O: one per core; handlers run on the worker pool (cfg.threads). */
+	if (cores < 1)
+		cores = 1;
+	if (cores > HTTP_MAX_IO_THREADS)
+		cores = HTTP_MAX_IO_THREADS;
+	opts[no++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)cores, NULL};
+	opts[no++] = (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)url_unescape, NULL};
 	opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, HTTP_CONNECTION_LIMIT, NULL};
 	opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, HTTP_CONNECTION_TIMEOUT_S, NULL};
 	opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_CONNECTION_MEMORY, NULL};
 	opts[no++] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
 	opts[no++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+	if ((s->pool = pool_start(s->cfg.threads, err)) == NULL)
+		goto out;
 	/* The logger goes first: libmicrohttpd logs while it reads the options after it. */
 	s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
 	                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	if (s->daemon == NULL) {
 		sg_err_set(err, SG_INTERNAL, "cannot listen on %s (address in use, bad TLS files, or no permission)",
 		           s->cfg.listen_address);
+		pool_free(s->pool);
+		s->pool = NULL;
 		goto out;
 	}
 	rc = 0;
@@ -890,8 +1109,12 @@ void http_stop(struct server *s, int grace_ms)
 
 		nanosleep(&ts, NULL);
 	}
+	/* Every suspended connection is resumed before MHD_stop_daemon, which must not find one. */
+	pool_drain(s->pool);
 	MHD_stop_daemon(s->daemon);
 	s->daemon = NULL;
+	pool_free(s->pool);
+	s->pool = NULL;
 	if (fd != MHD_INVALID_SOCKET)
 		close(fd);
 }

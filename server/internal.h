@@ -15,6 +15,7 @@
 #include "server/mount.h"
 
 struct MHD_Daemon;
+struct http_pool;
 struct auth_mounts;
 struct auth_acl_store;
 struct audit;
@@ -32,10 +33,11 @@ struct server {
 	char cluster_id[37];
 	char cluster_name[64];
 	struct MHD_Daemon *daemon;
+	struct http_pool *pool;     /* server/http.c: the workers that run handlers (cfg.threads) */
 	atomic_long inflight;       /* requests between first byte and completion */
 	struct auth_mounts *auth_mounts; /* sys/auth: enabled auth methods */
-	struct auth_acl_store *acl; /* ACL policies, checked by the router on every token request */
 	struct audit *audit;        /* sys/audit: audit devices (server/audit.h) */
+	struct auth_acl_store *acl; /* ACL policies, checked by the router on every token request */
 };
 
 /* Starts libmicrohttpd on the configured address (TLS unless disabled). */
