@@ -65,9 +65,10 @@ unit_deps = $(strip \
 
 SIGIL := $(BUILD)/sigil
 LOADGEN := $(BUILD)/sigil-bench
+CRLBENCH := $(BUILD)/sigil-crlbench
 
 .PHONY: all run test unit integration bench fuzz check-style deps clean
-all: $(SIGIL) $(LOADGEN)
+all: $(SIGIL) $(LOADGEN) $(CRLBENCH)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -84,6 +85,10 @@ $(SIGIL): $(patsubst %.c,$(BUILD)/%.o,$(MAIN_SRCS)) $(foreach m,$(MODULES),$(cal
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(LOADGEN): $(BUILD)/bench/loadgen.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+# In-process CRL build and tidy measurements at 100k-1M entries (no HTTP).
+$(CRLBENCH): $(BUILD)/bench/crlbench.o $(foreach m,crl ca roles store common,$(call lib,$(m)))
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 define UNIT_BIN

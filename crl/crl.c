@@ -282,7 +282,20 @@ struct crl_blob_priv {
 	struct crl_blob pub;
 	atomic_int refs;
 	pthread_mutex_t pem_lock;
+	/*
+	 * A full CRL built here: where its revokedCertificates entries are in
+	 * der, so that the next CRL can copy them and append what was revoked
+	 * since (no scan), and the configuration generation it was built for.
+	 */
+	bool appendable;
+	size_t list_off, list_len;
+	uint64_t cfg_gen;
 };
+
+static struct crl_blob_priv *priv(const struct crl_blob *b)
+{
+	return (struct crl_blob_priv *)b;
+}
 
 static struct crl_blob *blob_new(void)
 {
@@ -606,6 +619,8 @@ struct build {
 	size_t front;
 	size_t entries;
 	int64_t max_entries;
+	int64_t recent_since;              /* scans: serials revoked from here on go to `recent` */
+	struct sg_strlist recent;
 	bool failed;
 	struct sg_err err;
 	struct crl_blob *out;
@@ -618,6 +633,7 @@ static void build_clear(struct build *b)
 	OPENSSL_free(b->alg);
 	OPENSSL_free(b->name);
 	sg_strlist_clear(&b->freshest);
+	sg_strlist_clear(&b->recent);
 	free(b->buf.p);
 	crl_blob_release(b->out);
 	memset(b, 0, sizeof(*b));
@@ -709,6 +725,9 @@ static int build_finish(struct build *b, struct sg_err *err)
 	blob->der_len = total;
 	b->buf.p = NULL;
 	b->buf.len = b->buf.cap = 0;
+	priv(blob)->appendable = b->kind == CRL_FULL;
+	priv(blob)->list_off = b->front - start;
+	priv(blob)->list_len = list_len;
 	blob->number = b->number;
 	blob->base_number = b->kind == CRL_DELTA ? b->base_number : 0;
 	blob->this_update = b->this_update;
@@ -986,6 +1005,8 @@ static int scan_cb(void *arg, const struct ca_revoked_entry *e, struct sg_err *e
 		return 0;
 	}
 	build_entry(t, e->serial, e->serial_len, e->revocation_time, e->reason, e->invalidity_date);
+	if (e->revocation_time >= t->recent_since && t->recent.n < CRL_MAX_PENDING)
+		sg_strlist_add(&t->recent, e->serial_hex);
 	(void)err;
 	return 0;
 }
@@ -997,6 +1018,7 @@ struct build_result {
 	bool gone;                         /* the issuer no longer exists: forget it */
 	struct sg_err err;
 	struct crl_blob *blob;
+	struct sg_strlist recent;          /* scans: recent serials the CRL already lists */
 };
 
 static void notify_error(struct build_result *r, const struct sg_err *e)
@@ -1011,7 +1033,7 @@ static void notify_error(struct build_result *r, const struct sg_err *e)
  * records. ids[i] == "" means "the default issuer". res[i] receives each
  * outcome. Returns -1 only when nothing could be done (err set).
  */
-static int build_full(struct crl *c, const struct ca_mount *m, char (*ids)[37], size_t n,
+static int build_full(struct crl *c, const struct ca_mount *m, char (*ids)[37], size_t n, int64_t recent_since,
                       struct build_result *res, struct sg_err *err)
 {
 	struct ca_issuer_info *infos = NULL;
@@ -1039,6 +1061,7 @@ static int build_full(struct crl *c, const struct ca_mount *m, char (*ids)[37], 
 			sg_err_set(&bs[i].err, SG_UNKNOWN_ISSUER, "issuer %s not found", ids[i]);
 			continue;
 		}
+		bs[i].recent_since = recent_since;
 		if (build_prepare(c, m, info, CRL_FULL, &cfg, &bs[i], &bs[i].err) < 0) {
 			bs[i].failed = true;
 			continue;
@@ -1061,6 +1084,8 @@ static int build_full(struct crl *c, const struct ca_mount *m, char (*ids)[37], 
 		res[i].ok = true;
 		res[i].blob = bs[i].out;
 		bs[i].out = NULL;
+		res[i].recent = bs[i].recent;
+		memset(&bs[i].recent, 0, sizeof(bs[i].recent));
 	}
 	rc = 0;
 out:
@@ -1133,6 +1158,71 @@ out:
 	return rc;
 }
 
+/*
+ * The next full CRL without a scan: the previous one's entries, copied as
+ * they are, and the revocations since (serials, the pending list: copied),
+ * read one by one. Revocations are never undone and only tidy removes
+ * entries (tidy asks for a scan), so this is the same CRL a scan would
+ * build, for the cost of a copy and a signature.
+ */
+static int build_append(struct crl *c, const struct ca_mount *m, const char *issuer_id, const struct crl_blob *base,
+                        struct sg_strlist *serials, struct build_result *res, struct sg_err *err)
+{
+	struct ca_issuer_info info = {0};
+	struct build b = {0};
+	struct crl_config cfg;
+	int rc = -1;
+
+	sg_err_init(&res->err);
+	sg_err_init(&b.err);
+	memcpy(res->issuer_id, issuer_id, 37);
+	if (crl_config_get(c, m, &cfg, err) < 0)
+		return -1;
+	if (ca_issuer_get(c->ca, m, issuer_id, &info, &b.err) < 0 ||
+	    build_prepare(c, m, &info, CRL_FULL, &cfg, &b, &b.err) < 0)
+		goto fail;
+	dbuf_put(&b.buf, base->der + priv(base)->list_off, priv(base)->list_len);
+	b.entries = base->entries;
+	qsort(serials->v, serials->n, sizeof(char *), str_cmp);
+	for (size_t i = 0; i < serials->n; i++) {
+		struct ca_cert_record r = {0};
+		unsigned char mag[CA_MAX_SERIAL_BYTES];
+		size_t mlen = 0;
+		struct sg_err tmp;
+
+		if (i > 0 && strcmp(serials->v[i], serials->v[i - 1]) == 0)
+			continue;
+		sg_err_init(&tmp);
+		if (ca_cert_get(c->ca, m, serials->v[i], &r, &tmp) < 0 || !r.revoked ||
+		    sg_hex_parse_serial(serials->v[i], mag, sizeof(mag), &mlen) < 0) {
+			ca_cert_record_clear(&r);
+			continue;
+		}
+		if (b.max_entries > 0 && (int64_t)b.entries >= b.max_entries) {
+			ca_cert_record_clear(&r);
+			sg_err_set(&b.err, SG_BAD_REQUEST, "CRL of issuer %s exceeds max_crl_entries (%lld)", issuer_id,
+			           (long long)b.max_entries);
+			goto fail;
+		}
+		build_entry(&b, mag, mlen, r.revocation_time, r.reason, r.invalidity_date);
+		ca_cert_record_clear(&r);
+	}
+	if (build_finish(&b, &b.err) < 0 || blob_save(c, m->id, issuer_id, CRL_FULL, b.out, &b.err) < 0)
+		goto fail;
+	res->ok = true;
+	res->blob = b.out;
+	b.out = NULL;
+	rc = 0;
+	goto out;
+fail:
+	notify_error(res, &b.err);
+	rc = 0;
+out:
+	build_clear(&b);
+	ca_issuer_info_clear(&info);
+	return rc;
+}
+
 /* ---------------- Scheduling ---------------- */
 
 static int64_t delay_ms(const struct crl_config *cfg)
@@ -1186,11 +1276,14 @@ static void on_revoke(void *arg, const char *mount_id, const char *serial_hex, c
 		const struct crl_config *cfg = mnt_cfg(c, mn);
 		int64_t due = crl_mono_ms() + delay_ms(cfg);
 
+		/* What the next delta lists, and what the next full CRL appends to the last one. */
+		if (i->pending.n < CRL_MAX_PENDING)
+			sg_strlist_add(&i->pending, serial_hex);
+		else
+			i->need_scan = true;
 		if (cfg->enable_delta && i->full != NULL) {
 			size_t rebase = i->full->entries / 8 > CRL_DELTA_REBASE_MIN ? i->full->entries / 8 : CRL_DELTA_REBASE_MIN;
 
-			if (i->pending.n < CRL_MAX_PENDING)
-				sg_strlist_add(&i->pending, serial_hex);
 			want_delta(c, i, due);
 			/* A long delta costs every relying party: time for a new base. */
 			if (i->pending.n >= rebase)
@@ -1287,6 +1380,26 @@ static void iss_forget(struct crl *c, struct crl_mnt *mn, struct crl_iss *gone)
 	}
 }
 
+/* Pending serials a scan already listed (their hook ran after the scan began) are not owed again. */
+static void pending_drop_listed(struct crl_iss *i, struct sg_strlist *listed)
+{
+	size_t w = 0;
+
+	if (listed->n == 0 || i->pending.n == 0)
+		return;
+	qsort(listed->v, listed->n, sizeof(char *), str_cmp);
+	for (size_t r = 0; r < i->pending.n; r++) {
+		const char *key = i->pending.v[r];
+
+		if (bsearch(&key, listed->v, listed->n, sizeof(char *), str_cmp) != NULL) {
+			free(i->pending.v[r]);
+			continue;
+		}
+		i->pending.v[w++] = i->pending.v[r];
+	}
+	i->pending.n = w;
+}
+
 /*
  * Runs the full builds of the given issuers (already marked building by the
  * caller, lock held on entry and on return).
@@ -1297,6 +1410,8 @@ static void run_full(struct crl *c, struct crl_mnt *mn, struct crl_iss **v, size
 	struct build_result *res = sg_xcalloc(n, sizeof(*res));
 	struct ca_mount m = {mn->id, NULL, 0, 0};
 	char *path = sg_xstrdup(mn->path);
+	uint64_t gen = mn->cfg_gen;
+	int64_t since = sg_now() - CRL_RECENT_WINDOW;
 	struct sg_err err;
 	int rc;
 
@@ -1311,7 +1426,7 @@ static void run_full(struct crl *c, struct crl_mnt *mn, struct crl_iss **v, size
 	}
 	pthread_mutex_unlock(&c->lock);
 	sg_err_init(&err);
-	rc = build_full(c, &m, ids, n, res, &err);
+	rc = build_full(c, &m, ids, n, since, res, &err);
 	pthread_mutex_lock(&c->lock);
 	for (size_t k = 0; k < n; k++) {
 		struct crl_iss *i = v[k];
@@ -1325,6 +1440,12 @@ static void run_full(struct crl *c, struct crl_mnt *mn, struct crl_iss **v, size
 		}
 		sg_strlist_clear(&i->inflight);
 		i->building = false;
+		if (res[k].ok) {
+			priv(res[k].blob)->cfg_gen = gen;
+			i->need_scan = false;
+			pending_drop_listed(i, &res[k].recent);
+		}
+		sg_strlist_clear(&res[k].recent);
 		if (res[k].gone) {
 			iss_forget(c, mn, i);
 			continue;
@@ -1336,6 +1457,52 @@ static void run_full(struct crl *c, struct crl_mnt *mn, struct crl_iss **v, size
 	free(ids);
 	free(res);
 	free(path);
+}
+
+/* The incremental full build of one issuer (marked building; lock held on entry and return). */
+static void run_append(struct crl *c, struct crl_mnt *mn, struct crl_iss *i)
+{
+	struct crl_blob *base = blob_ref(i->full);
+	struct ca_mount m = {mn->id, NULL, 0, 0};
+	char *path = sg_xstrdup(mn->path);
+	uint64_t gen = mn->cfg_gen;
+	char id[37];
+	struct build_result res = {0};
+	struct sg_err err;
+
+	m.path = path;
+	memcpy(id, i->id, 37);
+	i->full_want = false;
+	sg_strlist_clear(&i->inflight);
+	i->inflight = i->pending;
+	memset(&i->pending, 0, sizeof(i->pending));
+	pthread_mutex_unlock(&c->lock);
+	sg_err_init(&err);
+	if (build_append(c, &m, id, base, &i->inflight, &res, &err) < 0)
+		notify_error(&res, &err);
+	pthread_mutex_lock(&c->lock);
+	if (!res.ok)
+		for (size_t s = 0; s < i->inflight.n; s++)
+			sg_strlist_add(&i->pending, i->inflight.v[s]);
+	sg_strlist_clear(&i->inflight);
+	i->building = false;
+	if (res.ok)
+		priv(res.blob)->cfg_gen = gen;
+	if (res.gone)
+		iss_forget(c, mn, i);
+	else
+		publish(c, mn, i, CRL_FULL, &res);
+	crl_blob_release(res.blob);
+	crl_blob_release(base);
+	pthread_cond_broadcast(&c->done);
+	free(path);
+}
+
+/* Can the next full CRL be the last one plus the pending revocations? (lock held) */
+static bool can_append(struct crl *c, struct crl_mnt *mn, const struct crl_iss *i)
+{
+	return i->full != NULL && priv(i->full)->appendable && priv(i->full)->cfg_gen == mn->cfg_gen &&
+	       !i->need_scan && !mnt_cfg(c, mn)->disable;
 }
 
 static void run_delta(struct crl *c, struct crl_mnt *mn, struct crl_iss *i)
@@ -1392,10 +1559,18 @@ static bool run_due(struct crl *c, int64_t *wait_ms)
 		for (struct crl_iss *i = mn->issuers; i != NULL; i = i->next) {
 			if (i->building)
 				continue;
-			if (!i->full_want && i->full != NULL && now >= full_refresh_at(i->full, cfg))
+			/* Before nextUpdate: from a scan, which also re-reads everything once in a while. */
+			if (!i->full_want && i->full != NULL && now >= full_refresh_at(i->full, cfg)) {
+				i->need_scan = true;
 				want_full(c, i, now_ms);
+			}
 			if (i->full_want) {
 				if (i->full_due_ms <= now_ms) {
+					if (can_append(c, mn, i)) {
+						i->building = true;
+						run_append(c, mn, i);
+						return true;
+					}
 					if (nb < sizeof(batch) / sizeof(batch[0]))
 						batch[nb++] = i;
 				} else if (i->full_due_ms - now_ms < wait) {
@@ -1594,8 +1769,10 @@ void crl_mount_rebuild(struct crl *c, const struct ca_mount *m)
 	pthread_mutex_lock(&c->lock);
 	if ((mn = mnt_find(c, m->id, true)) != NULL) {
 		mnt_register_issuers(c, mn, m);
-		for (struct crl_iss *i = mn->issuers; i != NULL; i = i->next)
+		for (struct crl_iss *i = mn->issuers; i != NULL; i = i->next) {
+			i->need_scan = true; /* entries left: only a scan drops them */
 			want_full(c, i, crl_mono_ms());
+		}
 	}
 	pthread_mutex_unlock(&c->lock);
 }
@@ -1626,6 +1803,7 @@ int crl_config_set(struct crl *c, const struct ca_mount *m, const struct crl_con
 	mnt_path_set(mn, m);
 	mn->cfg = *in;
 	mn->have_cfg = true;
+	mn->cfg_gen++;
 	/* Every CRL of the mount reflects the new settings (disable, expiry, deltas) from the next build on. */
 	mnt_register_issuers(c, mn, m);
 	for (struct crl_iss *i = mn->issuers; i != NULL; i = i->next) {
@@ -1662,9 +1840,10 @@ int crl_rotate(struct crl *c, const struct ca_mount *m, enum crl_kind kind, stru
 	mnt_path_set(mn, m);
 	mnt_register_issuers(c, mn, m);
 	for (struct crl_iss *i = mn->issuers; i != NULL; i = i->next) {
-		if (kind == CRL_FULL)
+		if (kind == CRL_FULL) {
+			i->need_scan = true; /* Vault's rotate rebuilds from the records */
 			want_full(c, i, crl_mono_ms());
-		else if (mnt_cfg(c, mn)->enable_delta)
+		} else if (mnt_cfg(c, mn)->enable_delta)
 			want_delta(c, i, crl_mono_ms());
 	}
 	pthread_mutex_unlock(&c->lock);

@@ -21,6 +21,12 @@
 #define CRL_DELTA_REBASE_MIN 1000      /* a delta this long (or 1/8 of the base) asks for a new base CRL */
 #define CRL_RETRY_MAX_MS 60000         /* back-off cap after a failed build */
 #define CRL_TICK_MS 1000               /* the rebuild thread looks at the clock at least this often */
+/*
+ * A scan remembers the serials revoked this recently (seconds before it
+ * started): a revocation committed before the scan whose hook ran after it
+ * began is then not appended to the next CRL a second time.
+ */
+#define CRL_RECENT_WINDOW 60
 
 struct crl_blob_priv;
 
@@ -30,6 +36,7 @@ struct crl_iss {
 	struct sg_strlist pending;         /* serials revoked since the snapshot of the last full build */
 	struct sg_strlist inflight;        /* the snapshot a running full build covers */
 	bool full_want, delta_want;
+	bool need_scan;                    /* the next full CRL comes from a scan, not the last one + pending */
 	int64_t full_due_ms, delta_due_ms; /* monotonic deadlines of the wanted builds */
 	bool building;
 	bool files_tried;                  /* the CRL files of an earlier run were looked for */
@@ -43,6 +50,7 @@ struct crl_mnt {
 	char *path;                        /* for messages; the id until a request tells */
 	bool have_cfg;
 	struct crl_config cfg;
+	uint64_t cfg_gen;                  /* bumped by every config/crl write */
 	struct crl_iss *issuers;
 	struct crl_mnt *next;
 };

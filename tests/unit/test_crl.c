@@ -686,6 +686,25 @@ static void test_background(struct crl *c)
 	T_CHECK(elapsed >= 0 && elapsed <= 1000, "20 revocations reached the CRL after %lld ms",
 	        (long long)elapsed);
 	printf("background rebuild: 20 revocations in the CRL after %lld ms\n", (long long)elapsed);
+	/* The background builds appended to the first CRL: the same entries a scan finds, signed. */
+	T_OK(crl_wait_idle(c, &e.m, 5000) == 0);
+	{
+		X509_CRL *appended = get_crl(c, &e.m, "default", CRL_FULL, NULL), *scanned;
+
+		T_OK(crl_build_now(c, &e.m, "default", CRL_FULL, &err) == 0);
+		scanned = get_crl(c, &e.m, "default", CRL_FULL, NULL);
+		T_OK(appended != NULL && scanned != NULL && X509_CRL_verify(appended, X509_get0_pubkey(e.root)) == 1);
+		T_OK(appended != NULL && scanned != NULL &&
+		     sk_X509_REVOKED_num(X509_CRL_get_REVOKED(appended)) == 20 &&
+		     sk_X509_REVOKED_num(X509_CRL_get_REVOKED(scanned)) == 20);
+		for (int i = 0; appended != NULL && scanned != NULL && i < 20; i++) {
+			X509_REVOKED *r = sk_X509_REVOKED_value(X509_CRL_get_REVOKED(appended), i), *found = NULL;
+
+			T_OK(X509_CRL_get0_by_serial(scanned, &found, X509_REVOKED_get0_serialNumber(r)) == 1);
+		}
+		X509_CRL_free(appended);
+		X509_CRL_free(scanned);
+	}
 
 	/* With a delta: the revocation is in the delta CRL within the delay, the base stays. */
 	cfg.enable_delta = true;
@@ -797,8 +816,11 @@ static void test_tidy(struct crl *c)
 	s[5] = issue(&e.m, e.role, "long.example.com", 30 * 86400, &keep);
 	T_OK(do_revoke(&e.m, s[0], CA_REASON_UNSPECIFIED, 0) == 0 && do_revoke(&e.m, s[1], CA_REASON_UNSPECIFIED, 0) == 0);
 	T_OK(do_revoke(&e.m, s[5], CA_REASON_KEY_COMPROMISE, 0) == 0);
+	/* The background thread builds (first from a scan, then by appending); wait until it is done. */
+	T_OK(crl_wait_idle(c, &e.m, 5000) == 0);
 	crl = get_crl(c, &e.m, "default", CRL_FULL, NULL);
 	T_OK(crl != NULL && sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)) == 3);
+	T_OK(crl != NULL && X509_CRL_verify(crl, X509_get0_pubkey(e.root)) == 1);
 	X509_CRL_free(crl);
 
 	crl_tidy_config_default(&t);
