@@ -583,22 +583,20 @@ static void dev_state_log(struct audit_device *d, bool failed, const char *detai
 }
 
 /*
- * Appends one entry (json: a dumped object, len bytes ending in '}') as the
- * next line of d's chain with a single write(). *seq_out receives its seq.
+ * Appends one entry as the next line of d's chain with a single write(),
+ * in place: buf is "\n" (written only to end a torn line) then the entry
+ * (len bytes ending in '}', which the chain fields replace), with
+ * AUDIT_CHAIN_EXTRA bytes to spare. *seq_out receives its seq.
  */
-static int dev_append(struct audit *a, struct audit_device *d, const char *json, size_t len, uint64_t *seq_out,
+static int dev_append(struct audit *a, struct audit_device *d, char *buf, size_t len, uint64_t *seq_out,
                       struct sg_err *err)
 {
-	size_t cap = len + AUDIT_CHAIN_EXTRA, n, off;
-	char *buf = sg_xmalloc(cap);
+	size_t cap = 1 + len + AUDIT_CHAIN_EXTRA, n, off;
 	unsigned char h[32];
 	char hx[65];
 	ssize_t w;
 	int rc = -1, e;
 
-	/* buf[0] is the "\n" that ends a torn line, when there is one. */
-	buf[0] = '\n';
-	memcpy(buf + 1, json, len - 1);
 	pthread_mutex_lock(&d->mu);
 	if (d->dead) {
 		sg_err_set(err, SG_INTERNAL, "audit device %s failed to sync earlier", d->path);
@@ -634,7 +632,6 @@ static int dev_append(struct audit *a, struct audit_device *d, const char *json,
 out:
 	dev_state_log(d, rc != 0, err->detail);
 	pthread_mutex_unlock(&d->mu);
-	free(buf);
 	return rc;
 }
 
@@ -692,6 +689,8 @@ struct redact_ctx {
 	const struct audit_entry *e;
 	bool token_paths;             /* auth/token/...: "id" is a token */
 	bool accessor_list;           /* LIST auth/token/accessors: "keys" are accessors */
+	/* The caller's token and accessor appear twice a line: HMAC-ed once. */
+	char tok_h[AUDIT_HMAC_STR_LEN + 1], acc_h[AUDIT_HMAC_STR_LEN + 1];
 };
 
 /*
@@ -699,24 +698,38 @@ struct redact_ctx {
  * bodies, response data, login blocks). serial_number, lease_id and
  * certificates stay clear: they are what an auditor looks for.
  */
-static const char *const secret_keys[] = {
-	"private_key", "pem_bundle", "csr", "key", "token", "client_token", "secret_id", "jwt",
-	"token_reviewer_jwt", "oidc_client_secret", "client_secret", "password", "code", "code_verifier",
-	"id_token", "access_token", "refresh_token", "role_id", "hmac_key",
+struct field_name {
+	const char *name;
+	size_t len;
+	enum field_kind kind;
 };
-static const char *const accessor_keys[] = {"accessor", "client_token_accessor", "secret_id_accessor",
-                                            "token_accessor"};
+#define FIELD(n, k) {n, sizeof(n) - 1, k}
+static const struct field_name field_names[] = {
+	FIELD("private_key", FIELD_SECRET),      FIELD("pem_bundle", FIELD_SECRET),
+	FIELD("csr", FIELD_SECRET),              FIELD("key", FIELD_SECRET),
+	FIELD("token", FIELD_SECRET),            FIELD("client_token", FIELD_SECRET),
+	FIELD("secret_id", FIELD_SECRET),        FIELD("jwt", FIELD_SECRET),
+	FIELD("token_reviewer_jwt", FIELD_SECRET), FIELD("oidc_client_secret", FIELD_SECRET),
+	FIELD("client_secret", FIELD_SECRET),    FIELD("password", FIELD_SECRET),
+	FIELD("code", FIELD_SECRET),             FIELD("code_verifier", FIELD_SECRET),
+	FIELD("id_token", FIELD_SECRET),         FIELD("access_token", FIELD_SECRET),
+	FIELD("refresh_token", FIELD_SECRET),    FIELD("role_id", FIELD_SECRET),
+	FIELD("hmac_key", FIELD_SECRET),         FIELD("accessor", FIELD_ACCESSOR),
+	FIELD("client_token_accessor", FIELD_ACCESSOR), FIELD("secret_id_accessor", FIELD_ACCESSOR),
+	FIELD("token_accessor", FIELD_ACCESSOR),
+};
+#undef FIELD
 
 static enum field_kind field_kind(const struct redact_ctx *x, const char *key)
 {
+	size_t n;
+
 	if (key == NULL)
 		return FIELD_CLEAR;
-	for (size_t i = 0; i < sizeof(secret_keys) / sizeof(secret_keys[0]); i++)
-		if (strcasecmp(key, secret_keys[i]) == 0)
-			return FIELD_SECRET;
-	for (size_t i = 0; i < sizeof(accessor_keys) / sizeof(accessor_keys[0]); i++)
-		if (strcasecmp(key, accessor_keys[i]) == 0)
-			return FIELD_ACCESSOR;
+	n = strlen(key);
+	for (size_t i = 0; i < sizeof(field_names) / sizeof(field_names[0]); i++)
+		if (field_names[i].len == n && strcasecmp(key, field_names[i].name) == 0)
+			return field_names[i].kind;
 	if (x->token_paths && strcmp(key, "id") == 0)
 		return FIELD_SECRET;
 	if (x->accessor_list && strcmp(key, "keys") == 0)
@@ -905,21 +918,36 @@ static void jb_hmac(struct jbuf *b, const struct audit_device *d, const char *s,
 	jb_mem(b, "\"", 1);
 }
 
-/* A secret as the device writes it: HMAC-ed, or clear with log_raw. */
-static void jb_secret(struct jbuf *b, const struct audit_device *d, const char *s)
+/* The caller's token as the device writes it: HMAC-ed, or clear with log_raw. */
+static void jb_client_token(struct jbuf *b, struct redact_ctx *x)
 {
-	if (d->log_raw)
+	const char *s = x->e->client_token;
+
+	if (x->d->log_raw) {
 		jb_cstr(b, s);
-	else
-		jb_hmac(b, d, s, strlen(s));
+		return;
+	}
+	if (x->tok_h[0] == '\0')
+		dev_hmac(x->d, s, strlen(s), x->tok_h);
+	jb_mem(b, "\"", 1);
+	jb_mem(b, x->tok_h, AUDIT_HMAC_STR_LEN);
+	jb_mem(b, "\"", 1);
 }
 
-static void jb_accessor(struct jbuf *b, const struct audit_device *d, const char *s)
+/* The caller's accessor: HMAC-ed unless hmac_accessor is false (or log_raw). */
+static void jb_tok_accessor(struct jbuf *b, struct redact_ctx *x)
 {
-	if (d->log_raw || !d->hmac_accessor)
+	const char *s = x->e->tok->accessor;
+
+	if (x->d->log_raw || !x->d->hmac_accessor) {
 		jb_cstr(b, s);
-	else
-		jb_hmac(b, d, s, strlen(s));
+		return;
+	}
+	if (x->acc_h[0] == '\0')
+		dev_hmac(x->d, s, strlen(s), x->acc_h);
+	jb_mem(b, "\"", 1);
+	jb_mem(b, x->acc_h, AUDIT_HMAC_STR_LEN);
+	jb_mem(b, "\"", 1);
 }
 
 /* A value of request or response data, secrets HMAC-ed by field name or by their look. */
@@ -1019,9 +1047,8 @@ static void remote_split(const char *r, char *addr, size_t cap, long *port)
 	}
 }
 
-static void entry_auth(struct jbuf *b, const struct redact_ctx *x)
+static void entry_auth(struct jbuf *b, struct redact_ctx *x)
 {
-	const struct audit_device *d = x->d;
 	const struct audit_entry *e = x->e;
 	const struct auth_token *t = e->tok;
 	bool first = true;
@@ -1030,11 +1057,11 @@ static void entry_auth(struct jbuf *b, const struct redact_ctx *x)
 	jb_mem(b, "{", 1);
 	if (e->client_token != NULL && *e->client_token != '\0') {
 		jb_key(b, &first, "client_token");
-		jb_secret(b, d, e->client_token);
+		jb_client_token(b, x);
 	}
 	if (t != NULL) {
 		jb_key(b, &first, "accessor");
-		jb_accessor(b, d, t->accessor);
+		jb_tok_accessor(b, x);
 		jb_key(b, &first, "display_name");
 		jb_cstr(b, t->display_name);
 		for (int pass = 0; pass < 2; pass++) {
@@ -1092,9 +1119,8 @@ static void entry_data(struct jbuf *b, const struct redact_ctx *x)
 	jb_mem(b, "}", 1);
 }
 
-static void entry_request(struct jbuf *b, const struct redact_ctx *x, bool elide)
+static void entry_request(struct jbuf *b, struct redact_ctx *x, bool elide)
 {
-	const struct audit_device *d = x->d;
 	const struct audit_entry *e = x->e;
 	bool first = true;
 	char addr[80];
@@ -1115,11 +1141,11 @@ static void entry_request(struct jbuf *b, const struct redact_ctx *x, bool elide
 	}
 	if (e->client_token != NULL && *e->client_token != '\0') {
 		jb_key(b, &first, "client_token");
-		jb_secret(b, d, e->client_token);
+		jb_client_token(b, x);
 	}
 	if (e->tok != NULL) {
 		jb_key(b, &first, "client_token_accessor");
-		jb_accessor(b, d, e->tok->accessor);
+		jb_tok_accessor(b, x);
 	}
 	jb_key(b, &first, "namespace");
 	jb_lit(b, "{\"id\":\"root\"}");
@@ -1202,7 +1228,7 @@ static void entry_response(struct jbuf *b, const struct redact_ctx *x, const EVP
 	jb_mem(b, "}", 1);
 }
 
-static void entry_write(struct jbuf *b, struct audit *a, const struct redact_ctx *x, bool response, bool elide,
+static void entry_write(struct jbuf *b, struct audit *a, struct redact_ctx *x, bool response, bool elide,
                         size_t elided_bytes)
 {
 	char t[64];
@@ -1227,27 +1253,35 @@ static void entry_write(struct jbuf *b, struct audit *a, const struct redact_ctx
 	jb_mem(b, "}", 1);
 }
 
-/* One device's line for e: *len bytes ending in '}' (malloc'ed). */
+/*
+ * One device's line for e, laid out for dev_append: "\n", then *len bytes
+ * ending in '}', then room for the chain fields. Malloc'ed.
+ */
 static char *entry_dump(struct audit *a, const struct audit_device *d, const struct audit_entry *e, bool response,
                         size_t *len)
 {
-	struct redact_ctx x = {d, e, false, false};
+	struct redact_ctx x;
 	struct jbuf b = {NULL, 0, 0};
 
+	memset(&x, 0, sizeof(x));
+	x.d = d;
+	x.e = e;
 	if (e->path != NULL) {
 		x.token_paths = strncmp(e->path, "auth/token/", 11) == 0;
 		x.accessor_list = strcmp(e->path, "auth/token/accessors") == 0;
 	}
 	jb_reserve(&b, 4096);
+	b.p[b.len++] = '\n';
 	entry_write(&b, a, &x, response, false, 0);
-	if (b.len > AUDIT_MAX_LINE_BYTES) {
+	if (b.len - 1 > AUDIT_MAX_LINE_BYTES) {
 		/* Bounded lines: huge bodies keep only their size (the chain needs every line readable). */
-		size_t before = b.len;
+		size_t before = b.len - 1;
 
-		b.len = 0;
+		b.len = 1;
 		entry_write(&b, a, &x, response, true, before);
 	}
-	*len = b.len;
+	jb_reserve(&b, AUDIT_CHAIN_EXTRA);
+	*len = b.len - 1;
 	return b.p;
 }
 
