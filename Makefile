@@ -36,12 +36,13 @@ ALL_LDFLAGS := -pie $(OPT) $(LDFLAGS)
 LIBS    := $(PKG_LIBS) -lpthread
 
 # Module order matters for static linking: higher floors first.
-MODULES := server crl auth lease ca roles store common
+MODULES := server crl auth acme lease ca roles store common
 common_SRCS := $(wildcard common/*.c)
 store_SRCS  := $(wildcard store/*.c)
 roles_SRCS  := $(wildcard roles/*.c)
 ca_SRCS     := $(wildcard ca/*.c)
 lease_SRCS  := $(wildcard lease/*.c)
+acme_SRCS   := $(wildcard acme/*.c)
 auth_SRCS   := $(wildcard auth/*.c)
 crl_SRCS    := $(wildcard crl/*.c)
 server_SRCS := $(filter-out server/main.c,$(wildcard server/*.c))
@@ -61,7 +62,8 @@ unit_deps = $(strip \
   $(if $(filter ca%,$(1)),ca roles store common, \
   $(if $(filter auth%,$(1)),auth lease ca roles store common, \
   $(if $(filter crl% ocsp%,$(1)),crl ca roles store common, \
-  server crl auth lease ca roles store common))))))))
+  $(if $(filter acme%,$(1)),acme ca roles store common, \
+  server crl auth acme lease ca roles store common)))))))))
 
 SIGIL := $(BUILD)/sigil
 LOADGEN := $(BUILD)/sigil-bench
@@ -119,7 +121,7 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -I. $(PKG_CFLAGS) \
   -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED
 FUZZ_LIB_SRCS := $(common_SRCS) $(store_SRCS) $(roles_SRCS) $(ca_SRCS) $(lease_SRCS) $(auth_SRCS) $(crl_SRCS) \
-  $(server_SRCS)
+  $(acme_SRCS) $(server_SRCS)
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) $< $(FUZZ_LIB_SRCS) -o $@ $(LIBS)
@@ -136,7 +138,7 @@ fuzz: $(foreach t,$(FUZZ_TARGETS),build-fuzz/fuzz_$(t))
 # when something is missing.
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev libssl-dev openssl \
   libmicrohttpd-dev libgnutls28-dev libjansson-dev liblmdb-dev lmdb-utils libcurl4-openssl-dev curl \
-  python3 python3-hvac python3-cryptography python3-requests ca-certificates nginx-light
+  python3 python3-hvac python3-cryptography python3-requests python3-acme certbot ca-certificates nginx-light
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 	  | grep -q 'install ok installed' || echo $$p; done); \

@@ -3,6 +3,7 @@
  * (compat/vault-api.md sections 0 and 1).
  */
 #include "server/pki.h"
+#include "server/pki_acme.h"
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -18,8 +19,7 @@
  * literal route comes before a capture that would also match it
  * ("cert/ca" before "cert/:serial"). Vault's unauthenticated paths
  * (PathsSpecial.Unauthenticated) are ROUTE_AUTH_NONE; everything else needs a
- * token. ACME paths belong to later work and are absent (404) rather than
- * faked.
+ * token.
  */
 const struct route pki_routes[] = {
 	/* Unauthenticated reads (compat 1.5). */
@@ -119,6 +119,29 @@ const struct route pki_routes[] = {
 	{"tidy-cancel", HTTP_POST, h_tidy_cancel, TOKEN, false},
 	{"config/auto-tidy", HTTP_GET, h_config_auto_tidy_read, TOKEN, false},
 	{"config/auto-tidy", HTTP_POST, h_config_auto_tidy_write, TOKEN, false},
+	/* ACME (RFC 8555; server/pki_acme.c): the JWS authenticates, so the routes are public. */
+#define ACME_DIR_ROUTES(P) \
+	{P "acme/directory", HTTP_GET, h_acme_directory, PUBLIC, false}, \
+	{P "acme/new-nonce", HTTP_GET, h_acme_new_nonce, PUBLIC, false}, \
+	{P "acme/new-account", HTTP_POST, h_acme_new_account, PUBLIC, false}, \
+	{P "acme/account/:kid", HTTP_POST, h_acme_account, PUBLIC, false}, \
+	{P "acme/account/:kid/orders", HTTP_POST, h_acme_account_orders, PUBLIC, false}, \
+	{P "acme/new-order", HTTP_POST, h_acme_new_order, PUBLIC, false}, \
+	{P "acme/order/:id", HTTP_POST, h_acme_order, PUBLIC, false}, \
+	{P "acme/order/:id/finalize", HTTP_POST, h_acme_finalize, PUBLIC, false}, \
+	{P "acme/order/:id/cert", HTTP_POST, h_acme_cert, PUBLIC, false}, \
+	{P "acme/authorization/:id", HTTP_POST, h_acme_authz, PUBLIC, false}, \
+	{P "acme/challenge/:auth/:type", HTTP_POST, h_acme_challenge, PUBLIC, false}, \
+	{P "acme/revoke-cert", HTTP_POST, h_acme_revoke, PUBLIC, false}
+	ACME_DIR_ROUTES(""),
+	ACME_DIR_ROUTES("roles/:role/"),
+#undef ACME_DIR_ROUTES
+	{"config/acme", HTTP_GET, h_acme_config_read, TOKEN, false},
+	{"config/acme", HTTP_POST, h_acme_config_write, TOKEN, false},
+	{"acme/new-eab", HTTP_POST, h_acme_new_eab, TOKEN, false},
+	{"roles/:role/acme/new-eab", HTTP_POST, h_acme_new_eab, TOKEN, false},
+	{"acme/eab", HTTP_LIST, h_acme_eab_list, TOKEN, false},
+	{"acme/eab/:id", HTTP_DELETE, h_acme_eab_delete, TOKEN, false},
 };
 const size_t pki_routes_n = sizeof(pki_routes) / sizeof(pki_routes[0]);
 

@@ -1,0 +1,223 @@
+#ifndef SG_ACME_H
+#define SG_ACME_H
+
+/*
+ * The ACME core (RFC 8555): JWS verification, nonces, accounts, orders,
+ * authorizations, http-01 validation and External Account Binding. Knows
+ * nothing of HTTP routing: server/pki_acme.c translates requests into
+ * these calls and renders problem documents. Objects are JSON records in
+ * STORE_ACME under "<mount-id>/":
+ *   acct/<id>        account {id,status,contact,jwk,thumbprint,directory,created}
+ *   acctkey/<thumb>  account id (one account per key and mount)
+ *   order/<id>       order {id,account,directory,role,status,identifiers,authzs,expires,...}
+ *   authz/<id>       authorization with its challenges
+ *   eab/<id>         EAB key {id,key (base64url),directory,created}
+ *   config           config/acme
+ */
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/util.h"
+#include "store/store.h"
+
+#define ACME_MAX_JWS_BYTES (256u << 10)   /* a finalize with a large RSA CSR fits */
+#define ACME_MAX_HEADER_BYTES (16u << 10) /* decoded protected header */
+#define ACME_MAX_URL 2048
+#define ACME_MAX_IDENTIFIERS 100          /* per order, as Let's Encrypt */
+#define ACME_MAX_CONTACTS 10
+#define ACME_MAX_CONTACT_LEN 256
+#define ACME_ID_LEN 32                    /* base62 object ids */
+#define ACME_TOKEN_BYTES 32
+#define ACME_EAB_KEY_BYTES 32
+#define ACME_ORDER_LIFETIME (24 * 3600)
+#define ACME_HTTP01_TIMEOUT_S 8           /* whole validation, redirects included */
+#define ACME_HTTP01_MAX_BODY 4096
+#define ACME_HTTP01_MAX_REDIRS 10
+
+/* ---------------- Base64url (RFC 7515 2: no padding) ---------------- */
+
+char *acme_b64url(const unsigned char *b, size_t n);
+/* Strict: URL alphabet, no padding, no whitespace. -1 if malformed. */
+int acme_b64url_decode(const char *s, size_t len, unsigned char **out, size_t *outlen) SG_WUR;
+
+/* ---------------- JWK and JWS ---------------- */
+
+enum acme_alg { ACME_ALG_RS256 = 1, ACME_ALG_ES256, ACME_ALG_ES384, ACME_ALG_EDDSA };
+
+/* A public key from a JWK (RSA >= 2048, EC P-256/P-384, OKP Ed25519). SG_ACME_BAD_PUBLIC_KEY otherwise. */
+EVP_PKEY *acme_jwk_to_pkey(const json_t *jwk, struct sg_err *err) SG_WUR;
+/* RFC 7638 thumbprint (SHA-256, base64url) of the required members only. Caller frees. */
+char *acme_jwk_thumbprint(const json_t *jwk, struct sg_err *err) SG_WUR;
+/* The JWK of a public key (RSA, EC P-256/384, Ed25519), its required members only. */
+json_t *acme_pkey_to_jwk(const EVP_PKEY *k, struct sg_err *err) SG_WUR;
+
+/* A parsed, not yet verified, flattened JWS (RFC 7515 7.2.2). */
+struct acme_jws {
+	json_t *header;             /* decoded protected header */
+	enum acme_alg alg;
+	const char *nonce, *url, *kid; /* borrowed from header; kid NULL when jwk */
+	const json_t *jwk;          /* borrowed from header; NULL when kid */
+	unsigned char *payload;     /* decoded payload ("" for POST-as-GET), NUL-terminated */
+	size_t payload_len;
+	char *signing_input;        /* protected "." payload, as received */
+	unsigned char *sig;
+	size_t sig_len;
+};
+void acme_jws_clear(struct acme_jws *j);
+
+/*
+ * Parses a flattened JWS object: exactly "protected", "payload" and
+ * "signature" (RFC 8555 6.2: no unprotected header), base64url without
+ * padding, a protected header of JSON without duplicate keys that names an
+ * allowed alg (none and MACs are badSignatureAlgorithm), a nonce, a url and
+ * exactly one of jwk and kid. The url must equal expected_url (RFC 8555
+ * 6.4, SG_ACME_UNAUTHORIZED). Nonce checking is the caller's (acme_nonce_*),
+ * after the signature.
+ */
+int acme_jws_parse(const json_t *body, const char *expected_url, struct acme_jws *out, struct sg_err *err) SG_WUR;
+/* Verifies the signature with key; the key type must fit the alg. SG_ACME_MALFORMED on a bad signature. */
+int acme_jws_verify(const struct acme_jws *j, EVP_PKEY *key, struct sg_err *err) SG_WUR;
+
+/* ---------------- Nonces ---------------- */
+
+/*
+ * Stateless-verifiable nonces: base64url(node | counter | issued | HMAC
+ * truncated). Any node with the key can tell a forged or stale nonce from
+ * its own; the replay window (which counters were already used) is kept in
+ * memory per node, in a bitmap over the last ACME_NONCE_WINDOW counters.
+ * A nonce older than ACME_NONCE_TTL, older than the window, from another
+ * node or already used is refused (badNonce). A restart makes a new key:
+ * nonces do not survive it, as they should not.
+ */
+#define ACME_NONCE_WINDOW (1u << 20)
+#define ACME_NONCE_TTL 3600
+struct acme_nonces;
+/* key NULL: a random key. node identifies this server among those sharing the key. */
+struct acme_nonces *acme_nonces_new(const unsigned char key[32], uint8_t node);
+void acme_nonces_free(struct acme_nonces *n);
+/* A fresh nonce (base64url text, caller frees). */
+char *acme_nonce_new(struct acme_nonces *n);
+/* Consumes a nonce: 0 when valid and unused, -1 (SG_ACME_BAD_NONCE) otherwise. */
+int acme_nonce_use(struct acme_nonces *n, const char *nonce, struct sg_err *err) SG_WUR;
+
+/* ---------------- Configuration (config/acme) ---------------- */
+
+enum acme_eab_policy { ACME_EAB_NOT_REQUIRED, ACME_EAB_NEW_ACCOUNT_REQUIRED, ACME_EAB_ALWAYS_REQUIRED };
+
+struct acme_config {
+	bool enabled;
+	struct sg_strlist allowed_roles;   /* "*" = any */
+	char *default_directory_policy;    /* "forbid" or "role:<name>" */
+	enum acme_eab_policy eab_policy;
+	int64_t http01_port;               /* 80 */
+	char *dns_resolver;                /* host:port, stored for dns-01 (not yet used) */
+};
+void acme_config_init(struct acme_config *c);
+void acme_config_clear(struct acme_config *c);
+/* Absent record = defaults. */
+int acme_config_get(struct store *st, const char *mount_id, struct acme_config *out, struct sg_err *err) SG_WUR;
+/* Applies the fields present in body (loosely typed) over the stored config and stores it. */
+int acme_config_set(struct store *st, const char *mount_id, const json_t *body, struct acme_config *out,
+                    struct sg_err *err) SG_WUR;
+json_t *acme_config_json(const struct acme_config *c);
+const char *acme_eab_policy_name(enum acme_eab_policy p);
+
+/* ---------------- Records ---------------- */
+
+/* A JSON record of STORE_ACME "<mount>/<kind>/<id>": 1 found, 0 absent, -1 error. */
+int acme_rec_get(struct store *st, const char *mount_id, const char *kind, const char *id, json_t **out,
+                 struct sg_err *err) SG_WUR;
+void acme_rec_put(struct store_batch *b, const char *mount_id, const char *kind, const char *id, const json_t *rec);
+void acme_rec_put_new(struct store_batch *b, const char *mount_id, const char *kind, const char *id,
+                      const json_t *rec);
+void acme_rec_del(struct store_batch *b, const char *mount_id, const char *kind, const char *id);
+/* A random object id (ACME_ID_LEN base62 characters) into out[ACME_ID_LEN + 1]. */
+void acme_new_id(char *out);
+/* Ids are what acme_new_id makes (and what clients can send back in URLs). */
+bool acme_id_valid(const char *s);
+
+/* ---------------- Accounts (account.c) ---------------- */
+
+/* The account id of a key thumbprint: 1 found (*id malloc'ed), 0 none, -1 error. */
+int acme_account_by_key(struct store *st, const char *mount_id, const char *thumbprint, char **id,
+                        struct sg_err *err) SG_WUR;
+/*
+ * Validates a newAccount/update contact list: at most ACME_MAX_CONTACTS
+ * "mailto:" URLs (RFC 8555 7.3: unsupportedContact / invalidContact).
+ */
+int acme_contacts_check(const json_t *contact, struct sg_err *err) SG_WUR;
+/*
+ * Creates an account for jwk in directory: the record, the key index
+ * (put_new, so two concurrent newAccounts with one key make one account)
+ * and, when eab_id is not NULL, the deletion of the used EAB key.
+ */
+int acme_account_create(struct store *st, const char *mount_id, const char *directory, const json_t *jwk,
+                        const char *thumbprint, const json_t *contact, const char *eab_id, json_t **out,
+                        struct sg_err *err) SG_WUR;
+
+/* ---------------- EAB (eab.c) ---------------- */
+
+/* acme/new-eab: a new HS256 key bound to directory. *out is the stored record. */
+int acme_eab_create(struct store *st, const char *mount_id, const char *directory, json_t **out,
+                    struct sg_err *err) SG_WUR;
+/*
+ * Checks a newAccount externalAccountBinding (RFC 8555 7.3.4): a flattened
+ * JWS, alg HS256, kid of a stored key bound to this directory, url equal to
+ * the newAccount URL, no nonce, payload a JWK equal (by RFC 7638
+ * thumbprint, not bytes) to the account key, valid MAC. *eab_id receives
+ * the key id (malloc'ed). SG_ACME_UNAUTHORIZED / SG_ACME_MALFORMED.
+ */
+int acme_eab_verify(struct store *st, const char *mount_id, const char *directory, const json_t *eab,
+                    const char *new_account_url, const char *account_thumbprint, char **eab_id,
+                    struct sg_err *err) SG_WUR;
+
+/* ---------------- Orders and authorizations (order.c, authz.c) ---------------- */
+
+/*
+ * Validates newOrder identifiers (dns and ip, RFC 8738; lower-cased,
+ * deduplicated) and creates the order and one authorization per
+ * identifier with an http-01 challenge (wildcards cannot use http-01 and
+ * get none here: dns-01 is not implemented yet, so they are refused as
+ * rejectedIdentifier). role_check(arg, identifiers) refuses names the
+ * directory's role does not allow before anything is stored.
+ */
+typedef int (*acme_names_check)(void *arg, const json_t *identifiers, struct sg_err *err);
+int acme_order_create(struct store *st, const char *mount_id, const char *account, const char *directory,
+                      const char *role, const json_t *identifiers, acme_names_check check, void *check_arg,
+                      json_t **order, struct sg_err *err) SG_WUR;
+/*
+ * The order with its status brought up to date from its authorizations
+ * (pending -> ready when all are valid, invalid when one is, expiry).
+ */
+int acme_order_load(struct store *st, const char *mount_id, const char *id, json_t **out,
+                    struct sg_err *err) SG_WUR;
+/* The authorization with its status brought up to date (expiry). */
+int acme_authz_load(struct store *st, const char *mount_id, const char *id, json_t **out,
+                    struct sg_err *err) SG_WUR;
+
+/* ---------------- Challenges (challenge.c) ---------------- */
+
+/*
+ * RFC 8555 8.3 http-01: GET http://<identifier>:<port>/.well-known/acme-challenge/<token>
+ * with libcurl, redirects followed (http/https only, at most
+ * ACME_HTTP01_MAX_REDIRS), ACME_HTTP01_TIMEOUT_S in all, body capped; the
+ * body with trailing whitespace removed must equal key_authz.
+ * 0 valid, -1 with SG_ACME_CONNECTION / SG_ACME_INCORRECT_RESPONSE.
+ */
+int acme_http01_validate(const char *host, int64_t port, const char *token, const char *key_authz,
+                         struct sg_err *err) SG_WUR;
+/*
+ * Responds to challenge `type` of authorization `authz_id`: validates it now
+ * (http-01) and stores the outcome in the authorization (challenge and
+ * authz valid, or invalid with the problem). A challenge that is no longer
+ * pending is returned unchanged (RFC 8555 7.5.1). *authz receives the
+ * updated authorization.
+ */
+int acme_challenge_respond(struct store *st, const char *mount_id, const char *authz_id, const char *type,
+                           const char *thumbprint, int64_t http01_port, json_t **authz, struct sg_err *err) SG_WUR;
+
+#endif

@@ -1,0 +1,576 @@
+/*
+ * JWS for ACME (RFC 8555 6.2, RFC 7515 flattened JSON serialisation):
+ * base64url, JWK import (RFC 7517/7518), RFC 7638 thumbprints, parsing and
+ * signature verification for RS256, ES256, ES384 and EdDSA (Ed25519).
+ */
+#include "acme/acme.h"
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/param_build.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JWK_MAX_MEMBER 2048 /* decoded bytes of n (16384-bit RSA) */
+
+static const char b64url_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+char *acme_b64url(const unsigned char *b, size_t n)
+{
+	char *out = sg_xmalloc(n / 3 * 4 + 5);
+	size_t o = 0, i = 0;
+
+	for (; i + 2 < n; i += 3) {
+		uint32_t v = (uint32_t)b[i] << 16 | (uint32_t)b[i + 1] << 8 | b[i + 2];
+
+		out[o++] = b64url_alphabet[v >> 18 & 63];
+		out[o++] = b64url_alphabet[v >> 12 & 63];
+		out[o++] = b64url_alphabet[v >> 6 & 63];
+		out[o++] = b64url_alphabet[v & 63];
+	}
+	if (n - i == 1) {
+		uint32_t v = (uint32_t)b[i] << 16;
+
+		out[o++] = b64url_alphabet[v >> 18 & 63];
+		out[o++] = b64url_alphabet[v >> 12 & 63];
+	} else if (n - i == 2) {
+		uint32_t v = (uint32_t)b[i] << 16 | (uint32_t)b[i + 1] << 8;
+
+		out[o++] = b64url_alphabet[v >> 18 & 63];
+		out[o++] = b64url_alphabet[v >> 12 & 63];
+		out[o++] = b64url_alphabet[v >> 6 & 63];
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static int b64url_val(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '-')
+		return 62;
+	if (c == '_')
+		return 63;
+	return -1;
+}
+
+int acme_b64url_decode(const char *s, size_t len, unsigned char **out, size_t *outlen)
+{
+	unsigned char *buf;
+	size_t o = 0;
+	uint32_t acc = 0;
+	int bits = 0;
+
+	/* A length of 1 mod 4 cannot come from any byte string. */
+	if (len % 4 == 1)
+		return -1;
+	buf = sg_xmalloc(len / 4 * 3 + 3);
+	for (size_t i = 0; i < len; i++) {
+		int v = b64url_val(s[i]);
+
+		if (v < 0) {
+			free(buf);
+			return -1;
+		}
+		acc = acc << 6 | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			buf[o++] = (unsigned char)(acc >> bits & 0xff);
+		}
+	}
+	/* Non-canonical encodings (stray low bits) are refused: one text per value. */
+	if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) {
+		free(buf);
+		return -1;
+	}
+	buf[o] = '\0';
+	*out = buf;
+	*outlen = o;
+	return 0;
+}
+
+void acme_jws_clear(struct acme_jws *j)
+{
+	if (j == NULL)
+		return;
+	json_decref(j->header);
+	free(j->payload);
+	free(j->signing_input);
+	free(j->sig);
+	memset(j, 0, sizeof(*j));
+}
+
+/* A base64url member of a JWK, decoded; 1..JWK_MAX_MEMBER bytes. */
+static int jwk_member(const json_t *jwk, const char *name, unsigned char **out, size_t *len, struct sg_err *err)
+{
+	const json_t *v = json_object_get(jwk, name);
+
+	if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > JWK_MAX_MEMBER * 4 / 3 + 4 ||
+	    acme_b64url_decode(json_string_value(v), json_string_length(v), out, len) != 0 || *len == 0) {
+		return sg_err_set(err, SG_ACME_BAD_PUBLIC_KEY, "JWK member \"%s\" missing or not base64url", name);
+	}
+	return 0;
+}
+
+static const char *jwk_str(const json_t *jwk, const char *name)
+{
+	return json_string_value(json_object_get(jwk, name));
+}
+
+static EVP_PKEY *pkey_fromdata(const char *type, OSSL_PARAM_BLD *bld, struct sg_err *err)
+{
+	OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
+	EVP_PKEY *k = NULL;
+
+	if (params == NULL || ctx == NULL || EVP_PKEY_fromdata_init(ctx) != 1 ||
+	    EVP_PKEY_fromdata(ctx, &k, EVP_PKEY_PUBLIC_KEY, params) != 1) {
+		sg_err_ossl(err, SG_ACME_BAD_PUBLIC_KEY, "JWK is not a valid %s public key", type);
+		k = NULL;
+	}
+	OSSL_PARAM_free(params);
+	EVP_PKEY_CTX_free(ctx);
+	return k;
+}
+
+static EVP_PKEY *jwk_rsa(const json_t *jwk, struct sg_err *err)
+{
+	unsigned char *n = NULL, *e = NULL;
+	size_t nlen = 0, elen = 0;
+	BIGNUM *bn = NULL, *be = NULL;
+	OSSL_PARAM_BLD *bld = NULL;
+	EVP_PKEY *k = NULL;
+
+	if (jwk_member(jwk, "n", &n, &nlen, err) != 0 || jwk_member(jwk, "e", &e, &elen, err) != 0)
+		goto out;
+	/* RFC 7518 6.3.1: no leading zero octets; RSA below 2048 bits is refused. */
+	if (n[0] == 0 || e[0] == 0 || nlen < 256 || elen > 8) {
+		sg_err_set(err, SG_ACME_BAD_PUBLIC_KEY, "RSA JWK must have a modulus of at least 2048 bits and no leading zeros");
+		goto out;
+	}
+	bn = BN_bin2bn(n, (int)nlen, NULL);
+	be = BN_bin2bn(e, (int)elen, NULL);
+	bld = OSSL_PARAM_BLD_new();
+	if (bn == NULL || be == NULL || bld == NULL || OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) != 1 ||
+	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be) != 1)
+		sg_die("out of memory building an RSA key");
+	k = pkey_fromdata("RSA", bld, err);
+out:
+	BN_free(bn);
+	BN_free(be);
+	OSSL_PARAM_BLD_free(bld);
+	free(n);
+	free(e);
+	return k;
+}
+
+static EVP_PKEY *jwk_ec(const json_t *jwk, struct sg_err *err)
+{
+	const char *crv = jwk_str(jwk, "crv");
+	const char *group;
+	size_t clen;
+	unsigned char *x = NULL, *y = NULL, *pt = NULL;
+	size_t xlen = 0, ylen = 0;
+	OSSL_PARAM_BLD *bld = NULL;
+	EVP_PKEY *k = NULL;
+
+	if (crv != NULL && strcmp(crv, "P-256") == 0) {
+		group = "P-256";
+		clen = 32;
+	} else if (crv != NULL && strcmp(crv, "P-384") == 0) {
+		group = "P-384";
+		clen = 48;
+	} else {
+		sg_err_set(err, SG_ACME_BAD_PUBLIC_KEY, "EC JWK curve must be P-256 or P-384");
+		return NULL;
+	}
+	if (jwk_member(jwk, "x", &x, &xlen, err) != 0 || jwk_member(jwk, "y", &y, &ylen, err) != 0)
+		goto out;
+	/* RFC 7518 6.2.1.2: coordinates are the full field size. */
+	if (xlen != clen || ylen != clen) {
+		sg_err_set(err, SG_ACME_BAD_PUBLIC_KEY, "EC JWK coordinates must be %zu bytes", clen);
+		goto out;
+	}
+	pt = sg_xmalloc(1 + 2 * clen);
+	pt[0] = 0x04;
+	memcpy(pt + 1, x, clen);
+	memcpy(pt + 1 + clen, y, clen);
+	bld = OSSL_PARAM_BLD_new();
+	if (bld == NULL || OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) != 1 ||
+	    OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt, 1 + 2 * clen) != 1)
+		sg_die("out of memory building an EC key");
+	k = pkey_fromdata("EC", bld, err);
+	if (k != NULL) {
+		/* The point must be on the curve. */
+		EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(k, NULL);
+
+		if (c == NULL || EVP_PKEY_public_check(c) != 1) {
+			sg_err_ossl(err, SG_ACME_BAD_PUBLIC_KEY, "EC JWK point is not on the curve");
+			EVP_PKEY_free(k);
+			k = NULL;
+		}
+		EVP_PKEY_CTX_free(c);
+	}
+out:
+	OSSL_PARAM_BLD_free(bld);
+	free(pt);
+	free(x);
+	free(y);
+	return k;
+}
+
+static EVP_PKEY *jwk_okp(const json_t *jwk, struct sg_err *err)
+{
+	const char *crv = jwk_str(jwk, "crv");
+	unsigned char *x = NULL;
+	size_t xlen = 0;
+	EVP_PKEY *k = NULL;
+
+	if (crv == NULL || strcmp(crv, "Ed25519") != 0) {
+		sg_err_set(err, SG_ACME_BAD_PUBLIC_KEY, "OKP JWK curve must be Ed25519");
+		return NULL;
+	}
+	if (jwk_member(jwk, "x", &x, &xlen, err) != 0)
+		return NULL;
+	if (xlen != 32)
+		sg_err_set(err, SG_ACME_BAD_PUBLIC_KEY, "Ed25519 JWK key must be 32 bytes");
+	else if ((k = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, x, xlen)) == NULL)
+		sg_err_ossl(err, SG_ACME_BAD_PUBLIC_KEY, "invalid Ed25519 JWK");
+	free(x);
+	return k;
+}
+
+EVP_PKEY *acme_jwk_to_pkey(const json_t *jwk, struct sg_err *err)
+{
+	const char *kty = jwk_str(jwk, "kty");
+
+	if (!json_is_object(jwk) || kty == NULL) {
+		sg_err_set(err, SG_ACME_BAD_PUBLIC_KEY, "JWK must be an object with \"kty\"");
+		return NULL;
+	}
+	/* A private key in the header would be a client bug worth refusing (RFC 7517 4). */
+	if (json_object_get(jwk, "d") != NULL) {
+		sg_err_set(err, SG_ACME_BAD_PUBLIC_KEY, "JWK must not contain private key members");
+		return NULL;
+	}
+	if (strcmp(kty, "RSA") == 0)
+		return jwk_rsa(jwk, err);
+	if (strcmp(kty, "EC") == 0)
+		return jwk_ec(jwk, err);
+	if (strcmp(kty, "OKP") == 0)
+		return jwk_okp(jwk, err);
+	sg_err_set(err, SG_ACME_BAD_PUBLIC_KEY, "unsupported JWK key type");
+	return NULL;
+}
+
+char *acme_jwk_thumbprint(const json_t *jwk, struct sg_err *err)
+{
+	static const char *const rsa[] = {"e", "kty", "n", NULL};
+	static const char *const ec[] = {"crv", "kty", "x", "y", NULL};
+	static const char *const okp[] = {"crv", "kty", "x", NULL};
+	const char *kty = jwk_str(jwk, "kty");
+	const char *const *members;
+	json_t *canon;
+	char *text, *out;
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+
+	if (kty == NULL) {
+		sg_err_set(err, SG_ACME_BAD_PUBLIC_KEY, "JWK has no \"kty\"");
+		return NULL;
+	}
+	members = strcmp(kty, "RSA") == 0 ? rsa : strcmp(kty, "EC") == 0 ? ec : strcmp(kty, "OKP") == 0 ? okp : NULL;
+	if (members == NULL) {
+		sg_err_set(err, SG_ACME_BAD_PUBLIC_KEY, "unsupported JWK key type");
+		return NULL;
+	}
+	/* RFC 7638 3.2: required members only, lexicographic order, no whitespace. */
+	canon = json_object();
+	for (size_t i = 0; members[i] != NULL; i++) {
+		const json_t *v = json_object_get(jwk, members[i]);
+
+		if (!json_is_string(v)) {
+			json_decref(canon);
+			sg_err_set(err, SG_ACME_BAD_PUBLIC_KEY, "JWK member \"%s\" missing", members[i]);
+			return NULL;
+		}
+		json_object_set(canon, members[i], (json_t *)v);
+	}
+	text = json_dumps(canon, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(canon);
+	if (text == NULL)
+		sg_die("json_dumps failed");
+	if (EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL) != 1)
+		sg_die("SHA-256 failed");
+	free(text);
+	out = acme_b64url(md, mdlen);
+	return out;
+}
+
+static json_t *b64_member(const unsigned char *b, size_t n)
+{
+	char *s = acme_b64url(b, n);
+	json_t *j = json_string(s);
+
+	free(s);
+	return j;
+}
+
+json_t *acme_pkey_to_jwk(const EVP_PKEY *k, struct sg_err *err)
+{
+	json_t *jwk = json_object();
+	BIGNUM *n = NULL, *e = NULL;
+	unsigned char buf[2048];
+	size_t len = 0;
+
+	if (EVP_PKEY_is_a(k, "RSA")) {
+		unsigned char *nb, *eb;
+
+		if (EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_RSA_N, &n) != 1 ||
+		    EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_RSA_E, &e) != 1)
+			goto bad;
+		nb = sg_xmalloc((size_t)BN_num_bytes(n) + 1);
+		eb = sg_xmalloc((size_t)BN_num_bytes(e) + 1);
+		BN_bn2bin(n, nb);
+		BN_bn2bin(e, eb);
+		json_object_set_new(jwk, "kty", json_string("RSA"));
+		json_object_set_new(jwk, "n", b64_member(nb, (size_t)BN_num_bytes(n)));
+		json_object_set_new(jwk, "e", b64_member(eb, (size_t)BN_num_bytes(e)));
+		free(nb);
+		free(eb);
+	} else if (EVP_PKEY_is_a(k, "EC")) {
+		char group[32];
+		size_t c;
+
+		if (EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), NULL) != 1 ||
+		    EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, buf, sizeof(buf), &len) != 1)
+			goto bad;
+		if (strcmp(group, "prime256v1") == 0 || strcmp(group, "P-256") == 0)
+			c = 32;
+		else if (strcmp(group, "secp384r1") == 0 || strcmp(group, "P-384") == 0)
+			c = 48;
+		else
+			goto bad;
+		if (len != 1 + 2 * c || buf[0] != 0x04)
+			goto bad;
+		json_object_set_new(jwk, "kty", json_string("EC"));
+		json_object_set_new(jwk, "crv", json_string(c == 32 ? "P-256" : "P-384"));
+		json_object_set_new(jwk, "x", b64_member(buf + 1, c));
+		json_object_set_new(jwk, "y", b64_member(buf + 1 + c, c));
+	} else if (EVP_PKEY_is_a(k, "ED25519")) {
+		len = sizeof(buf);
+		if (EVP_PKEY_get_raw_public_key(k, buf, &len) != 1)
+			goto bad;
+		json_object_set_new(jwk, "kty", json_string("OKP"));
+		json_object_set_new(jwk, "crv", json_string("Ed25519"));
+		json_object_set_new(jwk, "x", b64_member(buf, len));
+	} else {
+		goto bad;
+	}
+	BN_free(n);
+	BN_free(e);
+	return jwk;
+bad:
+	BN_free(n);
+	BN_free(e);
+	json_decref(jwk);
+	sg_err_ossl(err, SG_ACME_BAD_PUBLIC_KEY, "unsupported public key");
+	return NULL;
+}
+
+/* ---- Parsing ---- */
+
+static int alg_parse(const char *s, enum acme_alg *out, struct sg_err *err)
+{
+	if (s == NULL)
+		return sg_err_set(err, SG_ACME_MALFORMED, "JWS protected header has no \"alg\"");
+	if (strcmp(s, "RS256") == 0)
+		*out = ACME_ALG_RS256;
+	else if (strcmp(s, "ES256") == 0)
+		*out = ACME_ALG_ES256;
+	else if (strcmp(s, "ES384") == 0)
+		*out = ACME_ALG_ES384;
+	else if (strcmp(s, "EdDSA") == 0)
+		*out = ACME_ALG_EDDSA;
+	else
+		/* RFC 8555 6.2: "none" and MAC algorithms MUST NOT be accepted. */
+		return sg_err_set(err, SG_ACME_BAD_SIG_ALG, "unsupported JWS algorithm (use RS256, ES256, ES384 or EdDSA)");
+	return 0;
+}
+
+static const char *b64_field(const json_t *body, const char *name, size_t cap, struct sg_err *err)
+{
+	const json_t *v = json_object_get(body, name);
+
+	if (!json_is_string(v)) {
+		sg_err_set(err, SG_ACME_MALFORMED, "JWS member \"%s\" must be a string", name);
+		return NULL;
+	}
+	if (json_string_length(v) > cap) {
+		sg_err_set(err, SG_ACME_MALFORMED, "JWS member \"%s\" too large", name);
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
+int acme_jws_parse(const json_t *body, const char *expected_url, struct acme_jws *out, struct sg_err *err)
+{
+	const char *prot, *payload, *sig, *key;
+	unsigned char *hdr = NULL;
+	size_t hlen = 0, plen, prlen;
+	json_t *v;
+	json_error_t jerr;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (!json_is_object(body))
+		return sg_err_set(err, SG_ACME_MALFORMED, "request body must be a flattened JWS object");
+	/* RFC 8555 6.2: flattened serialisation, no unprotected header, no other members. */
+	json_object_foreach((json_t *)body, key, v) {
+		if (strcmp(key, "protected") != 0 && strcmp(key, "payload") != 0 && strcmp(key, "signature") != 0)
+			return sg_err_set(err, SG_ACME_MALFORMED, "unexpected JWS member (only protected, payload, signature)");
+	}
+	prot = b64_field(body, "protected", ACME_MAX_HEADER_BYTES * 4 / 3 + 4, err);
+	payload = b64_field(body, "payload", ACME_MAX_JWS_BYTES, err);
+	sig = b64_field(body, "signature", 2048, err);
+	if (prot == NULL || payload == NULL || sig == NULL)
+		return -1;
+	prlen = strlen(prot);
+	plen = strlen(payload);
+	if (acme_b64url_decode(prot, prlen, &hdr, &hlen) != 0 ||
+	    acme_b64url_decode(payload, plen, &out->payload, &out->payload_len) != 0 ||
+	    acme_b64url_decode(sig, strlen(sig), &out->sig, &out->sig_len) != 0) {
+		sg_err_set(err, SG_ACME_MALFORMED, "JWS members must be base64url without padding");
+		goto out;
+	}
+	out->header = json_loadb((const char *)hdr, hlen, JSON_REJECT_DUPLICATES, &jerr);
+	if (!json_is_object(out->header)) {
+		sg_err_set(err, SG_ACME_MALFORMED, "JWS protected header is not a JSON object");
+		goto out;
+	}
+	if (alg_parse(json_string_value(json_object_get(out->header, "alg")), &out->alg, err) != 0)
+		goto out;
+	out->nonce = json_string_value(json_object_get(out->header, "nonce"));
+	out->url = json_string_value(json_object_get(out->header, "url"));
+	out->kid = json_string_value(json_object_get(out->header, "kid"));
+	out->jwk = json_object_get(out->header, "jwk");
+	if (out->url == NULL) {
+		sg_err_set(err, SG_ACME_MALFORMED, "JWS protected header has no \"url\"");
+		goto out;
+	}
+	/* RFC 8555 6.5: a nonce is required on every JWS; a missing one is badNonce. */
+	if (out->nonce == NULL || *out->nonce == '\0') {
+		sg_err_set(err, SG_ACME_BAD_NONCE, "JWS protected header has no \"nonce\"");
+		goto out;
+	}
+	/* RFC 8555 6.2: exactly one of jwk and kid. */
+	if ((out->kid != NULL) == (out->jwk != NULL) || (json_object_get(out->header, "kid") != NULL && out->kid == NULL)) {
+		sg_err_set(err, SG_ACME_MALFORMED, "JWS protected header must have exactly one of \"jwk\" and \"kid\"");
+		goto out;
+	}
+	if (out->jwk != NULL && !json_is_object(out->jwk)) {
+		sg_err_set(err, SG_ACME_MALFORMED, "JWS \"jwk\" must be an object");
+		goto out;
+	}
+	/* RFC 8555 6.4: the url MUST equal the request URL. */
+	if (expected_url == NULL || strcmp(out->url, expected_url) != 0) {
+		sg_err_set(err, SG_ACME_UNAUTHORIZED, "JWS \"url\" does not match the request URL");
+		goto out;
+	}
+	out->signing_input = sg_xmalloc(prlen + plen + 2);
+	memcpy(out->signing_input, prot, prlen);
+	out->signing_input[prlen] = '.';
+	memcpy(out->signing_input + prlen + 1, payload, plen);
+	out->signing_input[prlen + plen + 1] = '\0';
+	rc = 0;
+out:
+	free(hdr);
+	if (rc != 0)
+		acme_jws_clear(out);
+	return rc;
+}
+
+/* RFC 7518 3.4: ES256/384 signatures are R || S of the curve size; OpenSSL wants DER. */
+static unsigned char *ecdsa_der(const unsigned char *sig, size_t len, size_t clen, size_t *der_len)
+{
+	ECDSA_SIG *s;
+	BIGNUM *r, *ss;
+	unsigned char *der = NULL;
+	int n;
+
+	if (len != 2 * clen)
+		return NULL;
+	r = BN_bin2bn(sig, (int)clen, NULL);
+	ss = BN_bin2bn(sig + clen, (int)clen, NULL);
+	s = ECDSA_SIG_new();
+	if (r == NULL || ss == NULL || s == NULL || ECDSA_SIG_set0(s, r, ss) != 1)
+		sg_die("out of memory building an ECDSA signature");
+	n = i2d_ECDSA_SIG(s, &der);
+	ECDSA_SIG_free(s);
+	if (n <= 0)
+		return NULL;
+	*der_len = (size_t)n;
+	return der;
+}
+
+int acme_jws_verify(const struct acme_jws *j, EVP_PKEY *key, struct sg_err *err)
+{
+	EVP_MD_CTX *ctx = NULL;
+	const EVP_MD *md = NULL;
+	unsigned char *der = NULL;
+	const unsigned char *sig = j->sig;
+	size_t sig_len = j->sig_len;
+	int rc = -1;
+
+	switch (j->alg) {
+	case ACME_ALG_RS256:
+		if (!EVP_PKEY_is_a(key, "RSA"))
+			goto mismatch;
+		md = EVP_sha256();
+		break;
+	case ACME_ALG_ES256:
+	case ACME_ALG_ES384: {
+		size_t clen = j->alg == ACME_ALG_ES256 ? 32 : 48;
+
+		if (!EVP_PKEY_is_a(key, "EC") || EVP_PKEY_get_bits(key) != (int)clen * 8)
+			goto mismatch;
+		md = j->alg == ACME_ALG_ES256 ? EVP_sha256() : EVP_sha384();
+		der = ecdsa_der(j->sig, j->sig_len, clen, &sig_len);
+		if (der == NULL) {
+			sg_err_set(err, SG_ACME_MALFORMED, "JWS signature has the wrong length for its algorithm");
+			goto out;
+		}
+		sig = der;
+		break;
+	}
+	case ACME_ALG_EDDSA:
+		if (!EVP_PKEY_is_a(key, "ED25519"))
+			goto mismatch;
+		break;
+	default:
+		goto mismatch;
+	}
+	ctx = EVP_MD_CTX_new();
+	if (ctx == NULL)
+		sg_die("out of memory");
+	if (EVP_DigestVerifyInit(ctx, NULL, md, NULL, key) != 1 ||
+	    EVP_DigestVerify(ctx, sig, sig_len, (const unsigned char *)j->signing_input, strlen(j->signing_input)) != 1) {
+		sg_err_ossl(err, SG_ACME_MALFORMED, "JWS signature verification failed");
+		goto out;
+	}
+	rc = 0;
+	goto out;
+mismatch:
+	sg_err_set(err, SG_ACME_BAD_SIG_ALG, "JWS algorithm does not match the key type");
+out:
+	EVP_MD_CTX_free(ctx);
+	OPENSSL_free(der);
+	return rc;
+}

@@ -1,0 +1,1282 @@
+/*
+ * ACME handlers (RFC 8555) for a PKI mount. Each directory is governed by
+ * one role: /v1/<mount>/roles/:role/acme/ by that role (if config/acme
+ * allows it), /v1/<mount>/acme/ by default_directory_policy. Certificates
+ * come from ca_issue_ex under that role and are leases owned by the ACME
+ * account ("<mount>/issue/<role>/...", so the role's kill switch,
+ * sys/leases/revoke-prefix/<mount>/issue/<role>, revokes them too).
+ *
+ * Every answer carries a fresh Replay-Nonce (RFC 8555 6.5; compat section
+ * 4: Vault's missing nonces broke clients), errors included, and errors are
+ * application/problem+json with the type of common/errors.def.
+ */
+#include "server/pki_acme.h"
+
+#include <openssl/x509v3.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "acme/acme.h"
+#include "server/internal.h"
+#include "server/leases.h"
+#include "server/pki.h"
+
+#define ACME_HOST_MAX 255
+#define ACME_ORDERS_LIST_MAX 1000
+
+/*
+ * One nonce service per process (one server per process). Its key is
+ * random per start: nonces do not survive a restart, which RFC 8555 6.5
+ * allows (clients retry on badNonce with the fresh nonce of the error).
+ */
+static pthread_once_t nonces_once = PTHREAD_ONCE_INIT;
+static struct acme_nonces *nonces;
+
+static void nonces_init(void)
+{
+	nonces = acme_nonces_new(NULL, 0);
+}
+
+static struct acme_nonces *nonce_service(void)
+{
+	pthread_once(&nonces_once, nonces_init);
+	return nonces;
+}
+
+/* The request's directory and everything derived from it. */
+struct actx {
+	struct req *rq;
+	struct resp *rs;
+	struct store *st;
+	const char *mount_id;
+	struct acme_config cfg;
+	char *root;           /* "https://host:port" or the external URL, no trailing '/' */
+	char *dir;            /* "acme/" or "roles/<role>/acme/" (stored in records) */
+	char *dir_url;        /* root + "/v1/" + mount + "/" + dir */
+	char *req_url;        /* root + "/v1/" + path */
+	char *role_name;      /* governing role */
+	struct role *role;
+	json_t *account;      /* after a kid-signed request */
+	char *thumbprint;     /* of the request's key */
+	struct acme_jws jws;
+	json_t *payload;      /* parsed payload (NULL for POST-as-GET) */
+	bool ready;
+};
+
+static void actx_clear(struct actx *c)
+{
+	acme_config_clear(&c->cfg);
+	free(c->root);
+	free(c->dir);
+	free(c->dir_url);
+	free(c->req_url);
+	free(c->role_name);
+	role_free(c->role);
+	json_decref(c->account);
+	free(c->thumbprint);
+	acme_jws_clear(&c->jws);
+	json_decref(c->payload);
+}
+
+/* ---- Rendering ---- */
+
+static void add_nonce(struct resp *rs)
+{
+	char *n = acme_nonce_new(nonce_service());
+
+	resp_header(rs, "Replay-Nonce", n);
+	free(n);
+}
+
+static void add_index_link(struct actx *c)
+{
+	if (c->dir_url != NULL) {
+		char *l = sg_xasprintf("<%sdirectory>;rel=\"index\"", c->dir_url);
+
+		resp_header(c->rs, "Link", l);
+		free(l);
+	}
+}
+
+/* A problem document (RFC 7807, RFC 8555 6.7). Always returns 0: the handler answered. */
+static int problem_status(struct actx *c, const struct sg_err *e, int status)
+{
+	char *type = sg_xasprintf("urn:ietf:params:acme:error:%s", sg_err_acme_type(e->code));
+	const char *detail = e->detail[0] != '\0' ? e->detail : sg_err_vault_text(e->code);
+	json_t *doc = json_pack("{s:s, s:s, s:i}", "type", type, "detail", detail, "status", status);
+	char *body = json_dumps(doc, JSON_COMPACT);
+
+	resp_clear(c->rs);
+	resp_raw(c->rs, "application/problem+json", body, strlen(body));
+	c->rs->status = status;
+	add_nonce(c->rs);
+	add_index_link(c);
+	free(body);
+	free(type);
+	json_decref(doc);
+	return 0;
+}
+
+static int problem(struct actx *c, const struct sg_err *e)
+{
+	return problem_status(c, e, sg_err_http_status(e->code));
+}
+
+/* A JSON answer (steals j). location may be NULL. */
+static int answer(struct actx *c, int status, json_t *j, const char *location)
+{
+	char *body = json_dumps(j, JSON_COMPACT);
+
+	json_decref(j);
+	resp_raw(c->rs, "application/json", body, strlen(body));
+	free(body);
+	c->rs->status = status;
+	add_nonce(c->rs);
+	if (location != NULL)
+		resp_header(c->rs, "Location", location);
+	if (json_object_get(c->rs->headers, "Link") == NULL)
+		add_index_link(c);
+	return 0;
+}
+
+/* ---- Directory resolution ---- */
+
+static bool host_ok(const char *h)
+{
+	size_t n = 0;
+
+	for (; h[n] != '\0'; n++) {
+		char ch = h[n];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+		      ch == '-' || ch == ':' || ch == '[' || ch == ']'))
+			return false;
+	}
+	return n > 0 && n <= ACME_HOST_MAX;
+}
+
+static bool role_allowed(const struct acme_config *cfg, const char *role)
+{
+	return sg_strlist_has(&cfg->allowed_roles, "*") || sg_strlist_has(&cfg->allowed_roles, role);
+}
+
+/*
+ * Config, directory, URLs and role of the request. On failure err is set
+ * for a problem document (the directory may be unknown: no index link).
+ */
+static int actx_init(struct actx *c, struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	const char *ext = server_external_url(rq->srv), *role = req_param(rq, "role");
+	const struct mount *m = rq->mount;
+
+	memset(c, 0, sizeof(*c));
+	c->rq = rq;
+	c->rs = rs;
+	c->st = server_store(rq->srv);
+	c->mount_id = m->id;
+	if (acme_config_get(c->st, c->mount_id, &c->cfg, err) != 0)
+		return -1;
+	if (ext != NULL) {
+		size_t n = strlen(ext);
+
+		while (n > 0 && ext[n - 1] == '/')
+			n--;
+		c->root = sg_xstrndup(ext, n);
+	} else {
+		/* No external_url: the URL the client used (RFC 8555 6.4 compares against it). */
+		const char *host = req_header(rq, "Host");
+
+		if (host == NULL || !host_ok(host))
+			return sg_err_set(err, SG_ACME_MALFORMED, "missing or invalid Host header");
+		c->root = sg_xasprintf("%s://%s", rq->srv->cfg.tls_disable ? "http" : "https", host);
+	}
+	c->req_url = sg_xasprintf("%s/v1/%s", c->root, rq->path);
+	if (role != NULL) {
+		c->dir = sg_xasprintf("roles/%s/acme/", role);
+		c->role_name = sg_xstrdup(role);
+	} else {
+		c->dir = sg_xstrdup("acme/");
+	}
+	c->dir_url = sg_xasprintf("%s/v1/%s/%s", c->root, m->path, c->dir);
+	if (!c->cfg.enabled)
+		return sg_err_set(err, SG_ACME_UNAUTHORIZED, "ACME is disabled on this mount (config/acme enabled=false)");
+	if (c->role_name == NULL) {
+		if (strncmp(c->cfg.default_directory_policy, "role:", 5) != 0)
+			return sg_err_set(err, SG_ACME_UNAUTHORIZED,
+			                  "the default ACME directory is forbidden (default_directory_policy); use "
+			                  "roles/<role>/acme/directory");
+		c->role_name = sg_xstrdup(c->cfg.default_directory_policy + 5);
+	} else if (!role_allowed(&c->cfg, c->role_name)) {
+		return sg_err_set(err, SG_ACME_UNAUTHORIZED, "role \"%s\" is not in config/acme allowed_roles", c->role_name);
+	}
+	if (pki_role_load(rq, c->role_name, &c->role, err) != 0) {
+		err->code = SG_ACME_UNAUTHORIZED;
+		return -1;
+	}
+	c->ready = true;
+	return 0;
+}
+
+/* dir_url + kind [+ "/" + id [+ "/" + sub]]. */
+static char *url_of(const struct actx *c, const char *kind, const char *id, const char *sub)
+{
+	if (id == NULL)
+		return sg_xasprintf("%s%s", c->dir_url, kind);
+	if (sub == NULL)
+		return sg_xasprintf("%s%s/%s", c->dir_url, kind, id);
+	return sg_xasprintf("%s%s/%s/%s", c->dir_url, kind, id, sub);
+}
+
+/* ---- Authentication of a POST (RFC 8555 6.2-6.5) ---- */
+
+enum key_mode { KEY_KID, KEY_JWK, KEY_EITHER };
+
+static int load_account(struct actx *c, const char *id, struct sg_err *err)
+{
+	int r;
+
+	if (!acme_id_valid(id))
+		return sg_err_set(err, SG_ACME_NO_ACCOUNT, "no such account");
+	r = acme_rec_get(c->st, c->mount_id, "acct", id, &c->account, err);
+	if (r < 0)
+		return -1;
+	if (r == 0)
+		return sg_err_set(err, SG_ACME_NO_ACCOUNT, "no such account");
+	if (strcmp(json_string_value(json_object_get(c->account, "directory")), c->dir) != 0)
+		return sg_err_set(err, SG_ACME_UNAUTHORIZED, "the account belongs to another ACME directory");
+	return 0;
+}
+
+/*
+ * Parses and verifies the JWS of the request: url, alg, key (kid: a valid
+ * account of this directory; jwk: only where allowed), signature, then the
+ * nonce (last, so a forged request cannot burn a client's nonce). Payload:
+ * empty (POST-as-GET) leaves c->payload NULL, else a JSON object.
+ */
+static int authenticate(struct actx *c, enum key_mode mode, struct sg_err *err)
+{
+	const char *ct = req_header(c->rq, "Content-Type");
+	EVP_PKEY *key = NULL;
+	int rc = -1;
+
+	/* RFC 8555 6.2: application/jose+json, else 415 malformed. */
+	if (ct == NULL || strncasecmp(ct, "application/jose+json", 21) != 0 || (ct[21] != '\0' && ct[21] != ';')) {
+		sg_err_set(err, SG_ACME_MALFORMED, "Content-Type must be application/jose+json");
+		return -2;
+	}
+	if (c->rq->raw_len > ACME_MAX_JWS_BYTES)
+		return sg_err_set(err, SG_ACME_MALFORMED, "request too large");
+	if (acme_jws_parse(c->rq->body, c->req_url, &c->jws, err) != 0)
+		return -1;
+	if (c->jws.kid != NULL) {
+		size_t n = strlen(c->dir_url);
+
+		if (mode == KEY_JWK) {
+			sg_err_set(err, SG_ACME_MALFORMED, "this resource requires a \"jwk\" JWS, not \"kid\"");
+			goto out;
+		}
+		if (strncmp(c->jws.kid, c->dir_url, n) != 0 || strncmp(c->jws.kid + n, "account/", 8) != 0) {
+			sg_err_set(err, SG_ACME_NO_ACCOUNT, "\"kid\" is not an account URL of this directory");
+			goto out;
+		}
+		if (load_account(c, c->jws.kid + n + 8, err) != 0)
+			goto out;
+		if (strcmp(json_string_value(json_object_get(c->account, "status")), "valid") != 0) {
+			sg_err_set(err, SG_ACME_UNAUTHORIZED, "the account is deactivated");
+			goto out;
+		}
+		key = acme_jwk_to_pkey(json_object_get(c->account, "jwk"), err);
+		c->thumbprint = sg_xstrdup(json_string_value(json_object_get(c->account, "thumbprint")));
+	} else {
+		if (mode == KEY_KID) {
+			sg_err_set(err, SG_ACME_MALFORMED, "this resource requires a \"kid\" JWS, not \"jwk\"");
+			goto out;
+		}
+		key = acme_jwk_to_pkey(c->jws.jwk, err);
+		if (key != NULL)
+			c->thumbprint = acme_jwk_thumbprint(c->jws.jwk, err);
+	}
+	if (key == NULL || c->thumbprint == NULL)
+		goto out;
+	if (acme_jws_verify(&c->jws, key, err) != 0)
+		goto out;
+	if (acme_nonce_use(nonce_service(), c->jws.nonce, err) != 0)
+		goto out;
+	if (c->jws.payload_len > 0) {
+		json_error_t jerr;
+
+		c->payload = json_loadb((const char *)c->jws.payload, c->jws.payload_len, JSON_REJECT_DUPLICATES, &jerr);
+		if (!json_is_object(c->payload)) {
+			sg_err_set(err, SG_ACME_MALFORMED, "JWS payload must be a JSON object");
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	EVP_PKEY_free(key);
+	return rc;
+}
+
+/* actx_init + authenticate, rendering failures. Returns 0 to go on, 1 when answered. */
+static int begin(struct actx *c, struct req *rq, struct resp *rs, enum key_mode mode)
+{
+	struct sg_err e;
+	int r;
+
+	sg_err_init(&e);
+	if (actx_init(c, rq, rs, &e) != 0)
+		return problem(c, &e), 1;
+	r = authenticate(c, mode, &e);
+	if (r == 0)
+		return 0;
+	/* RFC 8555 6.2: a wrong Content-Type is 415 with a malformed problem. */
+	problem_status(c, &e, r == -2 ? 415 : sg_err_http_status(e.code));
+	return 1;
+}
+
+static bool owns(const struct actx *c, const json_t *rec)
+{
+	const char *a = json_string_value(json_object_get(rec, "account"));
+
+	return a != NULL && strcmp(a, json_string_value(json_object_get(c->account, "id"))) == 0;
+}
+
+/* ---- Object rendering ---- */
+
+static json_t *account_json(const struct actx *c, const json_t *acct)
+{
+	char *orders = url_of(c, "account", json_string_value(json_object_get(acct, "id")), "orders");
+	json_t *j = json_pack("{s:O, s:O, s:s, s:O}", "status", json_object_get(acct, "status"), "contact",
+	                      json_object_get(acct, "contact"), "orders", orders, "createdAt",
+	                      json_object_get(acct, "created"));
+
+	free(orders);
+	return j;
+}
+
+static json_t *order_json(const struct actx *c, const json_t *ord)
+{
+	const char *id = json_string_value(json_object_get(ord, "id"));
+	const char *status = json_string_value(json_object_get(ord, "status"));
+	json_t *authzs = json_array(), *v;
+	size_t i;
+	char *fin = url_of(c, "order", id, "finalize");
+	json_t *j;
+
+	json_array_foreach(json_object_get(ord, "authzs"), i, v) {
+		char *u = url_of(c, "authorization", json_string_value(v), NULL);
+
+		json_array_append_new(authzs, json_string(u));
+		free(u);
+	}
+	j = json_pack("{s:s, s:O, s:O, s:o, s:s}", "status", status, "expires", json_object_get(ord, "expires"),
+	              "identifiers", json_object_get(ord, "identifiers"), "authorizations", authzs, "finalize", fin);
+	free(fin);
+	if (strcmp(status, "valid") == 0) {
+		char *cert = url_of(c, "order", id, "cert");
+
+		json_object_set_new(j, "certificate", json_string(cert));
+		free(cert);
+	}
+	if (json_object_get(ord, "error") != NULL)
+		json_object_set(j, "error", json_object_get(ord, "error"));
+	return j;
+}
+
+static json_t *challenge_json(const struct actx *c, const char *authz_id, const json_t *ch)
+{
+	char *u = url_of(c, "challenge", authz_id, json_string_value(json_object_get(ch, "type")));
+	json_t *j = json_pack("{s:O, s:s, s:O, s:O}", "type", json_object_get(ch, "type"), "url", u, "token",
+	                      json_object_get(ch, "token"), "status", json_object_get(ch, "status"));
+
+	free(u);
+	if (json_object_get(ch, "validated") != NULL)
+		json_object_set(j, "validated", json_object_get(ch, "validated"));
+	if (json_object_get(ch, "error") != NULL)
+		json_object_set(j, "error", json_object_get(ch, "error"));
+	return j;
+}
+
+static json_t *authz_json(const struct actx *c, const json_t *az)
+{
+	const char *id = json_string_value(json_object_get(az, "id"));
+	json_t *chs = json_array(), *v;
+	size_t i;
+
+	json_array_foreach(json_object_get(az, "challenges"), i, v)
+		json_array_append_new(chs, challenge_json(c, id, v));
+	return json_pack("{s:O, s:O, s:O, s:o}", "identifier", json_object_get(az, "identifier"), "status",
+	                 json_object_get(az, "status"), "expires", json_object_get(az, "expires"), "challenges", chs);
+}
+
+/* ---- Handlers ---- */
+
+int h_acme_directory(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	struct actx c;
+	struct sg_err e;
+	json_t *d;
+	char *nn, *na, *no, *rc;
+
+	(void)err;
+	sg_err_init(&e);
+	if (actx_init(&c, rq, rs, &e) != 0) {
+		problem(&c, &e);
+		goto out;
+	}
+	nn = url_of(&c, "new-nonce", NULL, NULL);
+	na = url_of(&c, "new-account", NULL, NULL);
+	no = url_of(&c, "new-order", NULL, NULL);
+	rc = url_of(&c, "revoke-cert", NULL, NULL);
+	/* keyChange is not advertised until implemented (compat 4: step-ca advertised it and answered 404). */
+	d = json_pack("{s:s, s:s, s:s, s:s, s:{s:b}}", "newNonce", nn, "newAccount", na, "newOrder", no, "revokeCert", rc,
+	              "meta", "externalAccountRequired", c.cfg.eab_policy != ACME_EAB_NOT_REQUIRED);
+	free(nn);
+	free(na);
+	free(no);
+	free(rc);
+	answer(&c, 200, d, NULL);
+out:
+	actx_clear(&c);
+	return 0;
+}
+
+int h_acme_new_nonce(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	struct actx c;
+	struct sg_err e;
+
+	(void)err;
+	sg_err_init(&e);
+	if (actx_init(&c, rq, rs, &e) != 0) {
+		problem(&c, &e);
+	} else {
+		/* RFC 8555 7.2: HEAD answers 200, GET 204; the nonce is not cacheable. */
+		resp_raw(rs, "text/plain", "", 0);
+		rs->status = rq->head ? 200 : 204;
+		add_nonce(rs);
+		add_index_link(&c);
+	}
+	actx_clear(&c);
+	return 0;
+}
+
+int h_acme_new_account(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	struct actx c;
+	struct sg_err e;
+	char *id = NULL, *eab_id = NULL, *loc = NULL, *new_acct_url = NULL;
+	bool only_existing = false;
+	json_t *acct = NULL, *eab;
+	int r;
+
+	(void)err;
+	sg_err_init(&e);
+	if (begin(&c, rq, rs, KEY_JWK) != 0)
+		goto out;
+	if (c.payload == NULL) {
+		sg_err_set(&e, SG_ACME_MALFORMED, "newAccount needs a JSON payload");
+		goto fail;
+	}
+	if (sg_json_bool(c.payload, "onlyReturnExisting", &only_existing, &e) < 0) {
+		e.code = SG_ACME_MALFORMED;
+		goto fail;
+	}
+	/* RFC 8555 7.3.1 and compat 4 (cm#2882): an existing key gets its account, before any EAB check. */
+	r = acme_account_by_key(c.st, c.mount_id, c.thumbprint, &id, &e);
+	if (r < 0)
+		goto fail;
+	if (r == 1) {
+		if (load_account(&c, id, &e) != 0)
+			goto fail;
+		loc = url_of(&c, "account", id, NULL);
+		answer(&c, 200, account_json(&c, c.account), loc);
+		goto out;
+	}
+	if (only_existing) {
+		sg_err_set(&e, SG_ACME_NO_ACCOUNT, "no account exists for this key");
+		goto fail;
+	}
+	if (acme_contacts_check(json_object_get(c.payload, "contact"), &e) != 0)
+		goto fail;
+	eab = json_object_get(c.payload, "externalAccountBinding");
+	if (eab == NULL && c.cfg.eab_policy != ACME_EAB_NOT_REQUIRED) {
+		sg_err_set(&e, SG_ACME_EAB_REQUIRED, "this directory requires external account binding");
+		goto fail;
+	}
+	if (eab != NULL) {
+		new_acct_url = url_of(&c, "new-account", NULL, NULL);
+		if (acme_eab_verify(c.st, c.mount_id, c.dir, eab, new_acct_url, c.thumbprint, &eab_id, &e) != 0)
+			goto fail;
+	}
+	if (acme_account_create(c.st, c.mount_id, c.dir, c.jws.jwk, c.thumbprint, json_object_get(c.payload, "contact"),
+	                        eab_id, &acct, &e) != 0) {
+		if (e.code == SG_CONFLICT)
+			sg_err_set(&e, SG_ACME_MALFORMED, "an account for this key was created concurrently; retry");
+		goto fail;
+	}
+	loc = url_of(&c, "account", json_string_value(json_object_get(acct, "id")), NULL);
+	answer(&c, 201, account_json(&c, acct), loc);
+	goto out;
+fail:
+	problem(&c, &e);
+out:
+	json_decref(acct);
+	free(id);
+	free(eab_id);
+	free(loc);
+	free(new_acct_url);
+	actx_clear(&c);
+	return 0;
+}
+
+int h_acme_account(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	struct actx c;
+	struct sg_err e;
+	const char *status = NULL;
+	struct store_batch *b = NULL;
+	json_t *contact;
+	char *loc = NULL;
+
+	(void)err;
+	sg_err_init(&e);
+	if (begin(&c, rq, rs, KEY_KID) != 0)
+		goto out;
+	/* RFC 8555 7.3.2: the kid must be the account addressed. */
+	if (strcmp(c.jws.kid, c.req_url) != 0) {
+		sg_err_set(&e, SG_ACME_UNAUTHORIZED, "\"kid\" does not match the account URL");
+		goto fail;
+	}
+	if (c.payload != NULL) {
+		contact = json_object_get(c.payload, "contact");
+		if (sg_json_str(c.payload, "status", &status, &e) < 0) {
+			e.code = SG_ACME_MALFORMED;
+			goto fail;
+		}
+		if (status != NULL && strcmp(status, "deactivated") != 0) {
+			sg_err_set(&e, SG_ACME_MALFORMED, "an account's status can only be changed to \"deactivated\"");
+			goto fail;
+		}
+		if (acme_contacts_check(contact, &e) != 0)
+			goto fail;
+		if (contact != NULL)
+			json_object_set(c.account, "contact", json_is_array(contact) ? contact : json_array());
+		if (status != NULL)
+			json_object_set_new(c.account, "status", json_string("deactivated"));
+		b = store_batch_new();
+		acme_rec_put(b, c.mount_id, "acct", json_string_value(json_object_get(c.account, "id")), c.account);
+		if (store_commit(c.st, b, &e) != 0)
+			goto fail;
+	}
+	loc = sg_xstrdup(c.req_url);
+	answer(&c, 200, account_json(&c, c.account), loc);
+	goto out;
+fail:
+	problem(&c, &e);
+out:
+	store_batch_free(b);
+	free(loc);
+	actx_clear(&c);
+	return 0;
+}
+
+struct orders_scan {
+	json_t *urls;
+	const struct actx *c;
+	size_t prefix_len;
+};
+
+static int orders_cb(void *arg, const char *key, size_t klen, const void *val, size_t vlen)
+{
+	struct orders_scan *s = arg;
+	char *id = sg_xstrndup(key + s->prefix_len, klen - s->prefix_len);
+	char *u = url_of(s->c, "order", id, NULL);
+
+	(void)val;
+	(void)vlen;
+	json_array_append_new(s->urls, json_string(u));
+	free(u);
+	free(id);
+	return 0;
+}
+
+int h_acme_account_orders(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	struct actx c;
+	struct sg_err e;
+	struct orders_scan s;
+	char *prefix = NULL;
+
+	(void)err;
+	sg_err_init(&e);
+	if (begin(&c, rq, rs, KEY_KID) != 0)
+		goto out;
+	if (strcmp(req_param(rq, "kid"), json_string_value(json_object_get(c.account, "id"))) != 0) {
+		sg_err_set(&e, SG_ACME_UNAUTHORIZED, "the orders of another account");
+		goto fail;
+	}
+	prefix = sg_xasprintf("%s/acctorder/%s/", c.mount_id, req_param(rq, "kid"));
+	s.urls = json_array();
+	s.c = &c;
+	s.prefix_len = strlen(prefix);
+	if (store_scan(c.st, STORE_ACME, prefix, NULL, ACME_ORDERS_LIST_MAX, orders_cb, &s, &e) < 0) {
+		json_decref(s.urls);
+		goto fail;
+	}
+	answer(&c, 200, json_pack("{s:o}", "orders", s.urls), NULL);
+	goto out;
+fail:
+	problem(&c, &e);
+out:
+	free(prefix);
+	actx_clear(&c);
+	return 0;
+}
+
+/* newOrder's check: the directory's role must allow every identifier (rejectedIdentifier otherwise). */
+static int order_names_check(void *arg, const json_t *ids, struct sg_err *err)
+{
+	const struct actx *c = arg;
+	struct role_names n;
+	const json_t *v;
+	size_t i;
+	int rc;
+
+	role_names_init(&n);
+	json_array_foreach(ids, i, v) {
+		const char *type = json_string_value(json_object_get(v, "type"));
+		const char *value = json_string_value(json_object_get(v, "value"));
+
+		if (strcmp(type, "dns") == 0) {
+			sg_strlist_add(&n.dns, value);
+			if (n.common_name == NULL)
+				n.common_name = sg_xstrdup(value);
+		} else {
+			sg_strlist_add(&n.ips, value);
+		}
+	}
+	rc = role_check_names(c->role, &n, err);
+	if (rc != 0 && err->code == SG_ROLE_DENIED)
+		err->code = SG_ACME_REJECTED_IDENTIFIER;
+	role_names_clear(&n);
+	return rc;
+}
+
+int h_acme_new_order(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	struct actx c;
+	struct sg_err e;
+	json_t *ord = NULL;
+	char *loc = NULL;
+
+	(void)err;
+	sg_err_init(&e);
+	if (begin(&c, rq, rs, KEY_KID) != 0)
+		goto out;
+	if (c.payload == NULL) {
+		sg_err_set(&e, SG_ACME_MALFORMED, "newOrder needs a JSON payload");
+		goto fail;
+	}
+	/* Validity comes from the role (as Vault's ACME); a requested window is refused rather than ignored. */
+	if (json_object_get(c.payload, "notBefore") != NULL || json_object_get(c.payload, "notAfter") != NULL) {
+		sg_err_set(&e, SG_ACME_MALFORMED, "notBefore and notAfter are not supported: the role sets the validity");
+		goto fail;
+	}
+	if (acme_order_create(c.st, c.mount_id, json_string_value(json_object_get(c.account, "id")), c.dir, c.role_name,
+	                      json_object_get(c.payload, "identifiers"), order_names_check, &c, &ord, &e) != 0)
+		goto fail;
+	loc = url_of(&c, "order", json_string_value(json_object_get(ord, "id")), NULL);
+	/* cert-manager accepts only 201 here (compat 0 #4). */
+	answer(&c, 201, order_json(&c, ord), loc);
+	goto out;
+fail:
+	problem(&c, &e);
+out:
+	json_decref(ord);
+	free(loc);
+	actx_clear(&c);
+	return 0;
+}
+
+/* Loads an order of the caller's account: 1 answered (problem), 0 loaded. */
+static int order_get(struct actx *c, const char *id, json_t **ord, struct sg_err *e)
+{
+	int r = acme_order_load(c->st, c->mount_id, id, ord, e);
+
+	if (r == 0)
+		sg_err_set(e, SG_NOT_FOUND, "no such order");
+	if (r == 1 && !owns(c, *ord))
+		sg_err_set(e, SG_ACME_UNAUTHORIZED, "the order belongs to another account");
+	return sg_err_isset(e) ? -1 : 0;
+}
+
+int h_acme_order(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	struct actx c;
+	struct sg_err e;
+	json_t *ord = NULL;
+
+	(void)err;
+	sg_err_init(&e);
+	if (begin(&c, rq, rs, KEY_KID) != 0)
+		goto out;
+	if (order_get(&c, req_param(rq, "id"), &ord, &e) != 0)
+		problem(&c, &e);
+	else
+		answer(&c, 200, order_json(&c, ord), NULL);
+out:
+	json_decref(ord);
+	actx_clear(&c);
+	return 0;
+}
+
+/*
+ * RFC 8555 7.4: the CSR must ask for exactly the order's identifiers: its
+ * DNS SANs (and a CN, if any) are the dns identifiers, its IP SANs the ip
+ * identifiers, and nothing else.
+ */
+static int csr_matches(const json_t *ids, const struct role_names *n, struct sg_err *err)
+{
+	struct sg_strlist dns = {0}, ips = {0};
+	const json_t *v;
+	size_t i;
+	int rc = -1;
+
+	json_array_foreach(ids, i, v) {
+		const char *type = json_string_value(json_object_get(v, "type"));
+
+		sg_strlist_add(strcmp(type, "dns") == 0 ? &dns : &ips, json_string_value(json_object_get(v, "value")));
+	}
+	if (n->emails.n > 0 || n->uris.n > 0 || n->other_sans.n > 0) {
+		sg_err_set(err, SG_BAD_CSR, "the CSR asks for names that are not order identifiers");
+		goto out;
+	}
+	if (n->common_name != NULL && n->common_name[0] != '\0' && !sg_strlist_has_ci(&dns, n->common_name) &&
+	    !sg_strlist_has(&ips, n->common_name)) {
+		sg_err_set(err, SG_BAD_CSR, "the CSR common name \"%s\" is not an order identifier", n->common_name);
+		goto out;
+	}
+	for (i = 0; i < n->dns.n; i++)
+		if (!sg_strlist_has_ci(&dns, n->dns.v[i])) {
+			sg_err_set(err, SG_BAD_CSR, "the CSR name \"%s\" is not an order identifier", n->dns.v[i]);
+			goto out;
+		}
+	for (i = 0; i < dns.n; i++)
+		if (!sg_strlist_has_ci(&n->dns, dns.v[i]) &&
+		    !(n->common_name != NULL && strcasecmp(n->common_name, dns.v[i]) == 0)) {
+			sg_err_set(err, SG_BAD_CSR, "the CSR does not ask for the order identifier \"%s\"", dns.v[i]);
+			goto out;
+		}
+	for (i = 0; i < n->ips.n; i++)
+		if (!sg_strlist_has(&ips, n->ips.v[i])) {
+			sg_err_set(err, SG_BAD_CSR, "the CSR address %s is not an order identifier", n->ips.v[i]);
+			goto out;
+		}
+	for (i = 0; i < ips.n; i++)
+		if (!sg_strlist_has(&n->ips, ips.v[i])) {
+			sg_err_set(err, SG_BAD_CSR, "the CSR does not ask for the order identifier %s", ips.v[i]);
+			goto out;
+		}
+	rc = 0;
+out:
+	sg_strlist_clear(&dns);
+	sg_strlist_clear(&ips);
+	return rc;
+}
+
+/*
+ * The certificate's batch also makes the order valid and records its lease
+ * (one durable write): the order keeps the serial and issuer, and the chain
+ * is assembled when the certificate is downloaded.
+ */
+struct finalize_hook {
+	struct pki_lease_hook lease;
+	const char *mount_id;
+	json_t *order;           /* updated in place */
+};
+
+static int finalize_hook_run(void *arg, const struct ca_result *res, struct store_batch *b, struct sg_err *err)
+{
+	struct finalize_hook *h = arg;
+
+	if (pki_lease_hook_run(&h->lease, res, b, err) != 0)
+		return -1;
+	json_object_set_new(h->order, "status", json_string("valid"));
+	json_object_set_new(h->order, "serial", json_string(res->serial));
+	json_object_set_new(h->order, "issuer_id", json_string(res->issuer_id));
+	json_object_set_new(h->order, "lease_id", json_string(h->lease.lease_id));
+	acme_rec_put(b, h->mount_id, "order", json_string_value(json_object_get(h->order, "id")), h->order);
+	return 0;
+}
+
+int h_acme_finalize(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	struct actx c;
+	struct sg_err e;
+	json_t *ord = NULL;
+	const char *csr_b64 = NULL;
+	unsigned char *der = NULL;
+	size_t der_len = 0;
+	X509_REQ *csr = NULL;
+	EVP_PKEY *acct_key = NULL;
+	struct role_names names;
+	struct ca_request creq;
+	struct ca_result res;
+	struct finalize_hook fh;
+	struct role *issuing_role = NULL;
+	char *loc = NULL;
+	size_t i;
+
+	(void)err;
+	sg_err_init(&e);
+	role_names_init(&names);
+	ca_request_init(&creq);
+	memset(&res, 0, sizeof(res));
+	memset(&fh, 0, sizeof(fh));
+	if (begin(&c, rq, rs, KEY_KID) != 0)
+		goto out;
+	if (order_get(&c, req_param(rq, "id"), &ord, &e) != 0)
+		goto fail;
+	/* RFC 8555 7.4: only a ready order can be finalized. */
+	if (strcmp(json_string_value(json_object_get(ord, "status")), "ready") != 0) {
+		sg_err_set(&e, SG_ACME_ORDER_NOT_READY, "the order is %s, not ready",
+		           json_string_value(json_object_get(ord, "status")));
+		goto fail;
+	}
+	if (c.payload == NULL || sg_json_str(c.payload, "csr", &csr_b64, &e) != 1) {
+		sg_err_set(&e, SG_ACME_MALFORMED, "finalize needs {\"csr\": base64url DER}");
+		goto fail;
+	}
+	if (strlen(csr_b64) > CA_MAX_CSR_BYTES * 4 / 3 + 4 || acme_b64url_decode(csr_b64, strlen(csr_b64), &der, &der_len) != 0) {
+		sg_err_set(&e, SG_BAD_CSR, "csr is not base64url");
+		goto fail;
+	}
+	csr = ca_csr_parse(der, der_len, &e);
+	if (csr == NULL)
+		goto fail;
+	if (ca_csr_names(csr, &names, &e) != 0 || csr_matches(json_object_get(ord, "identifiers"), &names, &e) != 0)
+		goto fail;
+	/* RFC 8555 11.1: the certificate key must not be the account key. */
+	acct_key = acme_jwk_to_pkey(json_object_get(c.account, "jwk"), &e);
+	if (acct_key == NULL)
+		goto fail;
+	if (EVP_PKEY_eq(acct_key, X509_REQ_get0_pubkey(csr)) == 1) {
+		sg_err_set(&e, SG_BAD_CSR, "the certificate key must differ from the account key");
+		goto fail;
+	}
+	creq.kind = CA_REQ_SIGN;
+	creq.csr = csr;
+	creq.force_truncate = true;
+	creq.owner = json_string_value(json_object_get(c.account, "id"));
+	{
+		const json_t *v;
+
+		json_array_foreach(json_object_get(ord, "identifiers"), i, v) {
+			const char *type = json_string_value(json_object_get(v, "type"));
+			const char *value = json_string_value(json_object_get(v, "value"));
+
+			if (strcmp(type, "dns") == 0) {
+				sg_strlist_add(&creq.alt_names, value);
+				if (creq.common_name == NULL)
+					creq.common_name = value;
+			} else {
+				sg_strlist_add(&creq.ip_sans, value);
+			}
+		}
+	}
+	if (names.common_name != NULL && names.common_name[0] != '\0')
+		creq.common_name = names.common_name;
+	fh.lease.lm = server_leases(rq->srv);
+	fh.lease.mount = pki_mount(rq);
+	fh.lease.op = "issue";
+	fh.lease.role = c.role_name;
+	fh.lease.owner = creq.owner;
+	fh.mount_id = c.mount_id;
+	fh.order = ord;
+	/*
+	 * The CSR was checked against the order above; the names come from the
+	 * order (RFC 8555 7.4), so the role's use_csr_* switches do not apply,
+	 * and an order of IP identifiers only has no common name.
+	 */
+	issuing_role = role_dup(c.role);
+	issuing_role->use_csr_common_name = false;
+	issuing_role->use_csr_sans = false;
+	if (creq.common_name == NULL)
+		issuing_role->require_cn = false;
+	if (ca_issue_ex(server_ca(rq->srv), pki_mount(rq), issuing_role, &creq, finalize_hook_run, &fh, &res, &e) != 0) {
+		if (e.code == SG_ROLE_DENIED)
+			e.code = SG_ACME_REJECTED_IDENTIFIER;
+		goto fail;
+	}
+	loc = url_of(&c, "order", req_param(rq, "id"), NULL);
+	/* cert-manager accepts only 200 here, with the order valid when issuance was synchronous (compat 0 #10). */
+	answer(&c, 200, order_json(&c, ord), loc);
+	goto out;
+fail:
+	problem(&c, &e);
+out:
+	json_decref(ord);
+	free(der);
+	X509_REQ_free(csr);
+	EVP_PKEY_free(acct_key);
+	role_free(issuing_role);
+	role_names_clear(&names);
+	creq.csr = NULL;
+	creq.common_name = NULL;
+	creq.owner = NULL;
+	ca_request_clear(&creq);
+	ca_result_clear(&res);
+	pki_lease_hook_clear(&fh.lease);
+	free(loc);
+	actx_clear(&c);
+	return 0;
+}
+
+/* Leaf first, then the issuer's chain without the self-signed root (clients hold it as a trust anchor). */
+static char *chain_pem(struct actx *c, const json_t *ord, struct sg_err *err)
+{
+	const char *serial = json_string_value(json_object_get(ord, "serial"));
+	const char *issuer = json_string_value(json_object_get(ord, "issuer_id"));
+	struct ca_cert_record rec = {0};
+	struct ca_issuer_info info = {0};
+	STACK_OF(X509) *all = NULL;
+	X509 *leaf = NULL;
+	char *pem = NULL, *out = NULL;
+
+	if (serial == NULL || issuer == NULL) {
+		sg_err_set(err, SG_NOT_FOUND, "the order has no certificate");
+		return NULL;
+	}
+	if (ca_cert_get(server_ca(c->rq->srv), pki_mount(c->rq), serial, &rec, err) != 0 ||
+	    ca_issuer_get(server_ca(c->rq->srv), pki_mount(c->rq), issuer, &info, err) != 0)
+		goto out;
+	leaf = ca_cert_parse(rec.der, rec.der_len, err);
+	if (leaf == NULL)
+		goto out;
+	all = sk_X509_new_null();
+	sk_X509_push(all, leaf);
+	for (int i = 0; info.chain != NULL && i < sk_X509_num(info.chain); i++)
+		if (!pki_self_signed(sk_X509_value(info.chain, i)))
+			sk_X509_push(all, sk_X509_value(info.chain, i));
+	pem = pki_chain_pem(all);
+	out = sg_xasprintf("%s\n", pem);
+out:
+	free(pem);
+	sk_X509_free(all);
+	X509_free(leaf);
+	ca_cert_record_clear(&rec);
+	ca_issuer_info_clear(&info);
+	return out;
+}
+
+int h_acme_cert(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	struct actx c;
+	struct sg_err e;
+	json_t *ord = NULL;
+	char *pem = NULL;
+
+	(void)err;
+	sg_err_init(&e);
+	if (begin(&c, rq, rs, KEY_KID) != 0)
+		goto out;
+	if (order_get(&c, req_param(rq, "id"), &ord, &e) != 0) {
+		problem(&c, &e);
+		goto out;
+	}
+	if (strcmp(json_string_value(json_object_get(ord, "status")), "valid") != 0) {
+		sg_err_set(&e, SG_NOT_FOUND, "the order has no certificate");
+		problem(&c, &e);
+		goto out;
+	}
+	pem = chain_pem(&c, ord, &e);
+	if (pem == NULL) {
+		problem(&c, &e);
+		goto out;
+	}
+	/* No charset parameter: strict clients refuse it (compat 4, step-ca#1171). */
+	resp_raw(rs, "application/pem-certificate-chain", pem, strlen(pem));
+	add_nonce(rs);
+	add_index_link(&c);
+out:
+	free(pem);
+	json_decref(ord);
+	actx_clear(&c);
+	return 0;
+}
+
+int h_acme_authz(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	struct actx c;
+	struct sg_err e;
+	json_t *az = NULL;
+	int r;
+
+	(void)err;
+	sg_err_init(&e);
+	if (begin(&c, rq, rs, KEY_KID) != 0)
+		goto out;
+	r = acme_authz_load(c.st, c.mount_id, req_param(rq, "id"), &az, &e);
+	if (r == 0)
+		sg_err_set(&e, SG_NOT_FOUND, "no such authorization");
+	else if (r == 1 && !owns(&c, az))
+		sg_err_set(&e, SG_ACME_UNAUTHORIZED, "the authorization belongs to another account");
+	if (sg_err_isset(&e))
+		problem(&c, &e);
+	else
+		answer(&c, 200, authz_json(&c, az), NULL);
+out:
+	json_decref(az);
+	actx_clear(&c);
+	return 0;
+}
+
+int h_acme_challenge(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	struct actx c;
+	struct sg_err e;
+	json_t *az = NULL, *v, *ch = NULL;
+	const char *aid = req_param(rq, "auth"), *type = req_param(rq, "type");
+	char *up = NULL;
+	size_t i;
+	int r;
+
+	(void)err;
+	sg_err_init(&e);
+	if (begin(&c, rq, rs, KEY_KID) != 0)
+		goto out;
+	r = acme_authz_load(c.st, c.mount_id, aid, &az, &e);
+	if (r == 0)
+		sg_err_set(&e, SG_NOT_FOUND, "no such authorization");
+	else if (r == 1 && !owns(&c, az))
+		sg_err_set(&e, SG_ACME_UNAUTHORIZED, "the challenge belongs to another account");
+	if (sg_err_isset(&e))
+		goto fail;
+	/* A payload ({}) asks for validation (RFC 8555 7.5.1); POST-as-GET only reads. */
+	if (c.payload != NULL) {
+		json_decref(az);
+		az = NULL;
+		if (acme_challenge_respond(c.st, c.mount_id, aid, type, c.thumbprint, c.cfg.http01_port, &az, &e) != 0)
+			goto fail;
+	}
+	json_array_foreach(json_object_get(az, "challenges"), i, v) {
+		if (strcmp(json_string_value(json_object_get(v, "type")), type) == 0)
+			ch = v;
+	}
+	if (ch == NULL) {
+		sg_err_set(&e, SG_NOT_FOUND, "no such challenge");
+		goto fail;
+	}
+	up = url_of(&c, "authorization", aid, NULL);
+	{
+		char *link = sg_xasprintf("<%s>;rel=\"up\"", up);
+
+		resp_header(rs, "Link", link);
+		free(link);
+	}
+	answer(&c, 200, challenge_json(&c, aid, ch), NULL);
+	goto out;
+fail:
+	problem(&c, &e);
+out:
+	free(up);
+	json_decref(az);
+	actx_clear(&c);
+	return 0;
+}
+
+int h_acme_revoke(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	struct actx c;
+	struct sg_err e;
+	const char *cert_b64 = NULL;
+	unsigned char *der = NULL;
+	size_t der_len = 0;
+	X509 *x = NULL;
+	EVP_PKEY *jwk_key = NULL;
+	char *serial = NULL;
+	struct ca_cert_record rec;
+	struct ca_revoke_result rr;
+	int64_t reason = 0;
+	int r;
+
+	(void)err;
+	sg_err_init(&e);
+	memset(&rec, 0, sizeof(rec));
+	memset(&rr, 0, sizeof(rr));
+	if (begin(&c, rq, rs, KEY_EITHER) != 0)
+		goto out;
+	if (c.payload == NULL || sg_json_str(c.payload, "certificate", &cert_b64, &e) != 1 ||
+	    (r = sg_json_int(c.payload, "reason", &reason, &e)) < 0) {
+		sg_err_set(&e, SG_ACME_MALFORMED, "revokeCert needs {\"certificate\": base64url DER, \"reason\": int}");
+		goto fail;
+	}
+	/* RFC 8555 7.6 with RFC 5280 5.3.1: the reasons a subscriber may state. */
+	if (reason != 0 && reason != 1 && reason != 3 && reason != 4 && reason != 5 && reason != 9) {
+		sg_err_set(&e, SG_ACME_BAD_REVOCATION_REASON, "revocation reason %lld is not allowed", (long long)reason);
+		goto fail;
+	}
+	if (strlen(cert_b64) > CA_MAX_CSR_BYTES * 4 / 3 + 4 ||
+	    acme_b64url_decode(cert_b64, strlen(cert_b64), &der, &der_len) != 0 ||
+	    (x = ca_cert_parse(der, der_len, &e)) == NULL) {
+		sg_err_set(&e, SG_ACME_MALFORMED, "certificate is not base64url DER");
+		goto fail;
+	}
+	serial = pki_cert_serial(x);
+	if (ca_cert_get(server_ca(rq->srv), pki_mount(rq), serial, &rec, &e) != 0) {
+		if (e.code == SG_NOT_FOUND) {
+			sg_err_init(&e);
+			sg_err_set(&e, SG_ACME_UNAUTHORIZED, "the certificate was not issued by this mount");
+		}
+		goto fail;
+	}
+	/* Issued here: the same DER, not merely the same serial. */
+	if (rec.der_len != der_len || memcmp(rec.der, der, der_len) != 0) {
+		sg_err_set(&e, SG_ACME_UNAUTHORIZED, "the certificate was not issued by this mount");
+		goto fail;
+	}
+	if (c.account != NULL) {
+		/* RFC 8555 7.6: the account that holds the certificate (its owner). */
+		if (rec.owner == NULL || strcmp(rec.owner, json_string_value(json_object_get(c.account, "id"))) != 0) {
+			sg_err_set(&e, SG_ACME_UNAUTHORIZED, "the certificate belongs to another account");
+			goto fail;
+		}
+	} else {
+		/* Signed with the certificate's own key. */
+		jwk_key = acme_jwk_to_pkey(c.jws.jwk, &e);
+		if (jwk_key == NULL || EVP_PKEY_eq(jwk_key, X509_get0_pubkey(x)) != 1) {
+			sg_err_set(&e, SG_ACME_UNAUTHORIZED, "the JWS key is not the certificate's key");
+			goto fail;
+		}
+	}
+	if (rec.revoked) {
+		sg_err_set(&e, SG_ACME_ALREADY_REVOKED, "the certificate is already revoked");
+		goto fail;
+	}
+	if (ca_revoke(server_ca(rq->srv), pki_mount(rq), serial, NULL, (enum ca_reason)reason, 0, &rr, &e) != 0)
+		goto fail;
+	if (rr.already) {
+		sg_err_set(&e, SG_ACME_ALREADY_REVOKED, "the certificate is already revoked");
+		goto fail;
+	}
+	resp_raw(rs, "application/json", "", 0);
+	rs->status = 200;
+	add_nonce(rs);
+	add_index_link(&c);
+	goto out;
+fail:
+	problem(&c, &e);
+out:
+	free(der);
+	free(serial);
+	X509_free(x);
+	EVP_PKEY_free(jwk_key);
+	ca_cert_record_clear(&rec);
+	ca_revoke_result_clear(&rr);
+	actx_clear(&c);
+	return 0;
+}
+
+/* ---- Administration (Vault envelope, token-authenticated) ---- */
+
+int h_acme_config_read(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	struct acme_config cfg;
+
+	if (acme_config_get(server_store(rq->srv), rq->mount->id, &cfg, err) != 0)
+		return -1;
+	resp_data(rs, acme_config_json(&cfg));
+	acme_config_clear(&cfg);
+	return 0;
+}
+
+int h_acme_config_write(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	struct acme_config cfg;
+	int rc;
+
+	rc = acme_config_set(server_store(rq->srv), rq->mount->id, rq->body, &cfg, err);
+	if (rc == 0)
+		resp_data(rs, acme_config_json(&cfg));
+	acme_config_clear(&cfg);
+	return rc;
+}
+
+int h_acme_new_eab(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	const char *role = req_param(rq, "role");
+	char *dir = role != NULL ? sg_xasprintf("roles/%s/acme/", role) : sg_xstrdup("acme/");
+	json_t *rec = NULL;
+	int rc;
+
+	if (role != NULL && !pki_name_valid(role)) {
+		free(dir);
+		return sg_err_set(err, SG_BAD_REQUEST, "invalid role name");
+	}
+	rc = acme_eab_create(server_store(rq->srv), rq->mount->id, dir, &rec, err);
+	free(dir);
+	if (rc != 0)
+		return -1;
+	resp_data(rs, rec);
+	return 0;
+}
+
+struct eab_scan {
+	json_t *keys, *info;
+	size_t prefix_len;
+};
+
+static int eab_cb(void *arg, const char *key, size_t klen, const void *val, size_t vlen)
+{
+	struct eab_scan *s = arg;
+	json_error_t jerr;
+	json_t *rec = json_loadb(val, vlen, 0, &jerr);
+	char *id = sg_xstrndup(key + s->prefix_len, klen - s->prefix_len);
+
+	if (rec != NULL) {
+		json_array_append_new(s->keys, json_string(id));
+		/* The MAC key itself is shown once, by new-eab, never in a listing. */
+		json_object_set_new(s->info, id,
+		                    json_pack("{s:O, s:O, s:O}", "key_type", json_object_get(rec, "key_type"),
+		                              "acme_directory", json_object_get(rec, "acme_directory"), "created_on",
+		                              json_object_get(rec, "created_on")));
+	}
+	json_decref(rec);
+	free(id);
+	return 0;
+}
+
+int h_acme_eab_list(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	char *prefix = sg_xasprintf("%s/eab/", rq->mount->id);
+	struct eab_scan s = {json_array(), json_object(), strlen(prefix)};
+	long n = store_scan(server_store(rq->srv), STORE_ACME, prefix, NULL, 0, eab_cb, &s, err);
+
+	free(prefix);
+	if (n < 0 || json_array_size(s.keys) == 0) {
+		json_decref(s.keys);
+		json_decref(s.info);
+		return n < 0 ? -1 : pki_not_found(err);
+	}
+	resp_data(rs, json_pack("{s:o, s:o}", "keys", s.keys, "key_info", s.info));
+	return 0;
+}
+
+int h_acme_eab_delete(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	struct store_batch *b;
+	const char *id = req_param(rq, "id");
+	int rc;
+
+	(void)rs;
+	if (id == NULL || strlen(id) > 64)
+		return sg_err_set(err, SG_BAD_REQUEST, "invalid EAB key id");
+	b = store_batch_new();
+	acme_rec_del(b, rq->mount->id, "eab", id);
+	rc = store_commit(server_store(rq->srv), b, err);
+	store_batch_free(b);
+	return rc;
+}
