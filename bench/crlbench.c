@@ -8,8 +8,10 @@
  *                  [-tidy-pause 0]
  *
  * At each step (total revoked certificates) the issuer's full CRL is built
- * with crl_build_now and the build's wall time, CPU time, CRL size and the
- * process's peak resident memory during the build are printed. With -tidy,
+ * from a scan (crl_build_now) and the build's wall time, CPU time, CRL size
+ * and the process's peak resident memory during the build are printed;
+ * then 1,000 more revocations and the next CRL as the background thread
+ * makes it (crl_refresh_now: the last CRL plus the new entries). With -tidy,
  * the clock is then moved past every certificate's NotAfter + safety buffer
  * and a tidy (tidy_cert_store + tidy_revoked_certs) runs while one thread
  * keeps issuing: the tidy's duration and the issuance latencies before and
@@ -38,6 +40,7 @@
 #define CERT_TTL 3600                 /* every bench certificate: 1 h */
 #define TIDY_BUFFER 3600              /* safety_buffer of the tidy */
 #define MAX_LAT_SAMPLES (1u << 22)
+#define APPEND_EXTRA 1000              /* revocations on top of each step for the incremental build */
 
 static struct store *g_st;
 static struct ca *g_ca;
@@ -196,6 +199,31 @@ static void revoke_range(char **serials, size_t from, size_t to)
 
 /* ---------------- CRL build ---------------- */
 
+/*
+ * The anonymous (heap) part of the resident set, sampled while a build
+ * runs: VmHWM would also count the store's file pages the scan touches,
+ * which are the page cache's, not the build's.
+ */
+struct anon_sampler {
+	atomic_bool stop;
+	double peak;
+};
+
+static void *anon_main(void *arg)
+{
+	struct anon_sampler *a = arg;
+
+	while (!atomic_load(&a->stop)) {
+		double v = proc_mib("RssAnon");
+		struct timespec ts = {0, 5000000};
+
+		if (v > a->peak)
+			a->peak = v;
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
 static void measure_build(size_t revoked, bool verify)
 {
 	struct crl_blob *b = NULL;
@@ -203,8 +231,16 @@ static void measure_build(size_t revoked, bool verify)
 	double t0, c0, wall, cpu, rss0, hwm;
 	double g0, get_us;
 
+	struct anon_sampler as = {0};
+	pthread_t sampler;
+	double anon0;
+
 	sg_err_init(&err);
 	rss0 = proc_mib("VmRSS");
+	anon0 = proc_mib("RssAnon");
+	as.peak = anon0;
+	if (pthread_create(&sampler, NULL, anon_main, &as) != 0)
+		die("pthread_create", NULL);
 	hwm_reset();
 	t0 = now_s();
 	c0 = cpu_s();
@@ -213,16 +249,20 @@ static void measure_build(size_t revoked, bool verify)
 	wall = now_s() - t0;
 	cpu = cpu_s() - c0;
 	hwm = proc_mib("VmHWM");
+	atomic_store(&as.stop, true);
+	pthread_join(sampler, NULL);
 	g0 = now_s();
 	if (crl_get(g_crl, &g_m, "default", CRL_FULL, &b, &err) < 0)
 		die("crl get", &err);
 	get_us = (now_s() - g0) * 1e6;
 	printf("CRL with %zu revoked entries: built in %.2f s wall, %.2f s CPU; %zu entries, %.1f MiB DER; "
-	       "RSS %.0f MiB before, peak %.0f MiB during the build (+%.0f MiB); cached read %.1f us\n",
-	       revoked, wall, cpu, b->entries, (double)b->der_len / 1048576.0, rss0, hwm, hwm - rss0, get_us);
-	printf("RESULT kind=crl_build entries=%zu wall_s=%.3f cpu_s=%.3f der_bytes=%zu rss_before_mib=%.0f "
-	       "peak_mib=%.0f number=%llu\n",
-	       b->entries, wall, cpu, b->der_len, rss0, hwm, (unsigned long long)b->number);
+	       "heap (RssAnon) %.0f MiB before, peak %.0f MiB during the build (+%.0f MiB); RSS incl. mapped store "
+	       "pages %.0f -> peak %.0f MiB; cached read %.1f us\n",
+	       revoked, wall, cpu, b->entries, (double)b->der_len / 1048576.0, anon0, as.peak, as.peak - anon0, rss0,
+	       hwm, get_us);
+	printf("RESULT kind=crl_build entries=%zu wall_s=%.3f cpu_s=%.3f der_bytes=%zu anon_before_mib=%.0f "
+	       "anon_peak_mib=%.0f rss_before_mib=%.0f rss_peak_mib=%.0f number=%llu\n",
+	       b->entries, wall, cpu, b->der_len, anon0, as.peak, rss0, hwm, (unsigned long long)b->number);
 	if (verify) {
 		const unsigned char *p = b->der;
 		X509_CRL *x = d2i_X509_CRL(NULL, &p, (long)b->der_len);
@@ -241,6 +281,41 @@ static void measure_build(size_t revoked, bool verify)
 		ca_issuer_info_clear(&info);
 	}
 	crl_blob_release(b);
+}
+
+/*
+ * A revocation on top of the CRL: `extra` more revocations, then the next
+ * full CRL as the background thread builds it (the last CRL's entries plus
+ * the new ones, no scan).
+ */
+static void measure_append(size_t base, size_t extra, int threads)
+{
+	char **serials = sg_xcalloc(extra, sizeof(char *));
+	struct crl_blob *b = NULL;
+	struct sg_err err;
+	double t0, c0, wall, cpu;
+
+	issue_range(serials, 0, extra, threads);
+	revoke_range(serials, 0, extra);
+	sg_err_init(&err);
+	t0 = now_s();
+	c0 = cpu_s();
+	if (crl_refresh_now(g_crl, &g_m, "default", &err) < 0)
+		die("crl refresh", &err);
+	wall = now_s() - t0;
+	cpu = cpu_s() - c0;
+	if (crl_get(g_crl, &g_m, "default", CRL_FULL, &b, &err) < 0)
+		die("crl get", &err);
+	printf("next CRL after %zu more revocations on %zu: %.3f s wall, %.3f s CPU; %zu entries, %.1f MiB DER\n",
+	       extra, base, wall, cpu, b->entries, (double)b->der_len / 1048576.0);
+	printf("RESULT kind=crl_append base=%zu added=%zu entries=%zu wall_s=%.3f cpu_s=%.3f\n", base, extra,
+	       b->entries, wall, cpu);
+	if (b->entries != base + extra)
+		die("the appended CRL lacks entries", NULL);
+	crl_blob_release(b);
+	for (size_t i = 0; i < extra; i++)
+		free(serials[i]);
+	free(serials);
 }
 
 /* ---------------- Tidy while issuing ---------------- */
@@ -426,6 +501,8 @@ int main(int argc, char **argv)
 	for (size_t s = 0; s < nsteps; s++) {
 		double t0 = now_s(), t1;
 
+		if (steps[s] <= done)
+			continue;
 		issue_range(serials, done, steps[s], threads);
 		t1 = now_s();
 		revoke_range(serials, done, steps[s]);
@@ -438,6 +515,8 @@ int main(int argc, char **argv)
 		done = steps[s];
 		for (int k = 0; k < repeat; k++)
 			measure_build(done, verify && k == 0);
+		measure_append(done, APPEND_EXTRA, threads);
+		done += APPEND_EXTRA;
 		fflush(stdout);
 	}
 	if (tidy)

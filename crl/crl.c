@@ -1867,7 +1867,7 @@ static int resolve(struct crl *c, const struct ca_mount *m, const char *ref, cha
  * (lock held on entry and return). A build may forget the issuer (deleted),
  * so it is looked up again after every wait.
  */
-static void build_locked(struct crl *c, struct crl_mnt *mn, const char *id, enum crl_kind kind)
+static void build_locked(struct crl *c, struct crl_mnt *mn, const char *id, enum crl_kind kind, bool append)
 {
 	struct crl_iss *i;
 
@@ -1878,13 +1878,16 @@ static void build_locked(struct crl *c, struct crl_mnt *mn, const char *id, enum
 	if (kind == CRL_DELTA && i->full == NULL)
 		return;
 	i->building = true;
-	if (kind == CRL_FULL)
+	if (kind == CRL_FULL && append && can_append(c, mn, i))
+		run_append(c, mn, i);
+	else if (kind == CRL_FULL)
 		run_full(c, mn, &i, 1);
 	else
 		run_delta(c, mn, i);
 }
 
-int crl_build_now(struct crl *c, const struct ca_mount *m, const char *ref, enum crl_kind kind, struct sg_err *err)
+static int build_now(struct crl *c, const struct ca_mount *m, const char *ref, enum crl_kind kind, bool append,
+                     struct sg_err *err)
 {
 	char id[37];
 	struct crl_mnt *mn;
@@ -1905,14 +1908,14 @@ int crl_build_now(struct crl *c, const struct ca_mount *m, const char *ref, enum
 			goto out;
 		}
 		if (i->full == NULL)
-			build_locked(c, mn, id, CRL_FULL);
+			build_locked(c, mn, id, CRL_FULL, false);
 		/* The full build may have forgotten the issuer (deleted meanwhile). */
 		if ((i = iss_find(mn, id, false)) == NULL || i->full == NULL) {
 			sg_err_set(err, SG_INTERNAL, "the CRL of issuer %s could not be built", id);
 			goto out;
 		}
 	}
-	build_locked(c, mn, id, kind);
+	build_locked(c, mn, id, kind, append);
 	if ((i = iss_find(mn, id, false)) == NULL) {
 		sg_err_set(err, SG_UNKNOWN_ISSUER, "issuer %s not found", id);
 		goto out;
@@ -1925,6 +1928,16 @@ int crl_build_now(struct crl *c, const struct ca_mount *m, const char *ref, enum
 out:
 	pthread_mutex_unlock(&c->lock);
 	return rc;
+}
+
+int crl_build_now(struct crl *c, const struct ca_mount *m, const char *ref, enum crl_kind kind, struct sg_err *err)
+{
+	return build_now(c, m, ref, kind, false, err);
+}
+
+int crl_refresh_now(struct crl *c, const struct ca_mount *m, const char *ref, struct sg_err *err)
+{
+	return build_now(c, m, ref, CRL_FULL, true, err);
 }
 
 int crl_get(struct crl *c, const struct ca_mount *m, const char *ref, enum crl_kind kind, struct crl_blob **out,

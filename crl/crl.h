@@ -35,7 +35,11 @@
 #include "common/err.h"
 #include "store/store.h"
 
-#define CRL_MAX_PENDING 1000000        /* revocations remembered for the next delta CRL, per issuer */
+/*
+ * Revocations remembered per issuer for the next delta CRL and the next
+ * incremental full CRL; beyond this the next full CRL comes from a scan.
+ */
+#define CRL_MAX_PENDING 100000
 #define CRL_MAX_DURATION ((int64_t)10 * 365 * 86400)
 #define CRL_MAX_REBUILD_DELAY_MS 3600000
 #define CRL_HTTP_MAX_AGE 60            /* Cache-Control max-age cap of served CRLs, seconds */
@@ -146,9 +150,15 @@ const char *crl_blob_pem(struct crl_blob *b, size_t *len);
  * full (or delta) CRL of the mount now, without waiting for it.
  */
 int crl_rotate(struct crl *c, const struct ca_mount *m, enum crl_kind kind, struct sg_err *err) SG_WUR;
-/* Builds one issuer's CRL on the calling thread (bench, tests, crl_get's first build). */
+/* Builds one issuer's CRL on the calling thread from a scan (bench, tests, crl_get's first build). */
 int crl_build_now(struct crl *c, const struct ca_mount *m, const char *ref, enum crl_kind kind,
                   struct sg_err *err) SG_WUR;
+/*
+ * The next full CRL of an issuer as the background thread makes it, on the
+ * calling thread: the last CRL plus the revocations since when it can, a
+ * scan otherwise (bench, tests).
+ */
+int crl_refresh_now(struct crl *c, const struct ca_mount *m, const char *ref, struct sg_err *err) SG_WUR;
 /* Waits until the mount has no pending or running build (tests); 0, or -1 after timeout_ms. */
 int crl_wait_idle(struct crl *c, const struct ca_mount *m, int timeout_ms);
 

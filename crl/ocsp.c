@@ -79,6 +79,7 @@ struct ocsp_ent {
 	size_t len;
 	int64_t this_update, next_update, refresh_at;
 	char etag[40];
+	bool unknown;                      /* counted in ocsp.unknown */
 	struct ocsp_ent *next;
 };
 
@@ -90,6 +91,7 @@ struct ocsp {
 	struct ocsp_mnt *mounts;
 	struct ocsp_ent **tab;
 	size_t count;
+	size_t unknown;                    /* cached "unknown" answers: anyone can ask for any serial */
 	int64_t min_refresh;               /* earliest refresh_at of the cache (approximate, never later) */
 	pthread_mutex_t tlock;
 	pthread_cond_t wake;
@@ -103,6 +105,7 @@ struct built {
 	size_t len;
 	int64_t this_update, next_update, refresh_at;
 	char etag[40];
+	bool unknown;                      /* a single answer whose status is unknown */
 };
 
 /* One CertID of a request, resolved. */
@@ -727,6 +730,7 @@ static int build(struct ocsp *o, struct ocsp_iss *is, const struct crl_config *c
 			sg_err_ossl(err, SG_CRYPTO, "bad revocation time");
 			goto out;
 		}
+		out->unknown = n == 1 && status == V_OCSP_CERTSTATUS_UNKNOWN;
 		if (OCSP_basic_add1_status(bs, items[i].cid, status, reason, rt, tu, nu) == NULL) {
 			sg_err_ossl(err, SG_CRYPTO, "cannot add an OCSP SingleResponse");
 			goto out;
@@ -799,7 +803,8 @@ static void cache_put(struct ocsp *o, struct ocsp_iss *is, uint64_t gen, const u
 	if (e == NULL) {
 		size_t bk = bucket_of(is, serial, sl);
 
-		if (o->count >= OCSP_CACHE_MAX) {
+		/* Unknown serials cost a signature once each but are capped, so made-up serials cannot fill memory. */
+		if (o->count >= OCSP_CACHE_MAX || (b->unknown && o->unknown >= OCSP_CACHE_UNKNOWN_MAX)) {
 			pthread_rwlock_unlock(&o->lock);
 			return;
 		}
@@ -813,6 +818,13 @@ static void cache_put(struct ocsp *o, struct ocsp_iss *is, uint64_t gen, const u
 		e->next = o->tab[bk];
 		o->tab[bk] = e;
 		o->count++;
+	}
+	if (e->unknown != b->unknown) {
+		if (b->unknown)
+			o->unknown++;
+		else
+			o->unknown--;
+		e->unknown = b->unknown;
 	}
 	free(e->der);
 	e->der = sg_xmalloc(b->len);
@@ -843,6 +855,7 @@ static size_t cache_drop_serial(struct ocsp *o, struct ocsp_iss *is, const unsig
 			sg_strlist_add(cids, b64);
 			free(b64);
 			*pp = e->next;
+			o->unknown -= e->unknown ? 1 : 0;
 			ent_free(e);
 			o->count--;
 			k++;
@@ -864,6 +877,7 @@ static void cache_drop_mount(struct ocsp *o, struct ocsp_mnt *mn)
 
 			if (e->is->mnt == mn) {
 				*pp = e->next;
+				o->unknown -= e->unknown ? 1 : 0;
 				ent_free(e);
 				o->count--;
 			} else {

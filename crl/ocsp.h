@@ -43,6 +43,7 @@
 #define OCSP_NONCE_MIN 1               /* RFC 8954 2.1 */
 #define OCSP_NONCE_MAX 32              /* RFC 8954 2.1 */
 #define OCSP_CACHE_MAX 1000000         /* cached responses per responder; past it answers are signed per request */
+#define OCSP_CACHE_UNKNOWN_MAX 10000   /* of which "unknown" answers (serials never issued) */
 #define OCSP_REFRESH_BATCH 2000        /* re-signed per tick of the refresh thread */
 #define OCSP_TICK_MS 1000
 #define OCSP_HTTP_MAX_AGE_CAP 86400    /* Cache-Control max-age ceiling, seconds */
