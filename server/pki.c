@@ -132,7 +132,16 @@ const struct route pki_routes[] = {
 	{P "acme/order/:id/cert", HTTP_POST, h_acme_cert, PUBLIC, false}, \
 	{P "acme/authorization/:id", HTTP_POST, h_acme_authz, PUBLIC, false}, \
 	{P "acme/challenge/:auth/:type", HTTP_POST, h_acme_challenge, PUBLIC, false}, \
-	{P "acme/revoke-cert", HTTP_POST, h_acme_revoke, PUBLIC, false}
+	{P "acme/revoke-cert", HTTP_POST, h_acme_revoke, PUBLIC, false}, \
+	{P "acme/new-account", HTTP_GET, h_acme_post_only, PUBLIC, false}, \
+	{P "acme/account/:kid", HTTP_GET, h_acme_post_only, PUBLIC, false}, \
+	{P "acme/new-order", HTTP_GET, h_acme_post_only, PUBLIC, false}, \
+	{P "acme/order/:id", HTTP_GET, h_acme_post_only, PUBLIC, false}, \
+	{P "acme/order/:id/finalize", HTTP_GET, h_acme_post_only, PUBLIC, false}, \
+	{P "acme/order/:id/cert", HTTP_GET, h_acme_post_only, PUBLIC, false}, \
+	{P "acme/authorization/:id", HTTP_GET, h_acme_post_only, PUBLIC, false}, \
+	{P "acme/challenge/:auth/:type", HTTP_GET, h_acme_post_only, PUBLIC, false}, \
+	{P "acme/revoke-cert", HTTP_GET, h_acme_post_only, PUBLIC, false}
 	ACME_DIR_ROUTES(""),
 	ACME_DIR_ROUTES("roles/:role/"),
 #undef ACME_DIR_ROUTES

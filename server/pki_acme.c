@@ -1180,6 +1180,22 @@ out:
 	return 0;
 }
 
+int h_acme_post_only(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	struct actx c;
+	struct sg_err e;
+
+	(void)err;
+	sg_err_init(&e);
+	if (actx_init(&c, rq, rs, &e) == 0)
+		sg_err_set(&e, SG_ACME_MALFORMED, "this resource is read with POST-as-GET (RFC 8555 6.3), not GET");
+	problem_status(&c, &e, e.code == SG_ACME_MALFORMED ? 405 : sg_err_http_status(e.code));
+	if (rs->status == 405)
+		resp_header(rs, "Allow", "POST");
+	actx_clear(&c);
+	return 0;
+}
+
 /* ---- Administration (Vault envelope, token-authenticated) ---- */
 
 int h_acme_config_read(struct req *rq, struct resp *rs, struct sg_err *err)

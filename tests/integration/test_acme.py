@@ -340,6 +340,9 @@ def test_jws_refusals():
     # Content-Type must be application/jose+json.
     r = jws_post(d["newAccount"], {}, key, ctype="application/json")
     expect_problem(r, 415, "malformed", "Content-Type")
+    # Plain GET on a resource: 405 problem, not Vault's envelope (RFC 8555 6.3).
+    r = H.curl(d["newOrder"])
+    expect_problem(r, 405, "malformed", "GET newOrder")
     # Unknown account kid.
     r = jws_post(d["newOrder"], {"identifiers": []}, key, kid=d["newAccount"].replace("new-account", "account/" + "A" * 32))
     expect_problem(r, 400, "accountDoesNotExist", "unknown kid")
