@@ -206,18 +206,44 @@ int acme_authz_load(struct store *st, const char *mount_id, const char *id, json
  * with libcurl, redirects followed (http/https only, at most
  * ACME_HTTP01_MAX_REDIRS), ACME_HTTP01_TIMEOUT_S in all, body capped; the
  * body with trailing whitespace removed must equal key_authz.
- * 0 valid, -1 with SG_ACME_CONNECTION / SG_ACME_INCORRECT_RESPONSE.
+ * 0 valid; -1 with SG_ACME_CONNECTION or SG_ACME_INCORRECT_RESPONSE (an
+ * HTTP error status) when a retry may succeed; -2 with
+ * SG_ACME_INCORRECT_RESPONSE when the target answered with the wrong body.
  */
 int acme_http01_validate(const char *host, int64_t port, const char *token, const char *key_authz,
                          struct sg_err *err) SG_WUR;
 /*
- * Responds to challenge `type` of authorization `authz_id`: validates it now
- * (http-01) and stores the outcome in the authorization (challenge and
- * authz valid, or invalid with the problem). A challenge that is no longer
- * pending is returned unchanged (RFC 8555 7.5.1). *authz receives the
- * updated authorization.
+ * Validation runs on a small pool of threads so that a slow target does not
+ * hold a request: a challenge POST waits up to ACME_VALIDATE_WAIT_MS and
+ * answers with the outcome when it is known (as step-ca does: lego takes
+ * 0.11 s per certificate there, 6.1 s against Pebble's asynchronous
+ * validation), else with the challenge `processing` (the handler adds
+ * Retry-After). A failed attempt is retried ACME_VALIDATE_ATTEMPTS times,
+ * ACME_VALIDATE_RETRY_S apart, before the challenge becomes invalid
+ * (RFC 8555 8.2); a wrong key authorization is final at once. A challenge left `processing` by a stopped server is
+ * validated again when a client responds to it after ACME_PROCESSING_STALE_S.
  */
-int acme_challenge_respond(struct store *st, const char *mount_id, const char *authz_id, const char *type,
+#define ACME_VALIDATE_WAIT_MS 3000
+#define ACME_VALIDATE_ATTEMPTS 3
+#define ACME_VALIDATE_RETRY_S 2
+#define ACME_VALIDATOR_THREADS 4
+#define ACME_VALIDATOR_QUEUE_MAX 4096
+#define ACME_PROCESSING_STALE_S (ACME_VALIDATE_ATTEMPTS * (ACME_HTTP01_TIMEOUT_S + ACME_VALIDATE_RETRY_S) + 30)
+
+struct acme_validator;
+struct acme_validator *acme_validator_new(struct store *st, unsigned threads);
+/* Stops the threads (an attempt in flight finishes; queued jobs are dropped). NULL-safe. */
+void acme_validator_free(struct acme_validator *v);
+
+/*
+ * Responds to challenge `type` of authorization `authz_id` (RFC 8555
+ * 7.5.1): marks it processing, queues its validation and waits as above.
+ * A challenge that is no longer pending is returned unchanged. *authz
+ * receives the authorization as it stands when the call returns.
+ * A full queue is SG_UNAVAILABLE (503: cert-manager requeues on 5xx, while a
+ * 4xx would fail its order).
+ */
+int acme_challenge_respond(struct acme_validator *v, const char *mount_id, const char *authz_id, const char *type,
                            const char *thumbprint, int64_t http01_port, json_t **authz, struct sg_err *err) SG_WUR;
 
 #endif

@@ -7,6 +7,8 @@
 #include "acme/acme.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,6 +72,7 @@ int acme_http01_validate(const char *host, int64_t port, const char *token, cons
 	if (body->too_long) {
 		sg_err_set(err, SG_ACME_INCORRECT_RESPONSE, "response to %s is larger than %d bytes", url,
 		           ACME_HTTP01_MAX_BODY);
+		rc = -2;
 		goto out;
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -83,6 +86,7 @@ int acme_http01_validate(const char *host, int64_t port, const char *token, cons
 		body->len--;
 	if (!sg_ct_equal(body->data, body->len, key_authz, strlen(key_authz))) {
 		sg_err_set(err, SG_ACME_INCORRECT_RESPONSE, "the key authorization served at %s is wrong", url);
+		rc = -2;
 		goto out;
 	}
 	rc = 0;
@@ -93,52 +97,106 @@ out:
 	return rc;
 }
 
-int acme_challenge_respond(struct store *st, const char *mount_id, const char *authz_id, const char *type,
-                           const char *thumbprint, int64_t http01_port, json_t **authz, struct sg_err *err)
-{
-	json_t *az = NULL, *ch = NULL, *v;
-	struct store_batch *b = NULL;
-	const char *token, *status, *host;
-	char *key_authz = NULL, when[32];
-	struct sg_err verr;
-	size_t i;
-	int r, rc = -1;
+/* ---- Asynchronous validation ---- */
 
-	*authz = NULL;
-	r = acme_authz_load(st, mount_id, authz_id, &az, err);
-	if (r < 0)
-		return -1;
-	if (r == 0)
-		return sg_err_set(err, SG_NOT_FOUND, "no such authorization");
+struct job {
+	struct job *next;
+	int refs;                 /* queue/worker + waiter */
+	bool done;
+	pthread_cond_t cv;
+	char *mount_id, *authz_id, *type, *thumbprint;
+	int64_t port;
+};
+
+struct acme_validator {
+	struct store *st;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;        /* work queued, or stopping */
+	pthread_cond_t stop_cv;   /* stopping: ends the pauses between attempts */
+	struct job *head, *tail;
+	size_t queued;
+	bool stopping;
+	unsigned nthreads;
+	pthread_t *threads;
+};
+
+static void job_unref(struct acme_validator *v, struct job *j)
+{
+	bool last;
+
+	pthread_mutex_lock(&v->mu);
+	last = --j->refs == 0;
+	pthread_mutex_unlock(&v->mu);
+	if (!last)
+		return;
+	pthread_cond_destroy(&j->cv);
+	free(j->mount_id);
+	free(j->authz_id);
+	free(j->type);
+	free(j->thumbprint);
+	free(j);
+}
+
+static json_t *find_challenge(json_t *az, const char *type)
+{
+	json_t *v, *ch = NULL;
+	size_t i;
+
 	json_array_foreach(json_object_get(az, "challenges"), i, v) {
 		if (json_is_string(json_object_get(v, "type")) &&
 		    strcmp(json_string_value(json_object_get(v, "type")), type) == 0)
 			ch = v;
 	}
-	if (ch == NULL) {
-		sg_err_set(err, SG_NOT_FOUND, "no such challenge");
+	return ch;
+}
+
+/* Validates with retries and records the outcome; failures to record are left for a later response. */
+static void job_run(struct acme_validator *v, struct job *j)
+{
+	json_t *az = NULL, *ch;
+	struct store_batch *b = NULL;
+	struct sg_err verr, err;
+	char *key_authz = NULL, when[32];
+	const char *token, *host;
+	int rc = -1;
+
+	sg_err_init(&err);
+	if (acme_authz_load(v->st, j->mount_id, j->authz_id, &az, &err) != 1 || (ch = find_challenge(az, j->type)) == NULL)
 		goto out;
-	}
-	status = json_string_value(json_object_get(ch, "status"));
-	/* RFC 8555 7.5.1: responding again to a challenge that is not pending changes nothing. */
-	if (status == NULL || strcmp(status, "pending") != 0 ||
-	    strcmp(json_string_value(json_object_get(az, "status")), "pending") != 0) {
-		*authz = az;
-		az = NULL;
-		rc = 0;
-		goto out;
-	}
 	token = json_string_value(json_object_get(ch, "token"));
 	host = json_string_value(json_object_get(json_object_get(az, "identifier"), "value"));
-	if (token == NULL || host == NULL || strcmp(type, "http-01") != 0) {
-		sg_err_set(err, SG_STORAGE, "corrupt ACME authorization");
+	if (token == NULL || host == NULL)
 		goto out;
-	}
 	/* RFC 8555 8.1: keyAuthorization = token || '.' || base64url(Thumbprint(accountKey)). */
-	key_authz = sg_xasprintf("%s.%s", token, thumbprint);
-	sg_err_init(&verr);
+	key_authz = sg_xasprintf("%s.%s", token, j->thumbprint);
+	for (int attempt = 1; attempt <= ACME_VALIDATE_ATTEMPTS; attempt++) {
+		struct timespec until;
+		bool stop;
+
+		sg_err_init(&verr);
+		rc = acme_http01_validate(host, j->port, token, key_authz, &verr);
+		/* A wrong answer is final; an unreachable target or an error status may be a deployment in progress. */
+		if (rc == 0 || rc == -2 || attempt == ACME_VALIDATE_ATTEMPTS)
+			break;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += ACME_VALIDATE_RETRY_S;
+		pthread_mutex_lock(&v->mu);
+		while (!v->stopping && pthread_cond_timedwait(&v->stop_cv, &v->mu, &until) == 0)
+			;
+		stop = v->stopping;
+		pthread_mutex_unlock(&v->mu);
+		if (stop)
+			goto out; /* stays processing: validated again after ACME_PROCESSING_STALE_S */
+	}
+	/* Re-read: the record may have changed while the target was being fetched. */
+	json_decref(az);
+	az = NULL;
+	if (acme_authz_load(v->st, j->mount_id, j->authz_id, &az, &err) != 1 || (ch = find_challenge(az, j->type)) == NULL ||
+	    !json_is_string(json_object_get(ch, "status")) ||
+	    strcmp(json_string_value(json_object_get(ch, "status")), "processing") != 0)
+		goto out;
 	sg_time_format_rfc3339(sg_now(), when, sizeof(when));
-	if (acme_http01_validate(host, http01_port, token, key_authz, &verr) == 0) {
+	if (rc == 0) {
 		json_object_set_new(ch, "status", json_string("valid"));
 		json_object_set_new(ch, "validated", json_string(when));
 		json_object_set_new(az, "status", json_string("valid"));
@@ -151,16 +209,178 @@ int acme_challenge_respond(struct store *st, const char *mount_id, const char *a
 		json_object_set_new(az, "status", json_string("invalid"));
 		free(type_urn);
 	}
+	json_object_del(ch, "processing_since");
 	b = store_batch_new();
-	acme_rec_put(b, mount_id, "authz", authz_id, az);
-	if (store_commit(st, b, err) != 0)
-		goto out;
-	*authz = az;
-	az = NULL;
-	rc = 0;
+	acme_rec_put(b, j->mount_id, "authz", j->authz_id, az);
+	(void)!store_commit(v->st, b, &err);
 out:
 	store_batch_free(b);
 	free(key_authz);
+	json_decref(az);
+}
+
+static void *worker(void *arg)
+{
+	struct acme_validator *v = arg;
+
+	for (;;) {
+		struct job *j;
+
+		pthread_mutex_lock(&v->mu);
+		while (v->head == NULL && !v->stopping)
+			pthread_cond_wait(&v->cv, &v->mu);
+		if (v->stopping) {
+			pthread_mutex_unlock(&v->mu);
+			return NULL;
+		}
+		j = v->head;
+		v->head = j->next;
+		if (v->head == NULL)
+			v->tail = NULL;
+		v->queued--;
+		pthread_mutex_unlock(&v->mu);
+		job_run(v, j);
+		pthread_mutex_lock(&v->mu);
+		j->done = true;
+		pthread_cond_broadcast(&j->cv);
+		pthread_mutex_unlock(&v->mu);
+		job_unref(v, j);
+	}
+}
+
+struct acme_validator *acme_validator_new(struct store *st, unsigned threads)
+{
+	struct acme_validator *v = sg_xcalloc(1, sizeof(*v));
+
+	v->st = st;
+	pthread_mutex_init(&v->mu, NULL);
+	pthread_cond_init(&v->cv, NULL);
+	pthread_cond_init(&v->stop_cv, NULL);
+	v->threads = sg_xcalloc(threads, sizeof(*v->threads));
+	for (unsigned i = 0; i < threads; i++) {
+		if (pthread_create(&v->threads[i], NULL, worker, v) != 0)
+			sg_die("cannot start an ACME validation thread");
+		v->nthreads++;
+	}
+	return v;
+}
+
+void acme_validator_free(struct acme_validator *v)
+{
+	struct job *j;
+
+	if (v == NULL)
+		return;
+	pthread_mutex_lock(&v->mu);
+	v->stopping = true;
+	pthread_cond_broadcast(&v->cv);
+	pthread_cond_broadcast(&v->stop_cv);
+	pthread_mutex_unlock(&v->mu);
+	for (unsigned i = 0; i < v->nthreads; i++)
+		pthread_join(v->threads[i], NULL);
+	/* Queued jobs never ran: their waiters (if any) are gone with the requests. */
+	while ((j = v->head) != NULL) {
+		v->head = j->next;
+		job_unref(v, j);
+	}
+	pthread_cond_destroy(&v->cv);
+	pthread_cond_destroy(&v->stop_cv);
+	pthread_mutex_destroy(&v->mu);
+	free(v->threads);
+	free(v);
+}
+
+int acme_challenge_respond(struct acme_validator *v, const char *mount_id, const char *authz_id, const char *type,
+                           const char *thumbprint, int64_t http01_port, json_t **authz, struct sg_err *err)
+{
+	json_t *az = NULL, *ch;
+	struct store_batch *b = NULL;
+	struct job *j = NULL;
+	const char *status;
+	char when[32];
+	int64_t since = 0;
+	int r, rc = -1;
+
+	*authz = NULL;
+	r = acme_authz_load(v->st, mount_id, authz_id, &az, err);
+	if (r < 0)
+		return -1;
+	if (r == 0)
+		return sg_err_set(err, SG_NOT_FOUND, "no such authorization");
+	ch = find_challenge(az, type);
+	if (ch == NULL || strcmp(type, "http-01") != 0) {
+		sg_err_set(err, SG_NOT_FOUND, "no such challenge");
+		goto out;
+	}
+	status = json_string_value(json_object_get(ch, "status"));
+	if (status != NULL && strcmp(status, "processing") == 0 &&
+	    json_is_string(json_object_get(ch, "processing_since")) &&
+	    sg_time_parse_rfc3339(json_string_value(json_object_get(ch, "processing_since")), &since) == 0 &&
+	    sg_now() - since > ACME_PROCESSING_STALE_S)
+		status = "pending"; /* its validation died with a server: run it again */
+	/* RFC 8555 7.5.1: responding again to a challenge that is not pending changes nothing. */
+	if (status == NULL || strcmp(status, "pending") != 0 ||
+	    strcmp(json_string_value(json_object_get(az, "status")), "pending") != 0) {
+		*authz = az;
+		az = NULL;
+		rc = 0;
+		goto out;
+	}
+	pthread_mutex_lock(&v->mu);
+	r = v->queued >= ACME_VALIDATOR_QUEUE_MAX || v->stopping;
+	pthread_mutex_unlock(&v->mu);
+	if (r) {
+		sg_err_set(err, SG_UNAVAILABLE, "too many validations in progress; retry later");
+		goto out;
+	}
+	sg_time_format_rfc3339(sg_now(), when, sizeof(when));
+	json_object_set_new(ch, "status", json_string("processing"));
+	json_object_set_new(ch, "processing_since", json_string(when));
+	b = store_batch_new();
+	acme_rec_put(b, mount_id, "authz", authz_id, az);
+	if (store_commit(v->st, b, err) != 0)
+		goto out;
+	j = sg_xcalloc(1, sizeof(*j));
+	j->refs = 2;
+	pthread_cond_init(&j->cv, NULL);
+	j->mount_id = sg_xstrdup(mount_id);
+	j->authz_id = sg_xstrdup(authz_id);
+	j->type = sg_xstrdup(type);
+	j->thumbprint = sg_xstrdup(thumbprint);
+	j->port = http01_port;
+	{
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += ACME_VALIDATE_WAIT_MS / 1000;
+		until.tv_nsec += (long)(ACME_VALIDATE_WAIT_MS % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&v->mu);
+		if (v->tail != NULL)
+			v->tail->next = j;
+		else
+			v->head = j;
+		v->tail = j;
+		v->queued++;
+		pthread_cond_signal(&v->cv);
+		while (!j->done && pthread_cond_timedwait(&j->cv, &v->mu, &until) == 0)
+			;
+		pthread_mutex_unlock(&v->mu);
+	}
+	job_unref(v, j);
+	json_decref(az);
+	az = NULL;
+	/* The authorization as it stands: final when the validation finished in time, else processing. */
+	r = acme_authz_load(v->st, mount_id, authz_id, authz, err);
+	if (r == 1)
+		rc = 0;
+	else if (r == 0)
+		sg_err_set(err, SG_NOT_FOUND, "no such authorization");
+out:
+	store_batch_free(b);
 	json_decref(az);
 	return rc;
 }

@@ -19,6 +19,7 @@ struct http_pool;
 struct auth_mounts;
 struct auth_acl_store;
 struct audit;
+struct acme_validator;
 
 struct server {
 	struct server_config cfg;
@@ -38,6 +39,7 @@ struct server {
 	struct auth_mounts *auth_mounts; /* sys/auth: enabled auth methods */
 	struct audit *audit;        /* sys/audit: audit devices (server/audit.h) */
 	struct auth_acl_store *acl; /* ACL policies, checked by the router on every token request */
+	struct acme_validator *acme_validator; /* acme/: challenge validation threads */
 };
 
 /* Starts libmicrohttpd on the configured address (TLS unless disabled). */

@@ -1008,6 +1008,21 @@ out:
 	return 0;
 }
 
+/* A challenge of the authorization is being validated. */
+static bool authz_processing(const json_t *az)
+{
+	const json_t *v;
+	size_t i;
+
+	json_array_foreach(json_object_get(az, "challenges"), i, v) {
+		const char *st = json_string_value(json_object_get(v, "status"));
+
+		if (st != NULL && strcmp(st, "processing") == 0)
+			return true;
+	}
+	return false;
+}
+
 int h_acme_authz(struct req *rq, struct resp *rs, struct sg_err *err)
 {
 	struct actx c;
@@ -1024,10 +1039,13 @@ int h_acme_authz(struct req *rq, struct resp *rs, struct sg_err *err)
 		sg_err_set(&e, SG_NOT_FOUND, "no such authorization");
 	else if (r == 1 && !owns(&c, az))
 		sg_err_set(&e, SG_ACME_UNAUTHORIZED, "the authorization belongs to another account");
-	if (sg_err_isset(&e))
+	if (sg_err_isset(&e)) {
 		problem(&c, &e);
-	else
+	} else {
+		if (authz_processing(az))
+			resp_header(rs, "Retry-After", "1");
 		answer(&c, 200, authz_json(&c, az), NULL);
+	}
 out:
 	json_decref(az);
 	actx_clear(&c);
@@ -1059,7 +1077,8 @@ int h_acme_challenge(struct req *rq, struct resp *rs, struct sg_err *err)
 	if (c.payload != NULL) {
 		json_decref(az);
 		az = NULL;
-		if (acme_challenge_respond(c.st, c.mount_id, aid, type, c.thumbprint, c.cfg.http01_port, &az, &e) != 0)
+		if (acme_challenge_respond(rq->srv->acme_validator, c.mount_id, aid, type, c.thumbprint, c.cfg.http01_port,
+		                           &az, &e) != 0)
 			goto fail;
 	}
 	json_array_foreach(json_object_get(az, "challenges"), i, v) {
@@ -1070,6 +1089,9 @@ int h_acme_challenge(struct req *rq, struct resp *rs, struct sg_err *err)
 		sg_err_set(&e, SG_NOT_FOUND, "no such challenge");
 		goto fail;
 	}
+	/* RFC 8555 8.2: a client polls a processing challenge; Retry-After paces it (compat 4). */
+	if (strcmp(json_string_value(json_object_get(ch, "status")), "processing") == 0)
+		resp_header(rs, "Retry-After", "1");
 	up = url_of(&c, "authorization", aid, NULL);
 	{
 		char *link = sg_xasprintf("<%s>;rel=\"up\"", up);

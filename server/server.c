@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "acme/acme.h"
 #include "auth/acl.h"
 #include "crl/crl.h"
 #include "crl/ocsp.h"
@@ -516,6 +517,7 @@ static int server_run(struct server *s, const char *dev_token)
 	if (crl_open(s, &err) != 0)
 		goto out;
 	pki_lease_kind_register(s->leases, s->ca);
+	s->acme_validator = acme_validator_new(s->st, ACME_VALIDATOR_THREADS);
 	if (cluster_identity(s, &err) != 0 || mount_table_load(&s->mounts, s->st, &err) != 0 ||
 	    auth_mounts_new(s->st, &s->auth_mounts, &err) != 0 || auth_acl_store_open(s->st, &s->acl, &err) != 0 ||
 	    audit_new(s->st, &s->audit, &err) != 0)
@@ -558,6 +560,8 @@ out:
 	OPENSSL_cleanse(kek, sizeof(kek));
 	OPENSSL_cleanse(token, sizeof(token));
 	http_stop(s, SERVER_STOP_GRACE_MS);
+	acme_validator_free(s->acme_validator); /* after the requests, before the store */
+	s->acme_validator = NULL;
 	audit_free(s->audit); /* after the last request: syncs and stores each device's chain head */
 	s->audit = NULL;
 	auth_mounts_free(s->auth_mounts);

@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
@@ -45,9 +46,21 @@ state = {}
 class _Handler(http.server.BaseHTTPRequestHandler):
     tokens = {}
 
+    delays = {}      # token -> seconds to wait before answering
+    failures = {}    # token -> number of 404 answers before the right one
+    hits = {}        # token -> requests seen
+
     def do_GET(self):
         prefix = "/.well-known/acme-challenge/"
-        body = self.tokens.get(self.path[len(prefix):]) if self.path.startswith(prefix) else None
+        token = self.path[len(prefix):] if self.path.startswith(prefix) else None
+        body = self.tokens.get(token)
+        if token is not None:
+            self.hits[token] = self.hits.get(token, 0) + 1
+            if self.delays.get(token):
+                time.sleep(self.delays[token])
+            if self.failures.get(token, 0) > 0:
+                self.failures[token] -= 1
+                body = None
         if body is None:
             self.send_response(404)
             self.end_headers()
@@ -409,6 +422,56 @@ def test_failed_challenge():
     eq(cr.body.error.typ, "urn:ietf:params:acme:error:incorrectResponse", "challenge error")
     authz2, _ = cl.poll(authz)
     eq(authz2.body.status, messages.STATUS_INVALID, "authz status")
+
+
+def _pending_http01(cl, name):
+    csr, _ = csr_for([name])
+    orderr = cl.new_order(csr)
+    authz = orderr.authorizations[0]
+    chall = [c for c in authz.body.challenges if isinstance(c.chall, challenges.HTTP01)][0]
+    response, validation = chall.response_and_validation(cl.net.key)
+    token = chall.chall.encode("token")
+    _Handler.tokens[token] = validation
+    return orderr, authz, chall, response, token
+
+
+def test_slow_validation_answers_processing_with_retry_after():
+    cl, _, _, _ = state["flow"]
+    orderr, authz, chall, response, token = _pending_http01(cl, "slow." + DOMAIN)
+    _Handler.delays[token] = 5  # longer than the server waits inside the POST (3 s)
+    t0 = time.time()
+    cr = cl.answer_challenge(chall, response)
+    took = time.time() - t0
+    eq(cr.body.status.name, "processing", "challenge status while the target is slow")
+    check(took < 4.5, "the POST waited %.1fs" % took)
+    r = jws_post(authz.uri, None, state["flow"][1].key, kid=cl.net.account.uri)
+    eq(r.status, 200, "authz poll")
+    eq(r.headers.get("retry-after"), "1", "Retry-After on a processing authorization")
+    eq(r.json()["status"], "pending", "authz pending while processing")
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        authz2, _ = cl.poll(authz)
+        if authz2.body.status != messages.STATUS_PENDING:
+            break
+        time.sleep(1)
+    eq(authz2.body.status, messages.STATUS_VALID, "authz after the slow target answered")
+    final = cl.poll_and_finalize(orderr)
+    verify_chain(final.fullchain_pem)
+
+
+def test_failed_attempt_retried():
+    cl, _, _, _ = state["flow"]
+    orderr, authz, chall, response, token = _pending_http01(cl, "retry." + DOMAIN)
+    _Handler.failures[token] = 1  # the first fetch fails, the retry (2 s later) succeeds
+    cl.answer_challenge(chall, response)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        authz2, _ = cl.poll(authz)
+        if authz2.body.status != messages.STATUS_PENDING:
+            break
+        time.sleep(0.5)
+    eq(authz2.body.status, messages.STATUS_VALID, "authz after a retried validation")
+    check(_Handler.hits.get(token, 0) >= 2, "target fetched %r times" % _Handler.hits.get(token))
 
 
 def test_revoke_with_account_key_and_cert_key():
