@@ -9,7 +9,7 @@
 
 static char *dump(const json_t *j, size_t *len)
 {
-	char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	char *s = server_json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 
 	if (s == NULL)
 		sg_die("json_dumps failed");

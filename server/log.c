@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "common/err.h"
+#include "server/json.h"
 
 #define LOG_LINE_MAX (16u << 10) /* a longer line is cut: logs must not grow with input */
 
@@ -65,6 +66,7 @@ void server_log(enum server_log_level lvl, const char *msg, json_t *fields)
 	char ts[96];
 	json_t *line = NULL;
 	char *text = NULL;
+	size_t len;
 
 	if (!server_log_enabled(lvl) || (int)lvl < 0 || lvl > SERVER_LOG_ERROR)
 		goto out;
@@ -83,10 +85,11 @@ void server_log(enum server_log_level lvl, const char *msg, json_t *fields)
 				json_object_set(line, k, v);
 		}
 	}
-	text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(6));
+	text = server_json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(6));
 	if (text == NULL)
 		goto out;
-	if (strlen(text) > LOG_LINE_MAX) {
+	len = strlen(text);
+	if (len > LOG_LINE_MAX) {
 		/* Cutting the text would break the JSON: drop the fields instead. */
 		free(text);
 		json_decref(line);
@@ -95,10 +98,14 @@ void server_log(enum server_log_level lvl, const char *msg, json_t *fields)
 		text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
 		if (text == NULL)
 			goto out;
+		len = strlen(text);
 	}
+	/* One write per line: stderr is unbuffered, and lines of concurrent requests must not interleave. */
+	text = sg_xrealloc(text, len + 2);
+	text[len++] = '\n';
+	text[len] = '\0';
 	pthread_mutex_lock(&log_mu);
-	fputs(text, stderr);
-	fputc('\n', stderr);
+	fwrite(text, 1, len, stderr);
 	fflush(stderr);
 	pthread_mutex_unlock(&log_mu);
 out:

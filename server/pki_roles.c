@@ -5,11 +5,15 @@
  */
 #include "server/pki.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define ROLE_KEY_MAX (sizeof(((struct mount *)0)->id) + 1 + ROLE_NAME_MAX + 1)
+#define ROLE_CACHE_SLOTS 256         /* decoded roles kept (direct-mapped by store key) */
+#define ROLE_CACHE_MAX_BYTES (64u << 10) /* stored records larger than this are decoded every time */
 
 /* The store key of a role; -1 (SG_BAD_REQUEST) when the name breaks Vault's rule. */
 static int role_key(const struct req *rq, const char *name, char key[ROLE_KEY_MAX], struct sg_err *err)
@@ -21,6 +25,69 @@ static int role_key(const struct req *rq, const char *name, char key[ROLE_KEY_MA
 		                  ROLE_NAME_MAX);
 	snprintf(key, ROLE_KEY_MAX, "%s/%s", rq->mount->id, name);
 	return 0;
+}
+
+/*
+ * Decoded roles: issue/ and sign/ read their role on every request, and
+ * parsing and decoding its JSON cost more than everything else the server
+ * does per request outside the cryptography. An entry is the stored bytes
+ * and their decoded role, and is used only when the bytes just read from
+ * the store are the same: whoever rewrites or deletes a role (role writes,
+ * mount purge, a restore), the next read sees other bytes or none, so the
+ * cache is never stale and needs no invalidation hook. The store read stays
+ * (an LMDB read is cheap); the JSON work goes.
+ */
+struct role_cache_entry {
+	char key[ROLE_KEY_MAX];
+	unsigned char *val;
+	size_t len;
+	struct role *role;
+};
+
+static struct role_cache_entry role_cache[ROLE_CACHE_SLOTS];
+static pthread_mutex_t role_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static size_t role_cache_slot(const char *key)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++)
+		h = (h ^ *p) * 16777619u;
+	return h % ROLE_CACHE_SLOTS;
+}
+
+/* A copy of the cached role for exactly these stored bytes, or NULL. */
+static struct role *role_cache_get(const char *key, const unsigned char *val, size_t len)
+{
+	struct role_cache_entry *e = &role_cache[role_cache_slot(key)];
+	struct role *r = NULL;
+
+	pthread_mutex_lock(&role_cache_mu);
+	if (e->role != NULL && e->len == len && strcmp(e->key, key) == 0 && memcmp(e->val, val, len) == 0)
+		r = role_dup(e->role);
+	pthread_mutex_unlock(&role_cache_mu);
+	return r;
+}
+
+static void role_cache_put(const char *key, const unsigned char *val, size_t len, const struct role *r)
+{
+	struct role_cache_entry *e = &role_cache[role_cache_slot(key)];
+	unsigned char *v;
+	struct role *d;
+
+	if (len > ROLE_CACHE_MAX_BYTES)
+		return;
+	v = sg_xmalloc(len > 0 ? len : 1);
+	memcpy(v, val, len);
+	d = role_dup(r);
+	pthread_mutex_lock(&role_cache_mu);
+	free(e->val);
+	role_free(e->role);
+	snprintf(e->key, sizeof(e->key), "%s", key);
+	e->val = v;
+	e->len = len;
+	e->role = d;
+	pthread_mutex_unlock(&role_cache_mu);
 }
 
 /* 1 and *out when stored, 0 when absent (or the name cannot exist), -1 on error. */
@@ -42,6 +109,10 @@ static int role_get(struct req *rq, const char *name, struct role **out, struct 
 		ret = got;
 		goto out;
 	}
+	if ((*out = role_cache_get(key, val, len)) != NULL) {
+		ret = 1;
+		goto out;
+	}
 	doc = json_loadb((const char *)val, len, 0, &jerr);
 	if (doc == NULL) {
 		sg_err_set(err, SG_INTERNAL, "stored role '%s' is not valid JSON", name);
@@ -50,6 +121,7 @@ static int role_get(struct req *rq, const char *name, struct role **out, struct 
 	*out = role_decode(name, doc, err);
 	if (*out == NULL)
 		goto out;
+	role_cache_put(key, val, len, *out);
 	ret = 1;
 out:
 	json_decref(doc);
