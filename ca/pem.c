@@ -348,24 +348,43 @@ static char *bio_to_string(BIO *b)
 	return sg_xstrndup(data, (size_t)n);
 }
 
+/*
+ * RFC 7468 text of one DER object, byte for byte what PEM_write_bio writes
+ * (64-character lines, each ending in "\n"), without its BIO and encoder
+ * machinery: certificates are encoded several times per issuance.
+ */
+static char *pem_text(const char *label, const unsigned char *der, size_t len)
+{
+	size_t lines = (len + 47) / 48, cap = 2 * (strlen(label) + 32) + lines * 65 + 1, o;
+	char *s = sg_xmalloc(cap);
+
+	o = (size_t)snprintf(s, cap, "%s%s%s\n", PEM_BEGIN, label, PEM_DASHES);
+	for (size_t i = 0; i < len; i += 48) {
+		size_t n = len - i < 48 ? len - i : 48;
+
+		o += (size_t)EVP_EncodeBlock((unsigned char *)s + o, der + i, (int)n);
+		s[o++] = '\n';
+	}
+	snprintf(s + o, cap - o, "%s%s%s\n", PEM_END, label, PEM_DASHES);
+	return s;
+}
+
 char *ca_x509_to_pem(X509 *x)
 {
-	BIO *b = NULL;
-	char *res = NULL;
+	unsigned char *der = NULL;
+	char *res;
+	int n;
 
 	if (x == NULL)
 		return NULL;
-	b = BIO_new(BIO_s_mem());
-	if (b == NULL)
-		sg_die("out of memory");
-	if (PEM_write_bio_X509(b, x) != 1) {
+	n = i2d_X509(x, &der);
+	if (n <= 0) {
 		/* An incomplete certificate does not encode; nobody else wants this queue. */
 		ERR_clear_error();
-		goto out;
+		return NULL;
 	}
-	res = bio_to_string(b);
-out:
-	BIO_free(b);
+	res = pem_text("CERTIFICATE", der, (size_t)n);
+	OPENSSL_free(der);
 	return res;
 }
 

@@ -673,6 +673,18 @@ static void test_cert_files(void)
 			if (pem != NULL)
 				again = ca_cert_parse((const unsigned char *)pem, strlen(pem), &err);
 			T_CHECK(again != NULL && X509_cmp(one, again) == 0, "%s: PEM round trip", name);
+			/* Byte for byte what OpenSSL's PEM writer produces. */
+			{
+				BIO *b = BIO_new(BIO_s_mem());
+				char *ref = NULL;
+				long rn;
+
+				T_OK(b != NULL && PEM_write_bio_X509(b, one) == 1);
+				rn = BIO_get_mem_data(b, &ref);
+				T_CHECK(pem != NULL && rn > 0 && strlen(pem) == (size_t)rn && memcmp(pem, ref, (size_t)rn) == 0,
+				        "%s: PEM text as PEM_write_bio_X509", name);
+				BIO_free(b);
+			}
 			X509_free(again);
 			free(pem);
 		}
