@@ -5,6 +5,11 @@
  *   sigil-bench -url http://127.0.0.1:8200 -token T -mode sign|issue -role R
  *               [-mount pki] [-c 64] [-d 10s] [-n max] [-csr file] [-cn name]
  *               [-timeout 30s]
+ *   sigil-bench -url http://127.0.0.1:8200 -mode ocsp -req request.der [-mount pki] [-c 64] [-d 10s]
+ *
+ * -mode ocsp sends RFC 6960 A.1 GETs of one pre-encoded OCSP request
+ * (`openssl ocsp -reqout`, base64 and percent-encoded once) to
+ * /v1/<mount>/ocsp/..., unauthenticated: the responder's pre-signed path.
  *
  * One thread, raw non-blocking sockets and epoll: -c keep-alive connections,
  * each with exactly one request in flight, so the concurrency is what the
@@ -44,6 +49,7 @@
 #define MAX_URL_BYTES 512
 #define MAX_NAME_BYTES 256          /* role, mount, CN, token */
 #define MAX_CSR_BYTES (64u << 10)   /* as the server's CA_MAX_CSR_BYTES */
+#define MAX_OCSP_REQ_BYTES 8192     /* as the server's OCSP_MAX_REQUEST_BYTES */
 #define MAX_REQ_BYTES (256u << 10)
 #define MAX_RESP_HEADER_BYTES (16u << 10)
 #define MAX_RESP_BYTES (4u << 20)   /* headers + body of one answer */
@@ -72,6 +78,8 @@ struct opts {
 	char host[MAX_URL_BYTES], port[16];
 	char token[MAX_NAME_BYTES], role[MAX_NAME_BYTES], mount[MAX_NAME_BYTES], cn[MAX_NAME_BYTES];
 	bool sign;
+	bool ocsp;                 /* -mode ocsp: GET of the -req OCSP request */
+	const char *ocsp_req_file;
 	int conns;
 	uint64_t duration_ms, timeout_ms;
 	uint64_t max_requests;
@@ -168,6 +176,8 @@ static void usage(void)
 	        "usage: sigil-bench -url http://HOST:PORT -token T -mode sign|issue -role R\n"
 	        "                   [-mount pki] [-c 64] [-d 10s] [-n max-requests] [-csr file]\n"
 	        "                   [-cn name] [-timeout 30s]\n"
+	        "       sigil-bench -url http://HOST:PORT -mode ocsp -req request.der [-mount pki]\n"
+	        "                   [-c 64] [-d 10s] [-n max-requests] [-timeout 30s]\n"
 	        "  -token defaults to $SIGIL_TOKEN; -cn to bench.example.com; without -csr a\n"
 	        "  sign run uses a fresh EC P-256 key.\n");
 	exit(2);
@@ -243,6 +253,8 @@ static void parse_args(int argc, char **argv)
 			copy_str(o.cn, sizeof o.cn, v, "-cn");
 		else if (strcmp(a, "-csr") == 0)
 			o.csr_file = v;
+		else if (strcmp(a, "-req") == 0)
+			o.ocsp_req_file = v;
 		else if (strcmp(a, "-c") == 0)
 			o.conns = (int)parse_int(v, 1, MAX_CONNS, "-c");
 		else if (strcmp(a, "-n") == 0)
@@ -256,14 +268,19 @@ static void parse_args(int argc, char **argv)
 		} else
 			usage();
 	}
-	if (!url || !mode || !o.role[0])
+	if (!url || !mode)
+		usage();
+	o.ocsp = strcmp(mode, "ocsp") == 0;
+	if (o.ocsp && !o.ocsp_req_file)
+		die("-mode ocsp needs -req (a DER OCSP request, e.g. from openssl ocsp -reqout)");
+	if (!o.ocsp && !o.role[0])
 		usage();
 	parse_url(url);
 	if (strcmp(mode, "sign") == 0)
 		o.sign = true;
-	else if (strcmp(mode, "issue") != 0)
-		die("-mode must be sign or issue");
-	if (!o.token[0]) {
+	else if (strcmp(mode, "issue") != 0 && !o.ocsp)
+		die("-mode must be sign, issue or ocsp");
+	if (!o.token[0] && !o.ocsp) {
 		const char *env = getenv("SIGIL_TOKEN");
 		if (!env)
 			die("no -token and no $SIGIL_TOKEN");
@@ -371,8 +388,54 @@ static void sb_json_string(struct sbuf *b, const char *s)
 	sb_add(b, "\"", 1);
 }
 
+static const char *mode_name(void)
+{
+	return o.ocsp ? "ocsp" : o.sign ? "sign" : "issue";
+}
+
+/* GET /v1/<mount>/ocsp/<percent-encoded base64 of the request> (RFC 6960 A.1). */
+static void build_ocsp_request(void)
+{
+	size_t n = 0;
+	char *der = read_file(o.ocsp_req_file, MAX_OCSP_REQ_BYTES, &n);
+	if (!der || n == 0)
+		die("cannot read -req file (missing, empty or over 8 KiB)");
+	size_t b64cap = 4 * ((n + 2) / 3) + 1;
+	unsigned char *b64 = xmalloc(b64cap);
+	int bl = EVP_EncodeBlock(b64, (const unsigned char *)der, (int)n);
+	free(der);
+	struct sbuf r = {xmalloc(MAX_REQ_BYTES), 0, MAX_REQ_BYTES};
+	char line[1024];
+	int k = snprintf(line, sizeof line, "GET /v1/%s/ocsp/", o.mount);
+	if (k < 0 || (size_t)k >= sizeof line)
+		die("request line too long");
+	sb_add(&r, line, (size_t)k);
+	for (int i = 0; i < bl; i++) {
+		char esc[4];
+		if (b64[i] == '+' || b64[i] == '/' || b64[i] == '=') {
+			snprintf(esc, sizeof esc, "%%%02X", b64[i]);
+			sb_add(&r, esc, 3);
+		} else {
+			sb_add(&r, (const char *)&b64[i], 1);
+		}
+	}
+	free(b64);
+	k = snprintf(line, sizeof line,
+	             " HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: sigil-bench\r\nConnection: keep-alive\r\n\r\n", o.host,
+	             o.port);
+	if (k < 0 || (size_t)k >= sizeof line)
+		die("request line too long");
+	sb_add(&r, line, (size_t)k);
+	req_buf = r.p;
+	req_len = r.len;
+}
+
 static void build_request(void)
 {
+	if (o.ocsp) {
+		build_ocsp_request();
+		return;
+	}
 	struct sbuf body = {xmalloc(MAX_REQ_BYTES), 0, MAX_REQ_BYTES};
 	sb_str(&body, "{\"common_name\":");
 	sb_json_string(&body, o.cn);
@@ -823,8 +886,9 @@ int main(int argc, char **argv)
 	double p50 = pct_ms(0.50), p90 = pct_ms(0.90), p99 = pct_ms(0.99);
 	double mx = st.nlat ? st.lat_us[st.nlat - 1] / 1000.0 : 0;
 
-	printf("sigil-bench: %s %s/%s/%s on %s:%s, %d connections, %.1f s\n", o.sign ? "sign" : "issue",
-	       o.mount, o.sign ? "sign" : "issue", o.role, o.host, o.port, o.conns, o.duration_ms / 1000.0);
+	printf("sigil-bench: %s %s/%s/%s on %s:%s, %d connections, %.1f s\n", mode_name(),
+	       o.mount, o.ocsp ? "ocsp" : o.sign ? "sign" : "issue", o.ocsp ? "<request>" : o.role, o.host, o.port,
+	       o.conns, o.duration_ms / 1000.0);
 	printf("requests    %" PRIu64 " answered, %" PRIu64 " 2xx\n", st.done, st.ok);
 	printf("errors      %" PRIu64 " (non-2xx %" PRIu64 ", connection %" PRIu64 ", protocol %" PRIu64
 	       ", timeout %" PRIu64 ")\n",
@@ -833,7 +897,7 @@ int main(int argc, char **argv)
 	printf("latency ms  p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", p50, p90, p99, mx);
 	printf("RESULT mode=%s c=%d requests=%" PRIu64 " ok=%" PRIu64 " errors=%" PRIu64
 	       " seconds=%.2f rps=%.1f p50=%.2f p90=%.2f p99=%.2f max=%.2f\n",
-	       o.sign ? "sign" : "issue", o.conns, st.done, st.ok, errors, elapsed, rps, p50, p90, p99, mx);
+	       mode_name(), o.conns, st.done, st.ok, errors, elapsed, rps, p50, p90, p99, mx);
 
 	for (int i = 0; i < o.conns; i++) {
 		conn_close(&conns[i], UINT64_MAX);
