@@ -12,6 +12,7 @@ import base64
 import os
 import re
 import sys
+import time
 import urllib.parse
 
 from cryptography import x509
@@ -282,6 +283,36 @@ def test_ocsp_url_in_aia_and_later_revocation():
     rc, out = ocsp_cli(e, ["later"], "-no_nonce")
     eq(status_line(out, "later"), "revoked", "after")
     check("cessationOfOperation" in out, out)
+
+
+def test_issuer_scoped_post():
+    e = env()
+    rc, out = ocsp_cli(e, ["good"], sub="issuer/default/")
+    check(rc == 0 and "Response verify OK" in out and status_line(out, "good") == "good", out)
+    # The root's route does not answer for the intermediate's certificates.
+    rc, out = ocsp_cli(e, ["good"], sub="issuer/root/")
+    check("unauthorized" in out, "root-scoped: " + out)
+
+
+def test_background_refresh_before_next_update():
+    e = env()
+    s = e["s"]
+    s.ok("POST", MOUNT + "/config/crl", {"ocsp_expiry": "6s"}, statuses=(200, 204))
+    try:
+        der = _reqout(e, "good", "-no_nonce")
+        path = MOUNT + "/ocsp/" + urllib.parse.quote(base64.b64encode(der).decode(), safe="")
+        first = cocsp.load_der_ocsp_response(s.req("GET", path, token="").body)
+        t0 = first.this_update
+        life = (first.next_update - first.this_update).total_seconds()
+        check(4 <= life <= 6, "nextUpdate - thisUpdate = %s" % life)
+        # Halfway through its life the refresh thread re-signs it; a request before nextUpdate
+        # then gets the new answer, never an expired one and never a miss.
+        time.sleep(4.5)
+        second = cocsp.load_der_ocsp_response(s.req("GET", path, token="").body)
+        check(second.this_update > t0, "refreshed in the background: %s then %s" % (t0, second.this_update))
+        check(second.next_update > first.next_update, "new nextUpdate")
+    finally:
+        s.ok("POST", MOUNT + "/config/crl", {"ocsp_expiry": "12h"}, statuses=(200, 204))
 
 
 def test_ocsp_disable():
