@@ -1183,7 +1183,8 @@ static int build_append(struct crl *c, const struct ca_mount *m, const char *iss
 		goto fail;
 	dbuf_put(&b.buf, base->der + priv(base)->list_off, priv(base)->list_len);
 	b.entries = base->entries;
-	qsort(serials->v, serials->n, sizeof(char *), str_cmp);
+	if (serials->n > 0)
+		qsort(serials->v, serials->n, sizeof(char *), str_cmp);
 	for (size_t i = 0; i < serials->n; i++) {
 		struct ca_cert_record r = {0};
 		unsigned char mag[CA_MAX_SERIAL_BYTES];
