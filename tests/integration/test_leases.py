@@ -109,6 +109,17 @@ def test_issue_and_sign_give_leases():
     check(r.json()["lease_id"].startswith("pki/sign/web/") and LEASE_RE.match(r.json()["lease_id"]),
           "sign lease id %r" % r.json()["lease_id"])
     state["signed"] = (r.json()["lease_id"], r.data["serial_number"])
+    # sign-verbatim under a role with generate_lease: "pki/sign-verbatim/<role>/...".
+    r = s.req("POST", "pki/sign-verbatim/web", {"csr": csr})
+    H.expect_ok(r, "sign-verbatim/web")
+    check(re.match(r"^pki/sign-verbatim/web/[0-9A-Za-z]{24}$", r.json()["lease_id"]),
+          "sign-verbatim lease id %r" % r.json()["lease_id"])
+    H.expect_ok(s.req("PUT", "sys/leases/revoke", {"lease_id": r.json()["lease_id"]}), "revoke verbatim", (204,))
+    check(cert_revocation_time(r.data["serial_number"]) > 0, "sign-verbatim lease revocation")
+    # sign-verbatim without a role has no role to ask for a lease.
+    r = s.req("POST", "pki/sign-verbatim", {"csr": csr})
+    H.expect_ok(r, "sign-verbatim")
+    eq(r.json()["lease_id"], "", "role-less sign-verbatim lease id")
     # The issuer-addressed form leases under the role's issue prefix, so the role's kill switch covers it.
     r = s.req("POST", "pki/issuer/default/issue/web", {"common_name": "i.example.com"})
     H.expect_ok(r, "issuer/default/issue/web")
