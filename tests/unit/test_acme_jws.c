@@ -240,7 +240,9 @@ static void test_refusals(void)
 		json_object_set_new(b2, "signature", json_string("AAAA"));
 		T_CHECK(check_jws(b2, URL) == SG_ACME_MALFORMED, "short ES256 signature");
 		json_decref(b2);
-		T_CHECK(check_jws(json_array(), URL) == SG_ACME_MALFORMED, "not an object");
+		b2 = json_array();
+		T_CHECK(check_jws(b2, URL) == SG_ACME_MALFORMED, "not an object");
+		json_decref(b2);
 	}
 	json_decref(body);
 	free(h);
