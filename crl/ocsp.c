@@ -65,7 +65,7 @@ struct ocsp_mnt {
 	char *path;
 	struct crl_config cfg;
 	struct ocsp_iss *issuers;
-	int64_t loaded_ms;                 /* 0 = issuers never loaded */
+	_Atomic int64_t loaded_ms;         /* 0 = issuers never loaded; read without the lock */
 	struct ocsp_mnt *next;
 };
 
