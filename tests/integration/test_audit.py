@@ -204,6 +204,15 @@ def test_login_and_denials():
     eq(me["auth"]["client_token"], hash_of(auth["client_token"]), "caller token HMAC")
     eq(me["auth"]["policies"], ["default"], "caller policies")
     eq(me["auth"]["metadata"].get("role_name"), "audit-role", "caller metadata")
+    # The policy refuses it a certificate: a 403 on record, with who asked.
+    H.expect_error(s.req("POST", "pki/issue/" + ROLE, {"common_name": "x.example.com"},
+                         token=auth["client_token"]), 403, "ACL denial")
+    acl = [e for e in entries() if e["type"] == "response" and e["request"]["path"] == "pki/issue/" + ROLE
+           and e["response"]["status"] == 403]
+    check(acl, "the ACL denial was not audited")
+    eq(acl[-1]["auth"]["accessor"], hash_of(auth["accessor"]), "denied caller's accessor")
+    eq(acl[-1]["auth"]["policies"], ["default"], "denied caller's policies")
+    eq(acl[-1]["error"], "permission denied", "ACL denial error")
 
 
 def test_verify_detects_tampering():
