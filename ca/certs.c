@@ -140,12 +140,21 @@ static char *dump(json_t *o)
 	return s;
 }
 
+/*
+ * The certificate's base64 is most of a record, and json_dumps walks a
+ * string character by character (about a tenth of an issuance's CPU outside
+ * the signature). It is spliced in between the dumps of the fields around
+ * it instead: the same bytes as one json_dumps of the whole record, since
+ * base64 needs no escaping.
+ */
 char *ca_cert_rec_encode(const struct ca_cert_record *r)
 {
-	json_t *o = json_object();
+	json_t *head = json_object(), *o = json_object();
+	char *h, *t, *b64, *res;
+	size_t hn, tn, bn;
 
-	json_object_set_new(o, "serial", json_string(r->serial));
-	json_object_set_new(o, "certificate", b64_json(r->der, r->der_len));
+	json_object_set_new(head, "serial", json_string(r->serial));
+	h = dump(head);
 	json_object_set_new(o, "issuer_id", json_string(r->issuer_id));
 	json_object_set_new(o, "role", json_string(r->role != NULL ? r->role : ""));
 	json_object_set_new(o, "owner", json_string(r->owner != NULL ? r->owner : ""));
@@ -155,7 +164,22 @@ char *ca_cert_rec_encode(const struct ca_cert_record *r)
 	json_object_set_new(o, "revocation_time", json_integer(r->revocation_time));
 	json_object_set_new(o, "reason", json_integer(r->reason));
 	json_object_set_new(o, "invalidity_date", json_integer(r->invalidity_date));
-	return dump(o);
+	t = dump(o);
+	b64 = sg_base64(r->der, r->der_len);
+	hn = strlen(h);
+	tn = strlen(t);
+	bn = strlen(b64);
+	/* {"serial":"..."} + {"issuer_id":...} -> {"serial":"...","certificate":"<b64>","issuer_id":...} */
+	res = sg_xmalloc(hn + bn + tn + sizeof(",\"certificate\":\"\","));
+	memcpy(res, h, hn - 1);
+	memcpy(res + hn - 1, ",\"certificate\":\"", 16);
+	memcpy(res + hn + 15, b64, bn);
+	memcpy(res + hn + 15 + bn, "\",", 2);
+	memcpy(res + hn + 17 + bn, t + 1, tn); /* with its NUL */
+	free(h);
+	free(t);
+	free(b64);
+	return res;
 }
 
 static int64_t int_field(const json_t *o, const char *key)

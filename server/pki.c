@@ -8,6 +8,8 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -144,11 +146,15 @@ const struct route pki_routes[] = {
 	{P "acme/revoke-cert", HTTP_GET, h_acme_post_only, PUBLIC, false}
 	ACME_DIR_ROUTES(""),
 	ACME_DIR_ROUTES("roles/:role/"),
+	ACME_DIR_ROUTES("issuer/:ref/"),
+	ACME_DIR_ROUTES("issuer/:ref/roles/:role/"),
 #undef ACME_DIR_ROUTES
 	{"config/acme", HTTP_GET, h_acme_config_read, TOKEN, false},
 	{"config/acme", HTTP_POST, h_acme_config_write, TOKEN, false},
 	{"acme/new-eab", HTTP_POST, h_acme_new_eab, TOKEN, false},
 	{"roles/:role/acme/new-eab", HTTP_POST, h_acme_new_eab, TOKEN, false},
+	{"issuer/:ref/acme/new-eab", HTTP_POST, h_acme_new_eab, TOKEN, false},
+	{"issuer/:ref/roles/:role/acme/new-eab", HTTP_POST, h_acme_new_eab, TOKEN, false},
 	{"acme/eab", HTTP_LIST, h_acme_eab_list, TOKEN, false},
 	{"acme/eab/:id", HTTP_DELETE, h_acme_eab_delete, TOKEN, false},
 };
@@ -234,6 +240,49 @@ char *pki_cert_string(X509 *x, bool der)
 	return s;
 }
 
+/*
+ * Issuer certificates are rendered on every issuance (issuing_ca, ca_chain),
+ * always the same few objects of the CA's issuer state. Their text is kept
+ * with a reference on the X509 it came from, so no other certificate can
+ * take that address while the entry lives; a rebuilt issuer state brings new
+ * objects and so new entries.
+ */
+#define PKI_CERT_TEXT_SLOTS 64
+
+struct cert_text {
+	X509 *x;
+	bool der;
+	char *text;
+};
+
+static struct cert_text cert_texts[PKI_CERT_TEXT_SLOTS];
+static pthread_mutex_t cert_text_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static char *issuer_cert_string(X509 *x, bool der)
+{
+	struct cert_text *e = &cert_texts[((uintptr_t)x / 64 + der) % PKI_CERT_TEXT_SLOTS];
+	char *s = NULL, *keep;
+
+	pthread_mutex_lock(&cert_text_mu);
+	if (e->x == x && e->der == der)
+		s = sg_xstrdup(e->text);
+	pthread_mutex_unlock(&cert_text_mu);
+	if (s != NULL)
+		return s;
+	s = pki_cert_string(x, der);
+	keep = sg_xstrdup(s);
+	if (X509_up_ref(x) != 1)
+		sg_die("X509_up_ref failed");
+	pthread_mutex_lock(&cert_text_mu);
+	X509_free(e->x);
+	free(e->text);
+	e->x = x;
+	e->der = der;
+	e->text = keep;
+	pthread_mutex_unlock(&cert_text_mu);
+	return s;
+}
+
 json_t *pki_chain_json(STACK_OF(X509) *chain, bool der, bool remove_roots)
 {
 	json_t *a = json_array();
@@ -244,8 +293,8 @@ json_t *pki_chain_json(STACK_OF(X509) *chain, bool der, bool remove_roots)
 
 		if (remove_roots && pki_self_signed(x))
 			continue;
-		s = pki_cert_string(x, der);
-		json_array_append_new(a, json_string(s));
+		s = issuer_cert_string(x, der);
+		json_array_append_new(a, json_string_nocheck(s)); /* PEM and base64 are ASCII */
 		free(s);
 	}
 	return a;
@@ -345,7 +394,7 @@ json_t *pki_signed_json(const struct pki_signed *s, struct sg_err *err)
 
 	data = json_object();
 	cert = pki_cert_string(s->cert, der);
-	issuing = issuer != NULL ? pki_cert_string(issuer, der) : sg_xstrdup("");
+	issuing = issuer != NULL ? issuer_cert_string(issuer, der) : sg_xstrdup("");
 	chain = pki_chain_json(s->chain, der, s->remove_roots);
 	if (s->key_pem != NULL) {
 		key = der ? pki_key_pem_to_b64(s->key_pem, err) : pki_trim(sg_xstrdup(s->key_pem));
@@ -369,9 +418,9 @@ json_t *pki_signed_json(const struct pki_signed *s, struct sg_err *err)
 		json_decref(full);
 		json_object_set_new(data, "certificate", json_string(bundle));
 	} else {
-		json_object_set_new(data, "certificate", json_string(cert));
+		json_object_set_new(data, "certificate", json_string_nocheck(cert));
 	}
-	json_object_set_new(data, "issuing_ca", json_string(issuing));
+	json_object_set_new(data, "issuing_ca", json_string_nocheck(issuing));
 	/* cert-manager decodes ca_chain into []string: an array, omitted when empty as Vault does. */
 	if (json_array_size(chain) > 0)
 		json_object_set(data, "ca_chain", chain);

@@ -1506,6 +1506,59 @@ static void test_persistence_and_purge(void)
 	role_free(r);
 }
 
+/* ca_cert_rec_encode splices the base64 in: the bytes must be those of json_dumps of the whole record. */
+static void test_cert_record_encoding(void)
+{
+	unsigned char der[1000];
+	struct ca_cert_record r = {0}, back = {0};
+	struct sg_err err;
+
+	for (size_t i = 0; i < sizeof(der); i++)
+		der[i] = (unsigned char)(i * 7 + 3);
+	for (size_t n = 0; n <= sizeof(der); n += 333) {
+		json_t *o = json_object();
+		char *b64 = sg_base64(der, n), *want, *got;
+
+		r.serial = (char *)"3a:0f:01";
+		r.der = der;
+		r.der_len = n;
+		snprintf(r.issuer_id, sizeof(r.issuer_id), "%s", n % 2 ? "8d0b1a57-05f6-4b58-9d7e-3c3a0bd8c2f1" : "");
+		r.role = (char *)(n % 2 ? "web \"q\" \\ \xc3\xa9" : "");
+		r.owner = (char *)"owner-\n";
+		r.not_before = -5;
+		r.not_after = INT64_MAX;
+		r.revoked = n % 2;
+		r.revocation_time = 17;
+		r.reason = CA_REASON_SUPERSEDED;
+		r.invalidity_date = 0;
+		json_object_set_new(o, "serial", json_string(r.serial));
+		json_object_set_new(o, "certificate", json_string(b64));
+		json_object_set_new(o, "issuer_id", json_string(r.issuer_id));
+		json_object_set_new(o, "role", json_string(r.role));
+		json_object_set_new(o, "owner", json_string(r.owner));
+		json_object_set_new(o, "not_before", json_integer(r.not_before));
+		json_object_set_new(o, "not_after", json_integer(r.not_after));
+		json_object_set_new(o, "revoked", json_boolean(r.revoked));
+		json_object_set_new(o, "revocation_time", json_integer(r.revocation_time));
+		json_object_set_new(o, "reason", json_integer(r.reason));
+		json_object_set_new(o, "invalidity_date", json_integer(r.invalidity_date));
+		want = json_dumps(o, JSON_COMPACT);
+		got = ca_cert_rec_encode(&r);
+		T_CHECK(want != NULL && got != NULL && strcmp(want, got) == 0, "record of %zu DER bytes:\n  %s\n  %s", n,
+		        want, got);
+		sg_err_init(&err);
+		if (n > 0) /* a record without a certificate is malformed */
+			T_CHECK(ca_cert_rec_decode(got, strlen(got), &back, &err) == 0 && back.der_len == n &&
+			            memcmp(back.der, der, n) == 0 && strcmp(back.role, r.role) == 0,
+			        "record of %zu DER bytes decodes: %s", n, err.detail);
+		ca_cert_record_clear(&back);
+		free(want);
+		free(got);
+		free(b64);
+		json_decref(o);
+	}
+}
+
 int main(void)
 {
 	char tmpl[] = "/tmp/sigil-ca-XXXXXX";
@@ -1534,6 +1587,7 @@ int main(void)
 	test_commit_with_caller_ops();
 	test_concurrent_issue();
 	test_persistence_and_purge();
+	test_cert_record_encoding();
 
 	close_all();
 	nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
