@@ -24,6 +24,12 @@
 
 struct lease_mgr {
 	struct store *st;
+	/*
+	 * Revocations and sweeps hold it shared, a renewal exclusively: a
+	 * renewal rewrites the record it read, and must not bring back a
+	 * lease revoked in between (the store has no compare-and-swap).
+	 */
+	pthread_rwlock_t rw;
 	pthread_mutex_t lock; /* kinds, sweeper state */
 	struct lease_kind kinds[LEASE_MAX_KINDS];
 	size_t nkinds;
@@ -250,7 +256,8 @@ int lease_mgr_new(struct store *st, struct lease_mgr **out, struct sg_err *err)
 		return sg_err_set(err, SG_INTERNAL, "lease: no store");
 	m = sg_xcalloc(1, sizeof(*m));
 	m->st = st;
-	if (pthread_mutex_init(&m->lock, NULL) != 0 || pthread_cond_init(&m->wake, NULL) != 0)
+	if (pthread_mutex_init(&m->lock, NULL) != 0 || pthread_cond_init(&m->wake, NULL) != 0 ||
+	    pthread_rwlock_init(&m->rw, NULL) != 0)
 		sg_die("lease: cannot initialise a lock");
 	*out = m;
 	return 0;
@@ -271,6 +278,7 @@ void lease_mgr_free(struct lease_mgr *m)
 		pthread_join(m->sweeper, NULL);
 	pthread_cond_destroy(&m->wake);
 	pthread_mutex_destroy(&m->lock);
+	pthread_rwlock_destroy(&m->rw);
 	free(m);
 }
 
@@ -440,15 +448,32 @@ int lease_list(struct lease_mgr *m, const char *prefix, struct sg_strlist *out, 
 	return 0;
 }
 
+static int lease_renew_locked(struct lease_mgr *m, const char *id, int64_t increment, int64_t now, struct lease *out,
+                              struct sg_err *err);
+
 int lease_renew(struct lease_mgr *m, const char *id, int64_t increment, struct lease *out, struct sg_err *err)
+{
+	int64_t now = sg_now();
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (increment < 0)
+		return sg_err_set(err, SG_BAD_REQUEST, "increment must not be negative");
+	pthread_rwlock_wrlock(&m->rw);
+	rc = lease_renew_locked(m, id, increment, now, out, err);
+	pthread_rwlock_unlock(&m->rw);
+	return rc;
+}
+
+static int lease_renew_locked(struct lease_mgr *m, const char *id, int64_t increment, int64_t now, struct lease *out,
+                              struct sg_err *err)
 {
 	struct lease l;
 	struct store_batch *b = NULL;
 	char key[LEASE_KEY_MAX];
-	int64_t now = sg_now(), granted;
+	int64_t granted;
 	int rc;
 
-	memset(out, 0, sizeof(*out));
 	if ((rc = lease_lookup(m, id, &l, err)) < 0)
 		return -1;
 	if (rc == 0)
@@ -456,10 +481,6 @@ int lease_renew(struct lease_mgr *m, const char *id, int64_t increment, struct l
 	if (!l.renewable) {
 		lease_clear(&l);
 		return sg_err_set(err, SG_BAD_REQUEST, "lease is not renewable");
-	}
-	if (increment < 0) {
-		lease_clear(&l);
-		return sg_err_set(err, SG_BAD_REQUEST, "increment must not be negative");
 	}
 	/* Vault: no increment asks for the duration granted last time. */
 	granted = l.expire_time - (l.last_renewal > 0 ? l.last_renewal : l.issue_time);
@@ -621,11 +642,14 @@ int lease_revoke(struct lease_mgr *m, const char *id, struct sg_err *err)
 	uint64_t count = 0;
 	int rc;
 
-	if ((rc = lease_lookup(m, id, &l, err)) < 0)
-		return -1;
-	if (rc == 0)
-		return sg_err_set(err, SG_BAD_REQUEST, "invalid lease ID");
-	rc = revoke_chunk(m, &l, 1, false, &count, err);
+	pthread_rwlock_rdlock(&m->rw);
+	if ((rc = lease_lookup(m, id, &l, err)) >= 0) {
+		if (rc == 0)
+			rc = sg_err_set(err, SG_BAD_REQUEST, "invalid lease ID");
+		else
+			rc = revoke_chunk(m, &l, 1, false, &count, err);
+	}
+	pthread_rwlock_unlock(&m->rw);
 	lease_clear(&l);
 	return rc;
 }
@@ -813,6 +837,7 @@ static int job_run(struct revoke_job *job, uint64_t *count, struct sg_err *err)
 		w[i] = sg_xcalloc(1, sizeof(*w[i]));
 		w[i]->job = job;
 	}
+	pthread_rwlock_rdlock(&job->m->rw);
 	/* Peek: the caller's first chunk decides whether helpers are worth their threads. */
 	if (job_next(job, w[0]) == LEASE_REVOKE_CHUNK) {
 		for (size_t i = 1; i < LEASE_REVOKE_WORKERS; i++) {
@@ -825,6 +850,7 @@ static int job_run(struct revoke_job *job, uint64_t *count, struct sg_err *err)
 	for (size_t i = 1; i < LEASE_REVOKE_WORKERS; i++)
 		if (running[i])
 			pthread_join(tid[i], NULL);
+	pthread_rwlock_unlock(&job->m->rw);
 	*count = job->count;
 	if (job->failed) {
 		*err = job->err;
@@ -902,7 +928,20 @@ static int exp_cb(void *arg, const char *key, size_t klen, const void *val, size
 }
 
 /* Deletes expired records (and stale expiry entries), a chunk per commit. */
+static int sweep_expired_locked(struct lease_mgr *m, uint64_t *count, struct sg_err *err);
+
 static int sweep_expired(struct lease_mgr *m, uint64_t *count, struct sg_err *err)
+{
+	int rc;
+
+	/* Shared with revocations, exclusive of renewals (a renewed lease is not swept). */
+	pthread_rwlock_rdlock(&m->rw);
+	rc = sweep_expired_locked(m, count, err);
+	pthread_rwlock_unlock(&m->rw);
+	return rc;
+}
+
+static int sweep_expired_locked(struct lease_mgr *m, uint64_t *count, struct sg_err *err)
 {
 	struct exp_ctx c;
 	struct store_batch *b = NULL;

@@ -60,7 +60,8 @@ struct lease_mgr;
  * a race with a concurrent writer is rebuilt), and it must report per-lease
  * problems it can live with through `outcome`, not an error: an error
  * under force makes the manager retry lease by lease and drop the failing
- * ones without their callback.
+ * ones without their callback. Callbacks run with the manager's
+ * revocation lock held shared: they must not renew leases.
  */
 struct lease_kind {
 	const char *name;
