@@ -111,6 +111,7 @@ enum acme_eab_policy { ACME_EAB_NOT_REQUIRED, ACME_EAB_NEW_ACCOUNT_REQUIRED, ACM
 struct acme_config {
 	bool enabled;
 	struct sg_strlist allowed_roles;   /* "*" = any */
+	struct sg_strlist allowed_issuers; /* "*" = any; for issuer/:ref/... directories */
 	char *default_directory_policy;    /* "forbid" or "role:<name>" */
 	enum acme_eab_policy eab_policy;
 	int64_t http01_port;               /* 80 */

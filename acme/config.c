@@ -12,6 +12,7 @@ void acme_config_init(struct acme_config *c)
 {
 	memset(c, 0, sizeof(*c));
 	sg_strlist_add(&c->allowed_roles, "*");
+	sg_strlist_add(&c->allowed_issuers, "*");
 	c->default_directory_policy = sg_xstrdup("forbid");
 	c->eab_policy = ACME_EAB_NOT_REQUIRED;
 	c->http01_port = 80;
@@ -23,6 +24,7 @@ void acme_config_clear(struct acme_config *c)
 	if (c == NULL)
 		return;
 	sg_strlist_clear(&c->allowed_roles);
+	sg_strlist_clear(&c->allowed_issuers);
 	free(c->default_directory_policy);
 	free(c->dns_resolver);
 	memset(c, 0, sizeof(*c));
@@ -42,8 +44,9 @@ const char *acme_eab_policy_name(enum acme_eab_policy p)
 
 json_t *acme_config_json(const struct acme_config *c)
 {
-	return json_pack("{s:b, s:o, s:s, s:s, s:I, s:s}", "enabled", c->enabled, "allowed_roles",
-	                 sg_strlist_to_json(&c->allowed_roles), "default_directory_policy",
+	return json_pack("{s:b, s:o, s:o, s:s, s:s, s:I, s:s}", "enabled", c->enabled, "allowed_roles",
+	                 sg_strlist_to_json(&c->allowed_roles), "allowed_issuers",
+	                 sg_strlist_to_json(&c->allowed_issuers), "default_directory_policy",
 	                 c->default_directory_policy, "eab_policy", acme_eab_policy_name(c->eab_policy),
 	                 "http01_port", (json_int_t)c->http01_port, "dns_resolver", c->dns_resolver);
 }
@@ -63,6 +66,14 @@ static int apply(struct acme_config *c, const json_t *body, struct sg_err *err)
 			return sg_err_set(err, SG_BAD_REQUEST, "too many allowed_roles");
 		if (c->allowed_roles.n == 0)
 			sg_strlist_add(&c->allowed_roles, "*");
+	}
+	if (json_object_get(body, "allowed_issuers") != NULL) {
+		if (sg_json_list(body, "allowed_issuers", &c->allowed_issuers, err) < 0)
+			return -1;
+		if (c->allowed_issuers.n > SG_STRLIST_MAX)
+			return sg_err_set(err, SG_BAD_REQUEST, "too many allowed_issuers");
+		if (c->allowed_issuers.n == 0)
+			sg_strlist_add(&c->allowed_issuers, "*");
 	}
 	if ((r = sg_json_str(body, "default_directory_policy", &s, err)) < 0)
 		return -1;

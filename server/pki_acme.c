@@ -45,6 +45,18 @@ static struct acme_nonces *nonce_service(void)
 	return nonces;
 }
 
+/* A directory's path inside the mount: "[issuer/<ref>/][roles/<role>/]acme/". */
+static char *acme_dir_path(const char *issuer, const char *role)
+{
+	if (issuer != NULL && role != NULL)
+		return sg_xasprintf("issuer/%s/roles/%s/acme/", issuer, role);
+	if (issuer != NULL)
+		return sg_xasprintf("issuer/%s/acme/", issuer);
+	if (role != NULL)
+		return sg_xasprintf("roles/%s/acme/", role);
+	return sg_xstrdup("acme/");
+}
+
 /* The request's directory and everything derived from it. */
 struct actx {
 	struct req *rq;
@@ -57,6 +69,7 @@ struct actx {
 	char *dir_url;        /* root + "/v1/" + mount + "/" + dir */
 	char *req_url;        /* root + "/v1/" + path */
 	char *role_name;      /* governing role */
+	char *issuer_ref;     /* issuer/:ref/... directories: the issuer that signs; NULL = the role's */
 	struct role *role;
 	json_t *account;      /* after a kid-signed request */
 	char *thumbprint;     /* of the request's key */
@@ -73,6 +86,7 @@ static void actx_clear(struct actx *c)
 	free(c->dir_url);
 	free(c->req_url);
 	free(c->role_name);
+	free(c->issuer_ref);
 	role_free(c->role);
 	json_decref(c->account);
 	free(c->thumbprint);
@@ -168,7 +182,7 @@ static bool role_allowed(const struct acme_config *cfg, const char *role)
  */
 static int actx_init(struct actx *c, struct req *rq, struct resp *rs, struct sg_err *err)
 {
-	const char *ext = server_external_url(rq->srv), *role = req_param(rq, "role");
+	const char *ext = server_external_url(rq->srv), *role = req_param(rq, "role"), *issuer = req_param(rq, "ref");
 	const struct mount *m = rq->mount;
 
 	memset(c, 0, sizeof(*c));
@@ -193,12 +207,11 @@ static int actx_init(struct actx *c, struct req *rq, struct resp *rs, struct sg_
 		c->root = sg_xasprintf("%s://%s", rq->srv->cfg.tls_disable ? "http" : "https", host);
 	}
 	c->req_url = sg_xasprintf("%s/v1/%s", c->root, rq->path);
-	if (role != NULL) {
-		c->dir = sg_xasprintf("roles/%s/acme/", role);
+	c->dir = acme_dir_path(issuer, role);
+	if (role != NULL)
 		c->role_name = sg_xstrdup(role);
-	} else {
-		c->dir = sg_xstrdup("acme/");
-	}
+	if (issuer != NULL)
+		c->issuer_ref = sg_xstrdup(issuer);
 	c->dir_url = sg_xasprintf("%s/v1/%s/%s", c->root, m->path, c->dir);
 	if (!c->cfg.enabled)
 		return sg_err_set(err, SG_ACME_UNAUTHORIZED, "ACME is disabled on this mount (config/acme enabled=false)");
@@ -210,6 +223,18 @@ static int actx_init(struct actx *c, struct req *rq, struct resp *rs, struct sg_
 		c->role_name = sg_xstrdup(c->cfg.default_directory_policy + 5);
 	} else if (!role_allowed(&c->cfg, c->role_name)) {
 		return sg_err_set(err, SG_ACME_UNAUTHORIZED, "role \"%s\" is not in config/acme allowed_roles", c->role_name);
+	}
+	if (c->issuer_ref != NULL) {
+		struct ca_issuer_info info = {0};
+
+		if (!sg_strlist_has(&c->cfg.allowed_issuers, "*") && !sg_strlist_has(&c->cfg.allowed_issuers, c->issuer_ref))
+			return sg_err_set(err, SG_ACME_UNAUTHORIZED, "issuer \"%s\" is not in config/acme allowed_issuers",
+			                  c->issuer_ref);
+		if (ca_issuer_get(server_ca(rq->srv), pki_mount(rq), c->issuer_ref, &info, err) != 0) {
+			err->code = SG_ACME_UNAUTHORIZED;
+			return -1;
+		}
+		ca_issuer_info_clear(&info);
 	}
 	if (pki_role_load(rq, c->role_name, &c->role, err) != 0) {
 		err->code = SG_ACME_UNAUTHORIZED;
@@ -868,6 +893,7 @@ int h_acme_finalize(struct req *rq, struct resp *rs, struct sg_err *err)
 		goto fail;
 	}
 	creq.kind = CA_REQ_SIGN;
+	creq.issuer_ref = c.issuer_ref;
 	creq.csr = csr;
 	creq.force_truncate = true;
 	creq.owner = json_string_value(json_object_get(c.account, "id"));
@@ -925,6 +951,7 @@ out:
 	role_free(issuing_role);
 	role_names_clear(&names);
 	creq.csr = NULL;
+	creq.issuer_ref = NULL;
 	creq.common_name = NULL;
 	creq.owner = NULL;
 	ca_request_clear(&creq);
@@ -1245,14 +1272,14 @@ int h_acme_config_write(struct req *rq, struct resp *rs, struct sg_err *err)
 
 int h_acme_new_eab(struct req *rq, struct resp *rs, struct sg_err *err)
 {
-	const char *role = req_param(rq, "role");
-	char *dir = role != NULL ? sg_xasprintf("roles/%s/acme/", role) : sg_xstrdup("acme/");
+	const char *role = req_param(rq, "role"), *issuer = req_param(rq, "ref");
+	char *dir = acme_dir_path(issuer, role);
 	json_t *rec = NULL;
 	int rc;
 
-	if (role != NULL && !pki_name_valid(role)) {
+	if ((role != NULL && !pki_name_valid(role)) || (issuer != NULL && strlen(issuer) > PKI_NAME_MAX)) {
 		free(dir);
-		return sg_err_set(err, SG_BAD_REQUEST, "invalid role name");
+		return sg_err_set(err, SG_BAD_REQUEST, "invalid role or issuer name");
 	}
 	rc = acme_eab_create(server_store(rq->srv), rq->mount->id, dir, &rec, err);
 	free(dir);
