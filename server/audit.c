@@ -689,6 +689,7 @@ struct redact_ctx {
 	const struct audit_entry *e;
 	bool token_paths;             /* auth/token/...: "id" is a token */
 	bool accessor_list;           /* LIST auth/token/accessors: "keys" are accessors */
+	bool hash_input;              /* sys/audit-hash: "input" is what someone looks for, likely a secret */
 	/* The caller's token and accessor appear twice a line: HMAC-ed once. */
 	char tok_h[AUDIT_HMAC_STR_LEN + 1], acc_h[AUDIT_HMAC_STR_LEN + 1];
 };
@@ -734,6 +735,8 @@ static enum field_kind field_kind(const struct redact_ctx *x, const char *key)
 		return FIELD_SECRET;
 	if (x->accessor_list && strcmp(key, "keys") == 0)
 		return FIELD_ACCESSOR;
+	if (x->hash_input && strcmp(key, "input") == 0)
+		return FIELD_SECRET;
 	return FIELD_CLEAR;
 }
 
@@ -1269,6 +1272,7 @@ static char *entry_dump(struct audit *a, const struct audit_device *d, const str
 	if (e->path != NULL) {
 		x.token_paths = strncmp(e->path, "auth/token/", 11) == 0;
 		x.accessor_list = strcmp(e->path, "auth/token/accessors") == 0;
+		x.hash_input = strncmp(e->path, "sys/audit-hash/", 15) == 0;
 	}
 	jb_reserve(&b, 4096);
 	b.p[b.len++] = '\n';

@@ -120,6 +120,7 @@ def test_entries_and_secrets():
     check(body(csr)[:40] not in text, "CSR in the audit file")
     check(accessor is None or accessor not in text, "accessor in clear (hmac_accessor defaults to true)")
     check("sys/health" not in text, "sys/health was audited")
+    check('"input":"some input"' not in text, "sys/audit-hash input in clear")
 
     hash_of = lambda v: s.data("POST", "sys/audit-hash/file", {"input": v})["hash"]  # noqa: E731
     req = pair(es, "pki/issue/" + ROLE, "request")
