@@ -516,6 +516,11 @@ int h_acme_new_account(struct req *rq, struct resp *rs, struct sg_err *err)
 	if (r == 1) {
 		if (load_account(&c, id, &e) != 0)
 			goto fail;
+		/* RFC 8555 7.3.6: a deactivated account is not served any more. */
+		if (strcmp(json_string_value(json_object_get(c.account, "status")), "valid") != 0) {
+			sg_err_set(&e, SG_ACME_UNAUTHORIZED, "the account of this key is deactivated");
+			goto fail;
+		}
 		loc = url_of(&c, "account", id, NULL);
 		answer(&c, 200, account_json(&c, c.account), loc);
 		goto out;
@@ -588,7 +593,7 @@ int h_acme_account(struct req *rq, struct resp *rs, struct sg_err *err)
 		if (acme_contacts_check(contact, &e) != 0)
 			goto fail;
 		if (contact != NULL)
-			json_object_set(c.account, "contact", json_is_array(contact) ? contact : json_array());
+			json_object_set_new(c.account, "contact", json_is_array(contact) ? json_incref(contact) : json_array());
 		if (status != NULL)
 			json_object_set_new(c.account, "status", json_string("deactivated"));
 		b = store_batch_new();

@@ -591,6 +591,57 @@ def test_eab_required():
         s.ok("POST", MOUNT + "/config/acme", {"eab_policy": "not-required"})
 
 
+def test_cert_manager_flow_raw():
+    """cert-manager's exact sequence (compat 1.3) with an RS256 key and strict status codes (compat 1.7)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    d = dir_json()
+    r = jws_post(d["newAccount"], {"termsOfServiceAgreed": True, "contact": ["mailto:cm@example.com"]}, key)
+    eq(r.status, 201, "newAccount")
+    kid = r.headers["location"]
+    check(r.json()["orders"].startswith(kid), "orders URL")
+    r = jws_post(d["newAccount"], {"onlyReturnExisting": True}, key)
+    eq((r.status, r.headers.get("location")), (200, kid), "onlyReturnExisting")
+    r = jws_post(d["newOrder"], {"identifiers": [{"type": "dns", "value": "cm." + DOMAIN}]}, key, kid=kid)
+    eq(r.status, 201, "newOrder must be 201")
+    order_url, order = r.headers["location"], r.json()
+    for k in ("status", "expires", "identifiers", "authorizations", "finalize"):
+        check(k in order, "order lacks %s" % k)
+    r = jws_post(order["authorizations"][0], None, key, kid=kid)
+    eq(r.status, 200, "authz POST-as-GET")
+    az = r.json()
+    eq(az["identifier"], {"type": "dns", "value": "cm." + DOMAIN}, "authz identifier")
+    check("validated" not in az["challenges"][0] and az.get("expires"), "no empty timestamps")
+    ch = [c for c in az["challenges"] if c["type"] == "http-01"][0]
+    thumb = jose.JWKRSA(key=key.public_key()).thumbprint()
+    _Handler.tokens[ch["token"]] = ch["token"] + "." + b64(thumb)
+    r = jws_post(ch["url"], {}, key, kid=kid)
+    eq(r.status, 200, "challenge POST")
+    eq(r.json()["status"], "valid", "validated inside the POST")
+    check(order["authorizations"][0] in r.headers.get("link", ""), "Link rel=up")
+    # Responding again to a valid challenge returns it, never malformed (cert-manager would expire it).
+    r = jws_post(ch["url"], {}, key, kid=kid)
+    eq((r.status, r.json()["status"]), (200, "valid"), "second challenge POST")
+    r = jws_post(order_url, None, key, kid=kid)
+    eq(r.json()["status"], "ready", "order ready")
+    csr, _ = csr_for(["cm." + DOMAIN])
+    der = x509.load_pem_x509_csr(csr).public_bytes(Encoding.DER)
+    r = jws_post(order["finalize"], {"csr": b64(der)}, key, kid=kid)
+    eq(r.status, 200, "finalize must be 200")
+    eq(r.json()["status"], "valid", "finalize answers valid")
+    r = jws_post(r.json()["certificate"], None, key, kid=kid)
+    eq(r.status, 200, "certificate download")
+    eq(r.ctype, "application/pem-certificate-chain", "content type without parameters")
+    blocks = H.pem_blocks(r.text)
+    check(0 < len(blocks) <= 5 and all(t == "CERTIFICATE" for t, _ in blocks), "chain blocks %r" % [t for t, _ in blocks])
+    verify_chain(r.text)
+    # Finalizing again: orderNotReady (403), as for any order not ready.
+    r = jws_post(order["finalize"], {"csr": b64(der)}, key, kid=kid)
+    expect_problem(r, 403, "orderNotReady", "second finalize")
+    # Orders list.
+    r = jws_post(kid + "/orders", None, key, kid=kid)
+    eq(r.json()["orders"], [order_url], "account orders")
+
+
 def test_deactivate_account():
     key, kid = state["kids"][0]
     r = jws_post(kid, {"status": "deactivated"}, key, kid=kid)
@@ -599,6 +650,8 @@ def test_deactivate_account():
     d = dir_json()
     r = jws_post(d["newOrder"], {"identifiers": [{"type": "dns", "value": "z." + DOMAIN}]}, key, kid=kid)
     expect_problem(r, 403, "unauthorized", "deactivated account")
+    r = jws_post(d["newAccount"], {"termsOfServiceAgreed": True}, key)
+    expect_problem(r, 403, "unauthorized", "newAccount with a deactivated key")
 
 
 def test_certbot_standalone():
