@@ -654,25 +654,46 @@ def test_deactivate_account():
     expect_problem(r, 403, "unauthorized", "newAccount with a deactivated key")
 
 
-def test_certbot_standalone():
-    certbot = shutil.which("certbot")
-    check(certbot is not None, "certbot not installed (make deps)")
+def certbot(name, extra=(), eab_required=False):
+    """certbot certonly --standalone against the role directory; returns the fullchain PEM."""
+    exe = shutil.which("certbot")
+    check(exe is not None, "certbot not installed (make deps)")
     d = H.tmpdir("certbot")
     port = H.free_port()
-    srv().ok("POST", MOUNT + "/config/acme", {"http01_port": port})
+    cfg = {"http01_port": port}
+    if eab_required:
+        cfg["eab_policy"] = "new-account-required"
+    srv().ok("POST", MOUNT + "/config/acme", cfg)
     try:
-        r = subprocess.run([certbot, "certonly", "--standalone", "--http-01-port", str(port),
+        r = subprocess.run([exe, "certonly", "--standalone", "--http-01-port", str(port),
                             "--http-01-address", "127.0.0.1", "--server", directory_url(),
                             "--config-dir", os.path.join(d, "c"), "--work-dir", os.path.join(d, "w"),
                             "--logs-dir", os.path.join(d, "l"), "--non-interactive", "--agree-tos",
-                            "--register-unsafely-without-email", "--no-verify-ssl", "-d", "certbot." + DOMAIN],
+                            "--register-unsafely-without-email", "--no-verify-ssl", "-d", name] + list(extra),
                            capture_output=True, text=True, timeout=180)
     finally:
-        srv().ok("POST", MOUNT + "/config/acme", {"http01_port": challenge_server()})
-    check(r.returncode == 0, "certbot failed: %s %s" % (r.stdout[-1500:], r.stderr[-1500:]))
-    live = os.path.join(d, "c", "live", "certbot." + DOMAIN)
-    with open(os.path.join(live, "fullchain.pem")) as f:
-        verify_chain(f.read())
+        srv().ok("POST", MOUNT + "/config/acme", {"http01_port": challenge_server(), "eab_policy": "not-required"})
+    if r.returncode != 0:
+        return None, r.stdout[-1500:] + r.stderr[-1500:]
+    with open(os.path.join(d, "c", "live", name, "fullchain.pem")) as f:
+        return f.read(), ""
+
+
+def test_certbot_standalone():
+    chain, why = certbot("certbot." + DOMAIN)
+    check(chain is not None, "certbot failed: " + why)
+    verify_chain(chain)
+
+
+def test_certbot_standalone_eab():
+    chain, why = certbot("certbot-noeab." + DOMAIN, eab_required=True)
+    check(chain is None and ("externalAccountRequired" in why or "external account" in why.lower()),
+          "certbot without EAB on an EAB directory: %s" % why[-400:])
+    eab = srv().data("POST", MOUNT + "/roles/%s/acme/new-eab" % ROLE)
+    chain, why = certbot("certbot-eab." + DOMAIN, ["--eab-kid", eab["id"], "--eab-hmac-key", eab["key"]],
+                         eab_required=True)
+    check(chain is not None, "certbot with EAB failed: " + why)
+    verify_chain(chain)
 
 
 if __name__ == "__main__":
