@@ -9,6 +9,7 @@
 #include "server/envelope.h"
 #include "server/internal.h"
 #include "server/json.h"
+#include "server/leases.h"
 #include "server/mount.h"
 #include "server/router.h"
 #include "tests/unit/t.h"
@@ -740,10 +741,13 @@ static void test_sys_handlers(void)
 	snprintf(srv.cluster_id, sizeof(srv.cluster_id), "id1");
 	sg_err_init(&err);
 	mount_table_init(&srv.mounts);
-	if (store_open(dir, 1u << 26, &srv.st, &err) != 0 || ca_new(srv.st, kek, &srv.ca, &err) != 0) {
-		T_CHECK(0, "store/ca: %s", err.detail);
+	if (store_open(dir, 1u << 26, &srv.st, &err) != 0 || ca_new(srv.st, kek, &srv.ca, &err) != 0 ||
+	    lease_mgr_new(srv.st, &srv.leases, &err) != 0) {
+		T_CHECK(0, "store/ca/leases: %s", err.detail);
 		goto out;
 	}
+	/* As server.c: sys/mounts DELETE drops the mount's leases through it. */
+	pki_lease_kind_register(srv.leases, srv.ca);
 
 	/* Health: raw JSON, activecode honoured, a bad code refused. */
 	T_OK(sys_call(&srv, HTTP_GET, "health", "", NULL, &rs, &err) == 0);
@@ -819,6 +823,7 @@ static void test_sys_handlers(void)
 out:
 	resp_clear(&rs);
 	mount_table_clear(&srv.mounts);
+	lease_mgr_free(srv.leases);
 	ca_free(srv.ca);
 	store_close(srv.st);
 	free(dir);
