@@ -94,3 +94,24 @@ int acme_account_create(struct store *st, const char *mount_id, const char *dire
 	*out = rec;
 	return 0;
 }
+
+int acme_account_rekey(struct store *st, const char *mount_id, json_t *account, const json_t *new_jwk,
+                       const char *new_thumbprint, struct sg_err *err)
+{
+	const char *id = json_string_value(json_object_get(account, "id"));
+	char *old = sg_xstrdup(json_string_value(json_object_get(account, "thumbprint")));
+	struct store_batch *b = store_batch_new();
+	json_t *idx = json_pack("{s:s}", "id", id);
+	int rc;
+
+	json_object_set(account, "jwk", (json_t *)new_jwk);
+	json_object_set_new(account, "thumbprint", json_string(new_thumbprint));
+	acme_rec_put(b, mount_id, "acct", id, account);
+	acme_rec_del(b, mount_id, "acctkey", old);
+	acme_rec_put_new(b, mount_id, "acctkey", new_thumbprint, idx);
+	rc = store_commit(st, b, err);
+	store_batch_free(b);
+	json_decref(idx);
+	free(old);
+	return rc;
+}

@@ -79,6 +79,9 @@ void acme_jws_clear(struct acme_jws *j);
  * after the signature.
  */
 int acme_jws_parse(const json_t *body, const char *expected_url, struct acme_jws *out, struct sg_err *err) SG_WUR;
+/* The inner JWS of keyChange (RFC 8555 7.3.5): as above, but no nonce and a jwk required. */
+int acme_jws_parse_inner(const json_t *body, const char *expected_url, struct acme_jws *out,
+                         struct sg_err *err) SG_WUR;
 /* Verifies the signature with key; the key type must fit the alg. SG_ACME_MALFORMED on a bad signature. */
 int acme_jws_verify(const struct acme_jws *j, EVP_PKEY *key, struct sg_err *err) SG_WUR;
 
@@ -159,6 +162,14 @@ int acme_contacts_check(const json_t *contact, struct sg_err *err) SG_WUR;
 int acme_account_create(struct store *st, const char *mount_id, const char *directory, const json_t *jwk,
                         const char *thumbprint, const json_t *contact, const char *eab_id, json_t **out,
                         struct sg_err *err) SG_WUR;
+
+/*
+ * keyChange: replaces the account's key. The new key's index entry is
+ * written with put_new, so a key already bound to another account fails
+ * with SG_CONFLICT.
+ */
+int acme_account_rekey(struct store *st, const char *mount_id, json_t *account, const json_t *new_jwk,
+                       const char *new_thumbprint, struct sg_err *err) SG_WUR;
 
 /* ---------------- EAB (eab.c) ---------------- */
 

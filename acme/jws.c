@@ -420,7 +420,21 @@ static const char *b64_field(const json_t *body, const char *name, size_t cap, s
 	return json_string_value(v);
 }
 
+static int jws_parse(const json_t *body, const char *expected_url, bool inner, struct acme_jws *out,
+                     struct sg_err *err);
+
 int acme_jws_parse(const json_t *body, const char *expected_url, struct acme_jws *out, struct sg_err *err)
+{
+	return jws_parse(body, expected_url, false, out, err);
+}
+
+int acme_jws_parse_inner(const json_t *body, const char *expected_url, struct acme_jws *out, struct sg_err *err)
+{
+	return jws_parse(body, expected_url, true, out, err);
+}
+
+static int jws_parse(const json_t *body, const char *expected_url, bool inner, struct acme_jws *out,
+                     struct sg_err *err)
 {
 	const char *prot, *payload, *sig, *key;
 	unsigned char *hdr = NULL;
@@ -466,8 +480,13 @@ int acme_jws_parse(const json_t *body, const char *expected_url, struct acme_jws
 		goto out;
 	}
 	/* RFC 8555 6.5: a nonce is required on every JWS; a missing one is badNonce. */
-	if (out->nonce == NULL || *out->nonce == '\0') {
+	if (!inner && (out->nonce == NULL || *out->nonce == '\0')) {
 		sg_err_set(err, SG_ACME_BAD_NONCE, "JWS protected header has no \"nonce\"");
+		goto out;
+	}
+	/* RFC 8555 7.3.5: the inner JWS of a key change has no nonce and carries the new key as jwk. */
+	if (inner && (json_object_get(out->header, "nonce") != NULL || out->jwk == NULL)) {
+		sg_err_set(err, SG_ACME_MALFORMED, "the inner JWS of a key change needs \"jwk\" and no \"nonce\"");
 		goto out;
 	}
 	/* RFC 8555 6.2: exactly one of jwk and kid. */

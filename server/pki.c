@@ -128,6 +128,7 @@ const struct route pki_routes[] = {
 	{P "acme/new-account", HTTP_POST, h_acme_new_account, PUBLIC, false}, \
 	{P "acme/account/:kid", HTTP_POST, h_acme_account, PUBLIC, false}, \
 	{P "acme/account/:kid/orders", HTTP_POST, h_acme_account_orders, PUBLIC, false}, \
+	{P "acme/key-change", HTTP_POST, h_acme_key_change, PUBLIC, false}, \
 	{P "acme/new-order", HTTP_POST, h_acme_new_order, PUBLIC, false}, \
 	{P "acme/order/:id", HTTP_POST, h_acme_order, PUBLIC, false}, \
 	{P "acme/order/:id/finalize", HTTP_POST, h_acme_finalize, PUBLIC, false}, \

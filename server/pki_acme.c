@@ -443,7 +443,7 @@ int h_acme_directory(struct req *rq, struct resp *rs, struct sg_err *err)
 	struct actx c;
 	struct sg_err e;
 	json_t *d;
-	char *nn, *na, *no, *rc;
+	char *nn, *na, *no, *rc, *kc;
 
 	(void)err;
 	sg_err_init(&e);
@@ -455,9 +455,11 @@ int h_acme_directory(struct req *rq, struct resp *rs, struct sg_err *err)
 	na = url_of(&c, "new-account", NULL, NULL);
 	no = url_of(&c, "new-order", NULL, NULL);
 	rc = url_of(&c, "revoke-cert", NULL, NULL);
-	/* keyChange is not advertised until implemented (compat 4: step-ca advertised it and answered 404). */
-	d = json_pack("{s:s, s:s, s:s, s:s, s:{s:b}}", "newNonce", nn, "newAccount", na, "newOrder", no, "revokeCert", rc,
-	              "meta", "externalAccountRequired", c.cfg.eab_policy != ACME_EAB_NOT_REQUIRED);
+	kc = url_of(&c, "key-change", NULL, NULL);
+	d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:b}}", "newNonce", nn, "newAccount", na, "newOrder", no,
+	              "revokeCert", rc, "keyChange", kc, "meta", "externalAccountRequired",
+	              c.cfg.eab_policy != ACME_EAB_NOT_REQUIRED);
+	free(kc);
 	free(nn);
 	free(na);
 	free(no);
@@ -609,6 +611,84 @@ fail:
 out:
 	store_batch_free(b);
 	free(loc);
+	actx_clear(&c);
+	return 0;
+}
+
+/* RFC 8555 7.3.5: an inner JWS signed by the new key, naming the account and its old key. */
+int h_acme_key_change(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	struct actx c;
+	struct sg_err e;
+	struct acme_jws inner;
+	EVP_PKEY *newkey = NULL;
+	char *new_tp = NULL, *old_tp = NULL, *acct_url = NULL, *other = NULL;
+	const char *account;
+	int r;
+
+	(void)err;
+	sg_err_init(&e);
+	memset(&inner, 0, sizeof(inner));
+	if (begin(&c, rq, rs, KEY_KID) != 0)
+		goto out;
+	if (c.payload == NULL || acme_jws_parse_inner(c.payload, c.req_url, &inner, &e) != 0) {
+		if (!sg_err_isset(&e))
+			sg_err_set(&e, SG_ACME_MALFORMED, "keyChange needs an inner JWS");
+		e.code = e.code == SG_ACME_UNAUTHORIZED ? SG_ACME_UNAUTHORIZED : SG_ACME_MALFORMED;
+		goto fail;
+	}
+	newkey = acme_jwk_to_pkey(inner.jwk, &e);
+	if (newkey == NULL || acme_jws_verify(&inner, newkey, &e) != 0 ||
+	    (new_tp = acme_jwk_thumbprint(inner.jwk, &e)) == NULL)
+		goto fail;
+	{
+		json_error_t jerr;
+		json_t *p = json_loadb((const char *)inner.payload, inner.payload_len, JSON_REJECT_DUPLICATES, &jerr);
+
+		account = json_string_value(json_object_get(p, "account"));
+		acct_url = account != NULL ? sg_xstrdup(account) : NULL;
+		old_tp = json_is_object(json_object_get(p, "oldKey")) ? acme_jwk_thumbprint(json_object_get(p, "oldKey"), &e)
+		                                                        : NULL;
+		json_decref(p);
+	}
+	if (acct_url == NULL || strcmp(acct_url, c.jws.kid) != 0) {
+		sg_err_set(&e, SG_ACME_UNAUTHORIZED, "the inner JWS names another account");
+		goto fail;
+	}
+	if (old_tp == NULL || strcmp(old_tp, c.thumbprint) != 0) {
+		sg_err_init(&e);
+		sg_err_set(&e, SG_ACME_UNAUTHORIZED, "\"oldKey\" is not the account's key");
+		goto fail;
+	}
+	/* RFC 8555 7.3.5: a key already bound to an account is 409 with that account's URL. */
+	r = acme_account_by_key(c.st, c.mount_id, new_tp, &other, &e);
+	if (r < 0)
+		goto fail;
+	if (r == 1) {
+		char *loc = url_of(&c, "account", other, NULL);
+
+		sg_err_set(&e, SG_ACME_MALFORMED, "the new key is already bound to an account");
+		problem_status(&c, &e, 409);
+		resp_header(rs, "Location", loc);
+		free(loc);
+		goto out;
+	}
+	if (acme_account_rekey(c.st, c.mount_id, c.account, inner.jwk, new_tp, &e) != 0) {
+		if (e.code == SG_CONFLICT)
+			e.code = SG_ACME_MALFORMED;
+		goto fail;
+	}
+	answer(&c, 200, account_json(&c, c.account), c.jws.kid);
+	goto out;
+fail:
+	problem(&c, &e);
+out:
+	acme_jws_clear(&inner);
+	EVP_PKEY_free(newkey);
+	free(new_tp);
+	free(old_tp);
+	free(acct_url);
+	free(other);
 	actx_clear(&c);
 	return 0;
 }

@@ -16,6 +16,7 @@ int h_acme_directory(struct req *rq, struct resp *rs, struct sg_err *err);
 int h_acme_new_nonce(struct req *rq, struct resp *rs, struct sg_err *err);
 int h_acme_new_account(struct req *rq, struct resp *rs, struct sg_err *err);
 int h_acme_account(struct req *rq, struct resp *rs, struct sg_err *err);
+int h_acme_key_change(struct req *rq, struct resp *rs, struct sg_err *err);
 int h_acme_account_orders(struct req *rq, struct resp *rs, struct sg_err *err);
 int h_acme_new_order(struct req *rq, struct resp *rs, struct sg_err *err);
 int h_acme_order(struct req *rq, struct resp *rs, struct sg_err *err);

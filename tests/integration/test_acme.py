@@ -229,7 +229,7 @@ def test_directory_and_nonces():
     d = dir_json()
     for k in ("newNonce", "newAccount", "newOrder", "revokeCert"):
         check(d[k].startswith(srv().url + "/v1/%s/roles/%s/acme/" % (MOUNT, ROLE)), "%s: %r" % (k, d[k]))
-    check("keyChange" not in d, "keyChange advertised but not implemented")
+    check(d["keyChange"].endswith("/acme/key-change"), "keyChange %r" % d.get("keyChange"))
     head = H.curl(d["newNonce"], method="HEAD")
     eq(head.status, 200, "HEAD newNonce")
     get = H.curl(d["newNonce"])
@@ -640,6 +640,50 @@ def test_cert_manager_flow_raw():
     # Orders list.
     r = jws_post(kid + "/orders", None, key, kid=kid)
     eq(r.json()["orders"], [order_url], "account orders")
+
+
+def inner_jws(url, payload, key, nonce=None):
+    """The inner JWS of keyChange: jwk of the new key, the same url, no nonce (RFC 8555 7.3.5)."""
+    jwk, alg = jwk_of(key)
+    prot = {"alg": alg, "url": url, "jwk": jwk}
+    if nonce:
+        prot["nonce"] = nonce
+    p64 = b64(json.dumps(prot).encode())
+    pl64 = b64(json.dumps(payload).encode())
+    return {"protected": p64, "payload": pl64, "signature": b64(sign(key, alg, (p64 + "." + pl64).encode()))}
+
+
+def test_key_change():
+    d = dir_json()
+    old = ec.generate_private_key(ec.SECP256R1())
+    new = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    r = jws_post(d["newAccount"], {"termsOfServiceAgreed": True}, old)
+    eq(r.status, 201, "account")
+    kid = r.headers["location"]
+    kc = d["keyChange"]
+    # The inner JWS must not carry a nonce, and must name the old key.
+    r = jws_post(kc, inner_jws(kc, {"account": kid, "oldKey": jwk_of(old)[0]}, new, nonce=get_nonce()), old, kid=kid)
+    expect_problem(r, 400, "malformed", "inner JWS with a nonce")
+    r = jws_post(kc, inner_jws(kc, {"account": kid, "oldKey": jwk_of(new)[0]}, new), old, kid=kid)
+    expect_problem(r, 403, "unauthorized", "wrong oldKey")
+    r = jws_post(kc, inner_jws(kc, {"account": kid, "oldKey": jwk_of(old)[0]}, new), old, kid=kid)
+    eq(r.status, 200, "keyChange: %s" % r.body[:300])
+    # The new key works, the old one no longer does.
+    r = jws_post(d["newOrder"], {"identifiers": [{"type": "dns", "value": "rekey." + DOMAIN}]}, new, kid=kid)
+    eq(r.status, 201, "order signed with the new key")
+    r = jws_post(d["newOrder"], {"identifiers": [{"type": "dns", "value": "rekey." + DOMAIN}]}, old, kid=kid)
+    expect_problem(r, 400, "badSignatureAlgorithm", "order signed with the old (EC) key for an RSA account key")
+    r = jws_post(d["newAccount"], {"onlyReturnExisting": True}, old)
+    expect_problem(r, 400, "accountDoesNotExist", "old key unbound")
+    r = jws_post(d["newAccount"], {"onlyReturnExisting": True}, new)
+    eq((r.status, r.headers.get("location")), (200, kid), "new key bound")
+    # A key bound to another account: 409 with that account's URL.
+    other = ec.generate_private_key(ec.SECP384R1())
+    r = jws_post(d["newAccount"], {"termsOfServiceAgreed": True}, other)
+    other_kid = r.headers["location"]
+    r = jws_post(kc, inner_jws(kc, {"account": kid, "oldKey": jwk_of(new)[0]}, other), new, kid=kid)
+    eq(r.status, 409, "key of another account: %s" % r.body[:200])
+    eq(r.headers.get("location"), other_kid, "409 Location")
 
 
 def test_deactivate_account():
