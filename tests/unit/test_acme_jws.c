@@ -252,6 +252,47 @@ static void test_refusals(void)
 	EVP_PKEY_free(rsa);
 }
 
+static void test_inner(void)
+{
+	EVP_PKEY *k = gen("p256");
+	struct sg_err err;
+	struct acme_jws j;
+	json_t *jwk, *h, *body;
+	char *hs;
+
+	sg_err_init(&err);
+	jwk = acme_pkey_to_jwk(k, &err);
+	/* keyChange's inner JWS: no nonce, jwk required (RFC 8555 7.3.5). */
+	h = json_pack("{s:s, s:s, s:O}", "alg", "ES256", "url", URL, "jwk", jwk);
+	hs = json_dumps(h, JSON_COMPACT);
+	body = make_jws(k, "ES256", hs, "{}");
+	T_OK(acme_jws_parse_inner(body, URL, &j, &err) == 0 && acme_jws_verify(&j, k, &err) == 0);
+	acme_jws_clear(&j);
+	sg_err_init(&err);
+	T_OK(acme_jws_parse(body, URL, &j, &err) != 0 && err.code == SG_ACME_BAD_NONCE); /* outer rules */
+	json_decref(body);
+	free(hs);
+	json_object_set_new(h, "nonce", json_string("n"));
+	hs = json_dumps(h, JSON_COMPACT);
+	body = make_jws(k, "ES256", hs, "{}");
+	sg_err_init(&err);
+	T_OK(acme_jws_parse_inner(body, URL, &j, &err) != 0 && err.code == SG_ACME_MALFORMED);
+	json_decref(body);
+	free(hs);
+	json_object_del(h, "nonce");
+	json_object_del(h, "jwk");
+	json_object_set_new(h, "kid", json_string("https://x/acct/1"));
+	hs = json_dumps(h, JSON_COMPACT);
+	body = make_jws(k, "ES256", hs, "{}");
+	sg_err_init(&err);
+	T_OK(acme_jws_parse_inner(body, URL, &j, &err) != 0 && err.code == SG_ACME_MALFORMED);
+	json_decref(body);
+	free(hs);
+	json_decref(h);
+	json_decref(jwk);
+	EVP_PKEY_free(k);
+}
+
 static void test_jwk(void)
 {
 	/* RFC 7638 3.1's example key and thumbprint. */
@@ -387,6 +428,7 @@ int main(void)
 {
 	test_algorithms();
 	test_refusals();
+	test_inner();
 	test_jwk();
 	test_b64url();
 	test_nonces();
