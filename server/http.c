@@ -571,12 +571,15 @@ static const struct req_peer *peer_certs(struct http_ctx *c)
 	return &c->peer;
 }
 
-/* Binary uploads (OCSP requests, DER certificates and CSRs) reach handlers raw, unparsed. */
+/*
+ * Binary uploads (OCSP requests, DER certificates and CSRs) reach handlers raw, unparsed; so do
+ * ACME's JWS bodies, whose parse errors must be problem documents with a nonce (RFC 8555 6.5, 6.7).
+ */
 static bool binary_body(struct MHD_Connection *conn)
 {
 	static const char *const types[] = {"application/ocsp-request", "application/pkcs10",
 	                                    "application/pkix-cert", "application/pkix-crl",
-	                                    "application/octet-stream"};
+	                                    "application/octet-stream", "application/jose+json"};
 	const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 
 	if (ct == NULL)

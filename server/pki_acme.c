@@ -293,8 +293,19 @@ static int authenticate(struct actx *c, enum key_mode mode, struct sg_err *err)
 	}
 	if (c->rq->raw_len > ACME_MAX_JWS_BYTES)
 		return sg_err_set(err, SG_ACME_MALFORMED, "request too large");
-	if (acme_jws_parse(c->rq->body, c->req_url, &c->jws, err) != 0)
-		return -1;
+	{
+		/* The router hands jose+json bodies over raw: strict JSON, duplicate members refused. */
+		json_error_t jerr;
+		json_t *body = json_loadb((const char *)c->rq->raw, c->rq->raw_len, JSON_REJECT_DUPLICATES, &jerr);
+		int r;
+
+		if (body == NULL)
+			return sg_err_set(err, SG_ACME_MALFORMED, "request body is not JSON");
+		r = acme_jws_parse(body, c->req_url, &c->jws, err);
+		json_decref(body);
+		if (r != 0)
+			return -1;
+	}
 	if (c->jws.kid != NULL) {
 		size_t n = strlen(c->dir_url);
 

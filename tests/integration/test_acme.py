@@ -353,6 +353,12 @@ def test_jws_refusals():
     # Content-Type must be application/jose+json.
     r = jws_post(d["newAccount"], {}, key, ctype="application/json")
     expect_problem(r, 415, "malformed", "Content-Type")
+    # Not JSON, and duplicate members: problem documents with a nonce, not the router's envelope.
+    r = H.curl(d["newAccount"], method="POST", body="{not json", headers=("Content-Type: application/jose+json",))
+    expect_problem(r, 400, "malformed", "non-JSON body")
+    r = H.curl(d["newAccount"], method="POST", body='{"protected":"e30","protected":"e30","payload":"","signature":""}',
+               headers=("Content-Type: application/jose+json",))
+    expect_problem(r, 400, "malformed", "duplicate JWS members")
     # Plain GET on a resource: 405 problem, not Vault's envelope (RFC 8555 6.3).
     r = H.curl(d["newOrder"])
     expect_problem(r, 405, "malformed", "GET newOrder")
