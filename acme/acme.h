@@ -194,13 +194,14 @@ int acme_eab_verify(struct store *st, const char *mount_id, const char *director
  * deduplicated) and creates the order and one authorization per
  * identifier with an http-01 challenge (wildcards cannot use http-01 and
  * get none here: dns-01 is not implemented yet, so they are refused as
- * rejectedIdentifier). role_check(arg, identifiers) refuses names the
+ * rejectedIdentifier). not_after (RFC 3339, checked by the caller; NULL
+ * for the role's validity) is kept for finalize. check(arg, identifiers) refuses names the
  * directory's role does not allow before anything is stored.
  */
 typedef int (*acme_names_check)(void *arg, const json_t *identifiers, struct sg_err *err);
 int acme_order_create(struct store *st, const char *mount_id, const char *account, const char *directory,
-                      const char *role, const json_t *identifiers, acme_names_check check, void *check_arg,
-                      json_t **order, struct sg_err *err) SG_WUR;
+                      const char *role, const json_t *identifiers, const char *not_after, acme_names_check check,
+                      void *check_arg, json_t **order, struct sg_err *err) SG_WUR;
 /*
  * The order with its status brought up to date from its authorizations
  * (pending -> ready when all are valid, invalid when one is, expiry).

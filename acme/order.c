@@ -71,8 +71,8 @@ static bool ident_has(const json_t *list, const json_t *id)
 }
 
 int acme_order_create(struct store *st, const char *mount_id, const char *account, const char *directory,
-                      const char *role, const json_t *identifiers, acme_names_check check, void *check_arg,
-                      json_t **order, struct sg_err *err)
+                      const char *role, const json_t *identifiers, const char *not_after, acme_names_check check,
+                      void *check_arg, json_t **order, struct sg_err *err)
 {
 	json_t *ids = json_array(), *authzs = json_array(), *ord = NULL;
 	struct store_batch *b = store_batch_new();
@@ -126,6 +126,8 @@ int acme_order_create(struct store *st, const char *mount_id, const char *accoun
 	ord = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:O, s:s, s:s}", "id", oid, "account", account, "directory",
 	                directory, "role", role, "status", "pending", "identifiers", ids, "authzs", authzs, "expires",
 	                expires, "created", now);
+	if (not_after != NULL)
+		json_object_set_new(ord, "not_after", json_string(not_after));
 	acme_rec_put_new(b, mount_id, "order", oid, ord);
 	{
 		/* The account's orders list (RFC 8555 7.1.2.1): "<mount>/acctorder/<account>/<order>". */

@@ -416,6 +416,8 @@ static json_t *order_json(const struct actx *c, const json_t *ord)
 		json_object_set_new(j, "certificate", json_string(cert));
 		free(cert);
 	}
+	if (json_object_get(ord, "not_after") != NULL)
+		json_object_set(j, "notAfter", json_object_get(ord, "not_after"));
 	if (json_object_get(ord, "error") != NULL)
 		json_object_set(j, "error", json_object_get(ord, "error"));
 	return j;
@@ -791,6 +793,7 @@ int h_acme_new_order(struct req *rq, struct resp *rs, struct sg_err *err)
 	struct actx c;
 	struct sg_err e;
 	json_t *ord = NULL;
+	const char *not_after = NULL;
 	char *loc = NULL;
 
 	(void)err;
@@ -801,13 +804,34 @@ int h_acme_new_order(struct req *rq, struct resp *rs, struct sg_err *err)
 		sg_err_set(&e, SG_ACME_MALFORMED, "newOrder needs a JSON payload");
 		goto fail;
 	}
-	/* Validity comes from the role (as Vault's ACME); a requested window is refused rather than ignored. */
-	if (json_object_get(c.payload, "notBefore") != NULL || json_object_get(c.payload, "notAfter") != NULL) {
-		sg_err_set(&e, SG_ACME_MALFORMED, "notBefore and notAfter are not supported: the role sets the validity");
+	/*
+	 * RFC 8555 7.4 notAfter (cert-manager's enableDurationFeature): honoured
+	 * within the role's max_ttl (Vault and Boulder refuse it, which fails
+	 * cert-manager's Order for good). notBefore is refused: certificates
+	 * start now (backdated by the role's not_before_duration).
+	 */
+	if (json_object_get(c.payload, "notBefore") != NULL) {
+		sg_err_set(&e, SG_ACME_MALFORMED, "notBefore is not supported: certificates start when issued");
 		goto fail;
 	}
+	if (json_object_get(c.payload, "notAfter") != NULL) {
+		const struct mount *m = rq->mount;
+		bool clamped = false;
+		int64_t max = role_ttl(c.role, INT64_MAX / 4, m->ca.default_ttl, m->ca.max_ttl, &clamped), t = 0;
+
+		not_after = json_string_value(json_object_get(c.payload, "notAfter"));
+		if (not_after == NULL || strlen(not_after) > 64 || sg_time_parse_rfc3339(not_after, &t) != 0) {
+			sg_err_set(&e, SG_ACME_MALFORMED, "notAfter must be an RFC 3339 time");
+			goto fail;
+		}
+		if (t <= sg_now() || t > sg_now() + max) {
+			sg_err_set(&e, SG_ACME_MALFORMED, "notAfter must be in the future and within the role's max_ttl (%llds)",
+			           (long long)max);
+			goto fail;
+		}
+	}
 	if (acme_order_create(c.st, c.mount_id, json_string_value(json_object_get(c.account, "id")), c.dir, c.role_name,
-	                      json_object_get(c.payload, "identifiers"), order_names_check, &c, &ord, &e) != 0)
+	                      json_object_get(c.payload, "identifiers"), not_after, order_names_check, &c, &ord, &e) != 0)
 		goto fail;
 	loc = url_of(&c, "order", json_string_value(json_object_get(ord, "id")), NULL);
 	/* cert-manager accepts only 201 here (compat 0 #4). */
@@ -992,6 +1016,7 @@ int h_acme_finalize(struct req *rq, struct resp *rs, struct sg_err *err)
 	creq.issuer_ref = c.issuer_ref;
 	creq.csr = csr;
 	creq.force_truncate = true;
+	creq.not_after = json_string_value(json_object_get(ord, "not_after"));
 	creq.owner = json_string_value(json_object_get(c.account, "id"));
 	{
 		const json_t *v;
@@ -1048,6 +1073,7 @@ out:
 	role_names_clear(&names);
 	creq.csr = NULL;
 	creq.issuer_ref = NULL;
+	creq.not_after = NULL;
 	creq.common_name = NULL;
 	creq.owner = NULL;
 	ca_request_clear(&creq);

@@ -692,6 +692,49 @@ def test_key_change():
     eq(r.headers.get("location"), other_kid, "409 Location")
 
 
+def raw_issue(key, kid, name, **order_extra):
+    """newOrder (+ extra members), http-01, finalize, download, by hand. Returns (order JSON, chain PEM)."""
+    d = dir_json()
+    body = {"identifiers": [{"type": "dns", "value": name}]}
+    body.update(order_extra)
+    r = jws_post(d["newOrder"], body, key, kid=kid)
+    eq(r.status, 201, "newOrder: %s" % r.body[:300])
+    order = r.json()
+    az = jws_post(order["authorizations"][0], None, key, kid=kid).json()
+    ch = [c for c in az["challenges"] if c["type"] == "http-01"][0]
+    jwk, _ = jwk_of(key)
+    thumb = jose.JWK.from_json(jwk).thumbprint()
+    _Handler.tokens[ch["token"]] = ch["token"] + "." + b64(thumb)
+    eq(jws_post(ch["url"], {}, key, kid=kid).json()["status"], "valid", "challenge")
+    csr, _ = csr_for([name])
+    der = x509.load_pem_x509_csr(csr).public_bytes(Encoding.DER)
+    r = jws_post(order["finalize"], {"csr": b64(der)}, key, kid=kid)
+    eq(r.status, 200, "finalize: %s" % r.body[:300])
+    order = r.json()
+    return order, jws_post(order["certificate"], None, key, kid=kid).text
+
+
+def test_order_not_after():
+    key = ec.generate_private_key(ec.SECP256R1())
+    d = dir_json()
+    r = jws_post(d["newAccount"], {"termsOfServiceAgreed": True}, key)
+    kid = r.headers["location"]
+    want = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) + datetime.timedelta(hours=2)
+    text_na = want.strftime("%Y-%m-%dT%H:%M:%SZ")
+    order, chain = raw_issue(key, kid, "na." + DOMAIN, notAfter=text_na)
+    eq(order.get("notAfter"), text_na, "order notAfter")
+    leaf = x509.load_pem_x509_certificate(pems(chain)[0].encode())
+    eq(leaf.not_valid_after.replace(tzinfo=datetime.timezone.utc), want, "certificate NotAfter")
+    verify_chain(chain)
+    far = (want + datetime.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    r = jws_post(d["newOrder"], {"identifiers": [{"type": "dns", "value": "na." + DOMAIN}], "notAfter": far}, key,
+                 kid=kid)
+    expect_problem(r, 400, "malformed", "notAfter beyond the role's max_ttl")
+    r = jws_post(d["newOrder"], {"identifiers": [{"type": "dns", "value": "na." + DOMAIN}], "notBefore": text_na},
+                 key, kid=kid)
+    expect_problem(r, 400, "malformed", "notBefore")
+
+
 def test_deactivate_account():
     key, kid = state["kids"][0]
     r = jws_post(kid, {"status": "deactivated"}, key, kid=kid)
