@@ -117,12 +117,100 @@ static char *bio_take_string(BIO *b)
 	return s;
 }
 
+/* A DER TLV header for len content bytes (at most 0xffff). */
+static size_t der_header(unsigned char *out, unsigned char tag, size_t len)
+{
+	out[0] = tag;
+	if (len < 0x80) {
+		out[1] = (unsigned char)len;
+		return 2;
+	}
+	if (len < 0x100) {
+		out[1] = 0x81;
+		out[2] = (unsigned char)len;
+		return 3;
+	}
+	out[1] = 0x82;
+	out[2] = (unsigned char)(len >> 8);
+	out[3] = (unsigned char)len;
+	return 4;
+}
+
+/*
+ * "EC PRIVATE KEY" for a named-curve key, written directly: OpenSSL 3.0's
+ * traditional writer first copies the provider key into a legacy EC_KEY,
+ * which costs more than generating the key. RFC 5915 3: ECPrivateKey ::=
+ * SEQUENCE { version 1, privateKey OCTET STRING (the order's length),
+ * [0] namedCurve, [1] publicKey BIT STRING }, as i2d_ECPrivateKey writes
+ * it. NULL (no error) for anything else: the caller takes OpenSSL's path.
+ */
+#define KEY_EC_MAX_SCALAR 66  /* P-521 */
+#define KEY_EC_MAX_POINT 133  /* uncompressed P-521 */
+static char *ec_sec1_pem(const EVP_PKEY *k)
+{
+	static const struct {
+		const char *group;
+		int nid;
+		size_t scalar;
+	} curves[] = {{"prime256v1", NID_X9_62_prime256v1, 32}, {"secp384r1", NID_secp384r1, 48},
+	              {"secp521r1", NID_secp521r1, 66}};
+	unsigned char priv[KEY_EC_MAX_SCALAR], pub[KEY_EC_MAX_POINT], oid[16], der[512], body[512];
+	char group[64];
+	size_t glen = 0, plen = 0, scalar = 0, n = 0, hn;
+	int nid = NID_undef, olen;
+	unsigned char *op = oid;
+	BIGNUM *d = NULL;
+	char *res = NULL;
+
+	ERR_set_mark();
+	if (EVP_PKEY_get_base_id(k) != EVP_PKEY_EC ||
+	    EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), &glen) != 1)
+		goto out;
+	for (size_t i = 0; i < sizeof(curves) / sizeof(curves[0]); i++)
+		if (strcmp(group, curves[i].group) == 0) {
+			nid = curves[i].nid;
+			scalar = curves[i].scalar;
+		}
+	if (nid == NID_undef || i2d_ASN1_OBJECT(OBJ_nid2obj(nid), NULL) > (int)sizeof(oid) ||
+	    (olen = i2d_ASN1_OBJECT(OBJ_nid2obj(nid), &op)) <= 0 ||
+	    EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pub, sizeof(pub), &plen) != 1 ||
+	    EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_PRIV_KEY, &d) != 1 || BN_num_bytes(d) > (int)scalar ||
+	    BN_bn2binpad(d, priv, (int)scalar) != (int)scalar)
+		goto out;
+	memcpy(body + n, "\x02\x01\x01", 3);
+	n += 3;
+	n += der_header(body + n, 0x04, scalar);
+	memcpy(body + n, priv, scalar);
+	n += scalar;
+	n += der_header(body + n, 0xa0, (size_t)olen);
+	memcpy(body + n, oid, (size_t)olen);
+	n += (size_t)olen;
+	n += der_header(body + n, 0xa1, plen + 1 + (plen + 1 < 0x80 ? 2 : 3));
+	n += der_header(body + n, 0x03, plen + 1);
+	body[n++] = 0x00;
+	memcpy(body + n, pub, plen);
+	n += plen;
+	hn = der_header(der, 0x30, n);
+	memcpy(der + hn, body, n);
+	res = ca_pem_text("EC PRIVATE KEY", der, hn + n);
+out:
+	OPENSSL_cleanse(priv, sizeof(priv));
+	OPENSSL_cleanse(body, sizeof(body));
+	OPENSSL_cleanse(der, sizeof(der));
+	BN_clear_free(d);
+	ERR_pop_to_mark();
+	return res;
+}
+
 char *ca_key_to_pem(const EVP_PKEY *k, bool pkcs8, struct sg_err *err)
 {
-	BIO *b = BIO_new(BIO_s_secmem());
+	BIO *b = NULL;
 	char *s = NULL;
 	int ok;
 
+	if (!pkcs8 && (s = ec_sec1_pem(k)) != NULL)
+		return s;
+	b = BIO_new(BIO_s_secmem());
 	if (b == NULL)
 		sg_die("out of memory");
 	/* Ed25519 has no traditional form (RFC 8410 7): PKCS#8 always. */

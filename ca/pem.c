@@ -353,7 +353,7 @@ static char *bio_to_string(BIO *b)
  * (64-character lines, each ending in "\n"), without its BIO and encoder
  * machinery: certificates are encoded several times per issuance.
  */
-static char *pem_text(const char *label, const unsigned char *der, size_t len)
+char *ca_pem_text(const char *label, const unsigned char *der, size_t len)
 {
 	size_t lines = (len + 47) / 48, cap = 2 * (strlen(label) + 32) + lines * 65 + 1, o;
 	char *s = sg_xmalloc(cap);
@@ -383,7 +383,7 @@ char *ca_x509_to_pem(X509 *x)
 		ERR_clear_error();
 		return NULL;
 	}
-	res = pem_text("CERTIFICATE", der, (size_t)n);
+	res = ca_pem_text("CERTIFICATE", der, (size_t)n);
 	OPENSSL_free(der);
 	return res;
 }

@@ -1559,6 +1559,33 @@ static void test_cert_record_encoding(void)
 	}
 }
 
+/* ca_key_to_pem writes EC keys' "EC PRIVATE KEY" itself: the text must be OpenSSL's, for every curve and key. */
+static void test_key_pem_text(void)
+{
+	static const char *const curves[] = {"P-256", "P-384", "P-521"};
+
+	for (size_t c = 0; c < sizeof(curves) / sizeof(curves[0]); c++) {
+		for (int i = 0; i < 40; i++) {
+			EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", curves[c]);
+			BIO *b = BIO_new(BIO_s_mem());
+			struct sg_err err;
+			char *ref = NULL, *got;
+			long rn;
+
+			sg_err_init(&err);
+			T_OK(k != NULL && b != NULL && PEM_write_bio_PrivateKey_traditional(b, k, NULL, NULL, 0, NULL, NULL) == 1);
+			rn = BIO_get_mem_data(b, &ref);
+			got = ca_key_to_pem(k, false, &err);
+			T_CHECK(got != NULL && rn > 0 && strlen(got) == (size_t)rn && memcmp(got, ref, (size_t)rn) == 0,
+			        "%s key %d: EC PRIVATE KEY as OpenSSL writes it:\n%s\n%.*s", curves[c], i, got ? got : "(null)",
+			        (int)rn, ref);
+			free(got);
+			BIO_free(b);
+			EVP_PKEY_free(k);
+		}
+	}
+}
+
 int main(void)
 {
 	char tmpl[] = "/tmp/sigil-ca-XXXXXX";
@@ -1588,6 +1615,7 @@ int main(void)
 	test_concurrent_issue();
 	test_persistence_and_purge();
 	test_cert_record_encoding();
+	test_key_pem_text();
 
 	close_all();
 	nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
