@@ -972,6 +972,7 @@ int h_acme_finalize(struct req *rq, struct resp *rs, struct sg_err *err)
 	struct ca_result res;
 	struct finalize_hook fh;
 	struct role *issuing_role = NULL;
+	bool claimed = false;
 	char *loc = NULL;
 	size_t i;
 
@@ -1036,6 +1037,29 @@ int h_acme_finalize(struct req *rq, struct resp *rs, struct sg_err *err)
 	}
 	if (names.common_name != NULL && names.common_name[0] != '\0')
 		creq.common_name = names.common_name;
+	/*
+	 * One finalize per order: a marker written with put_new claims the
+	 * order, so two concurrent finalizes cannot both issue; it is removed
+	 * again when issuance fails, so the client may retry.
+	 */
+	{
+		struct store_batch *lb = store_batch_new();
+		json_t *mark = json_object();
+		int lrc;
+
+		acme_rec_put_new(lb, c.mount_id, "finalizing", req_param(rq, "id"), mark);
+		lrc = store_commit(c.st, lb, &e);
+		store_batch_free(lb);
+		json_decref(mark);
+		if (lrc != 0) {
+			if (e.code == SG_CONFLICT) {
+				sg_err_init(&e);
+				sg_err_set(&e, SG_ACME_ORDER_NOT_READY, "the order is being finalized");
+			}
+			goto fail;
+		}
+		claimed = true;
+	}
 	fh.lease.lm = server_leases(rq->srv);
 	fh.lease.mount = pki_mount(rq);
 	fh.lease.op = "issue";
@@ -1058,12 +1082,22 @@ int h_acme_finalize(struct req *rq, struct resp *rs, struct sg_err *err)
 			e.code = SG_ACME_REJECTED_IDENTIFIER;
 		goto fail;
 	}
+	claimed = false; /* the order is valid now: the marker stays, harmless */
 	loc = url_of(&c, "order", req_param(rq, "id"), NULL);
 	/* cert-manager accepts only 200 here, with the order valid when issuance was synchronous (compat 0 #10). */
 	answer(&c, 200, order_json(&c, ord), loc);
 	goto out;
 fail:
 	problem(&c, &e);
+	if (claimed) {
+		struct store_batch *ub = store_batch_new();
+		struct sg_err ue;
+
+		sg_err_init(&ue);
+		acme_rec_del(ub, c.mount_id, "finalizing", req_param(rq, "id"));
+		(void)!store_commit(c.st, ub, &ue); /* a leftover marker only blocks this order's retries */
+		store_batch_free(ub);
+	}
 out:
 	json_decref(ord);
 	free(der);

@@ -714,6 +714,32 @@ def raw_issue(key, kid, name, **order_extra):
     return order, jws_post(order["certificate"], None, key, kid=kid).text
 
 
+def test_concurrent_finalize_issues_once():
+    key = ec.generate_private_key(ec.SECP256R1())
+    d = dir_json()
+    kid = jws_post(d["newAccount"], {"termsOfServiceAgreed": True}, key).headers["location"]
+    name = "race." + DOMAIN
+    order = jws_post(d["newOrder"], {"identifiers": [{"type": "dns", "value": name}]}, key, kid=kid).json()
+    az = jws_post(order["authorizations"][0], None, key, kid=kid).json()
+    ch = az["challenges"][0]
+    _Handler.tokens[ch["token"]] = ch["token"] + "." + b64(jose.JWK.from_json(jwk_of(key)[0]).thumbprint())
+    eq(jws_post(ch["url"], {}, key, kid=kid).json()["status"], "valid", "challenge")
+    csr, _ = csr_for([name])
+    der = x509.load_pem_x509_csr(csr).public_bytes(Encoding.DER)
+    nonces = [get_nonce() for _ in range(4)]
+    results = []
+
+    def go(n):
+        results.append(jws_post(order["finalize"], {"csr": b64(der)}, key, kid=kid, nonce=n).status)
+
+    threads = [threading.Thread(target=go, args=(n,)) for n in nonces]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    eq(sorted(results), [200, 403, 403, 403], "one finalize wins")
+
+
 def test_order_not_after():
     key = ec.generate_private_key(ec.SECP256R1())
     d = dir_json()
