@@ -36,9 +36,10 @@ ALL_LDFLAGS := -pie $(OPT) $(LDFLAGS)
 LIBS    := $(PKG_LIBS) -lpthread
 
 # Module order matters for static linking: higher floors first.
-MODULES := cli server crl auth acme lease ca roles store common
+MODULES := agent cli server crl auth acme lease ca roles store common
 common_SRCS := $(wildcard common/*.c)
 cli_SRCS    := $(filter-out cli/main.c,$(wildcard cli/*.c))
+agent_SRCS  := $(wildcard agent/*.c)
 store_SRCS  := $(wildcard store/*.c)
 roles_SRCS  := $(wildcard roles/*.c)
 ca_SRCS     := $(wildcard ca/*.c)
@@ -56,6 +57,7 @@ objs = $(patsubst %.c,$(BUILD)/%.o,$($(1)_SRCS))
 # linked only against the floors it needs, chosen by the name's prefix.
 UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 unit_deps = $(strip \
+  $(if $(filter agent%,$(1)),agent cli common, \
   $(if $(filter cli%,$(1)),cli common, \
   $(if $(filter common%,$(1)),common, \
   $(if $(filter store%,$(1)),store common, \
@@ -65,7 +67,7 @@ unit_deps = $(strip \
   $(if $(filter auth%,$(1)),auth lease ca roles store common, \
   $(if $(filter crl% ocsp%,$(1)),crl ca roles store common, \
   $(if $(filter acme%,$(1)),acme ca roles store common, \
-  server crl auth acme lease ca roles store common))))))))))
+  server crl auth acme lease ca roles store common)))))))))))
 
 SIGIL := $(BUILD)/sigil
 LOADGEN := $(BUILD)/sigil-bench
