@@ -1,29 +1,19 @@
-/* The `sigil` binary: one subcommand per role (server now; agent and operator commands later). */
+/* The `sigil` binary: one subcommand per role (server, agent, and the operator commands of cli/cmd.c). */
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/cli.h"
 #include "server/audit.h"
 #include "server/authz.h"
 #include "server/server.h"
-
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: sigil <command> [args]\n\n"
-	           "commands:\n"
-	           "  server    run the Sigil server (sigil server -dev, or -config FILE)\n"
-	           "  routes    print every API route (pattern, methods, auth, sudo) as JSON\n"
-	           "  audit     sigil audit verify FILE: check an audit log's hash chain\n"
-	           "  version   print the version\n");
-}
 
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
 
-	if (cmd == NULL) {
-		usage(stderr);
-		return 2;
-	}
+	/* No command, help and the operator commands: cli/cmd.c's table. */
+	if (cmd == NULL)
+		return cli_main(argc, argv);
 	if (strcmp(cmd, "server") == 0)
 		return server_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "routes") == 0)
@@ -34,12 +24,5 @@ int main(int argc, char **argv)
 		printf("Sigil v%s\n", SIGIL_VERSION);
 		return 0;
 	}
-	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 ||
-	    strcmp(cmd, "-help") == 0) {
-		usage(stdout);
-		return 0;
-	}
-	fprintf(stderr, "sigil: unknown command '%s'\n", cmd);
-	usage(stderr);
-	return 2;
+	return cli_main(argc, argv);
 }
