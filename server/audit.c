@@ -65,6 +65,7 @@ struct audit_device {
 	char head_hex[65];
 	bool syncing;
 	uint64_t synced;              /* lines known durable */
+	uint64_t syncs;               /* fdatasync calls (lines / syncs = the group size) */
 	unsigned char synced_head[32];
 	uint64_t checkpointed;        /* synced seq last stored */
 	bool has_ck;                  /* checkpoint loaded from the store (start-up) */
@@ -663,6 +664,7 @@ static int dev_sync(struct audit *a, struct audit_device *d, uint64_t seq, struc
 		atomic_fetch_add(&a->syncs, 1);
 		pthread_mutex_lock(&d->mu);
 		d->syncing = false;
+		d->syncs++;
 		if (r == 0 && target > d->synced) {
 			d->synced = target;
 			memcpy(d->synced_head, target_head, sizeof(target_head));
@@ -1881,8 +1883,8 @@ json_t *audit_devices_json(struct audit *a)
 
 		snprintf(key, sizeof(key), "%s/", d->path);
 		pthread_mutex_lock(&d->mu);
-		chain = json_pack("{s:I, s:s+, s:I}", "seq", (json_int_t)d->seq, "hash", AUDIT_HASH_PREFIX, d->head_hex,
-		                  "synced_seq", (json_int_t)d->synced);
+		chain = json_pack("{s:I, s:s+, s:I, s:I}", "seq", (json_int_t)d->seq, "hash", AUDIT_HASH_PREFIX,
+		                  d->head_hex, "synced_seq", (json_int_t)d->synced, "fsyncs", (json_int_t)d->syncs);
 		if (d->dead || d->failing || d->fd < 0)
 			json_object_set_new(chain, "error",
 			                    json_string(d->dead ? "sync failed: the device records nothing until re-enabled"

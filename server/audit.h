@@ -118,7 +118,10 @@ int audit_device_enable(struct audit *a, const char *path, const json_t *body, c
                         struct sg_err *err) SG_WUR;
 /* Disables the device at path (absent is not an error, as Vault). */
 int audit_device_disable(struct audit *a, const char *path, struct sg_err *err) SG_WUR;
-/* Vault's GET sys/audit data: {"<path>/": {type, description, options, local, path, chain{seq, hash}}}. */
+/*
+ * Vault's GET sys/audit data: {"<path>/": {type, description, options, local, path, chain}}, chain being
+ * {seq, hash (of line seq), synced_seq, fsyncs, error (when failing)}.
+ */
 json_t *audit_devices_json(struct audit *a);
 /* "hmac-sha256:<hex>" of input with the device's salt into out; SG_BAD_REQUEST for an unknown device. */
 int audit_hash(struct audit *a, const char *path, const char *input, size_t len, char out[AUDIT_HMAC_STR_LEN + 1],
