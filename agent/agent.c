@@ -524,7 +524,12 @@ out:
 	return rc;
 }
 
-static void cert_adopt(struct cert_state *cs, const char *pem, size_t len, const char *lease_id)
+/*
+ * fresh: just issued. The server backdates NotBefore (Vault's 30s
+ * not_before_duration), so the fraction counts from the issue time; a
+ * certificate found on disk counts from its NotBefore (renews earlier, never later).
+ */
+static void cert_adopt(struct cert_state *cs, const char *pem, size_t len, const char *lease_id, bool fresh)
 {
 	struct sg_err err;
 	char *serial = NULL;
@@ -538,7 +543,8 @@ static void cert_adopt(struct cert_state *cs, const char *pem, size_t len, const
 	str_set(&cs->lease_id, lease_id);
 	cs->not_before = nb;
 	cs->not_after = na;
-	cs->renew_at = agent_renew_time(nb, na, cs->cfg->renew_fraction, cs->cfg->jitter, rand_unit());
+	cs->renew_at = agent_renew_time(fresh && sg_now() > nb ? sg_now() : nb, na, cs->cfg->renew_fraction,
+	                                cs->cfg->jitter, rand_unit());
 	cs->have = true;
 }
 
@@ -553,7 +559,7 @@ static void cert_load_existing(struct cert_state *cs)
 	sg_err_init(&err);
 	if (access(path, R_OK) != 0 || sg_file_read(path, AGENT_MAX_PEM_BYTES, &buf, &len, &err) != 0)
 		goto out;
-	cert_adopt(cs, (const char *)buf, len, NULL);
+	cert_adopt(cs, (const char *)buf, len, NULL, false);
 	if (cs->have && sg_now() >= cs->renew_at) {
 		/* Due (or expired): issue a fresh one first thing, keeping this one in place until then. */
 		cs->renew_at = sg_now();
@@ -593,7 +599,7 @@ static int cert_issue(struct agent *a, struct cert_state *cs, struct sg_err *err
 	if (cert_files_write(c, cert, key, chain, err) != 0)
 		goto out;
 	lease = json_string_value(json_object_get(resp.json, "lease_id"));
-	cert_adopt(cs, cert, strlen(cert), lease != NULL && *lease != '\0' ? lease : NULL);
+	cert_adopt(cs, cert, strlen(cert), lease != NULL && *lease != '\0' ? lease : NULL, true);
 	if (!cs->have) {
 		sg_err_set(err, SG_BAD_PEM, "issued certificate unreadable");
 		goto out;
