@@ -66,7 +66,7 @@ void crl_config_default(struct crl_config *c)
 	c->auto_rebuild_grace_period = 12 * 3600;
 	c->delta_rebuild_interval = 15 * 60;
 	c->max_crl_entries = -1;
-	c->rebuild_delay_ms = 500;
+	c->rebuild_delay_ms = 250;
 	c->ocsp_responder_ttl = 7 * 24 * 3600;
 }
 
@@ -1075,8 +1075,6 @@ static int build_full(struct crl *c, const struct ca_mount *m, char (*ids)[37], 
 	for (size_t i = 0; i < n; i++) {
 		if (!bs[i].failed && build_finish(&bs[i], &bs[i].err) < 0)
 			bs[i].failed = true;
-		if (!bs[i].failed && blob_save(c, m->id, bs[i].issuer_id, CRL_FULL, bs[i].out, &bs[i].err) < 0)
-			bs[i].failed = true;
 		if (bs[i].failed) {
 			notify_error(&res[i], &bs[i].err);
 			continue;
@@ -1142,7 +1140,7 @@ static int build_delta(struct crl *c, const struct ca_mount *m, const char *issu
 			ca_cert_record_clear(&r);
 		}
 	}
-	if (build_finish(&b, &b.err) < 0 || blob_save(c, m->id, issuer_id, CRL_DELTA, b.out, &b.err) < 0)
+	if (build_finish(&b, &b.err) < 0)
 		goto fail;
 	res->ok = true;
 	res->blob = b.out;
@@ -1208,7 +1206,7 @@ static int build_append(struct crl *c, const struct ca_mount *m, const char *iss
 		build_entry(&b, mag, mlen, r.revocation_time, r.reason, r.invalidity_date);
 		ca_cert_record_clear(&r);
 	}
-	if (build_finish(&b, &b.err) < 0 || blob_save(c, m->id, issuer_id, CRL_FULL, b.out, &b.err) < 0)
+	if (build_finish(&b, &b.err) < 0)
 		goto fail;
 	res->ok = true;
 	res->blob = b.out;
@@ -1277,6 +1275,12 @@ static void on_revoke(void *arg, const char *mount_id, const char *serial_hex, c
 		const struct crl_config *cfg = mnt_cfg(c, mn);
 		int64_t due = crl_mono_ms() + delay_ms(cfg);
 
+		const char *key = serial_hex;
+
+		/* A revocation the last scan already listed (its hook came late) is not owed again. */
+		if (i->listed_recent.n > 0 &&
+		    bsearch(&key, i->listed_recent.v, i->listed_recent.n, sizeof(char *), str_cmp) != NULL)
+			goto listeners;
 		/* What the next delta lists, and what the next full CRL appends to the last one. */
 		if (i->pending.n < CRL_MAX_PENDING)
 			sg_strlist_add(&i->pending, serial_hex);
@@ -1293,6 +1297,7 @@ static void on_revoke(void *arg, const char *mount_id, const char *serial_hex, c
 			want_full(c, i, due);
 		}
 	}
+listeners:
 	nl = c->nlisteners;
 	memcpy(ls, c->listeners, sizeof(ls));
 	pthread_mutex_unlock(&c->lock);
@@ -1337,8 +1342,7 @@ static void publish(struct crl *c, struct crl_mnt *mn, struct crl_iss *i, enum c
 		struct crl_blob **slot = kind == CRL_FULL ? &i->full : &i->delta;
 
 		crl_blob_release(*slot);
-		*slot = r->blob;
-		r->blob = NULL;
+		*slot = blob_ref(r->blob);
 		i->failures = 0;
 		i->last_error[0] = '\0';
 		if (kind == CRL_FULL && mnt_cfg(c, mn)->enable_delta)
@@ -1366,6 +1370,7 @@ static void iss_free(struct crl_iss *i)
 	crl_blob_release(i->delta);
 	sg_strlist_clear(&i->pending);
 	sg_strlist_clear(&i->inflight);
+	sg_strlist_clear(&i->listed_recent);
 	free(i);
 }
 
@@ -1381,14 +1386,33 @@ static void iss_forget(struct crl *c, struct crl_mnt *mn, struct crl_iss *gone)
 	}
 }
 
+/*
+ * Writes a published CRL to disk for the next start (lock not held; the
+ * issuer is still marked building, so no other build writes its files).
+ * Served from memory already: a failed write only costs a build after a
+ * restart, so it is remembered, not fatal.
+ */
+static void persist(struct crl *c, const char *mount_id, struct crl_iss *i, enum crl_kind kind,
+                    const struct crl_blob *b)
+{
+	struct sg_err err;
+
+	sg_err_init(&err);
+	if (b != NULL && blob_save(c, mount_id, i->id, kind, b, &err) < 0)
+		snprintf(i->save_error, sizeof(i->save_error), "%s", err.detail);
+}
+
 /* Pending serials a scan already listed (their hook ran after the scan began) are not owed again. */
 static void pending_drop_listed(struct crl_iss *i, struct sg_strlist *listed)
 {
 	size_t w = 0;
 
-	if (listed->n == 0 || i->pending.n == 0)
+	if (listed->n == 0)
 		return;
+	/* Sorted here once: the caller keeps the list for on_revoke's lookups. */
 	qsort(listed->v, listed->n, sizeof(char *), str_cmp);
+	if (i->pending.n == 0)
+		return;
 	for (size_t r = 0; r < i->pending.n; r++) {
 		const char *key = i->pending.v[r];
 
@@ -1440,18 +1464,33 @@ static void run_full(struct crl *c, struct crl_mnt *mn, struct crl_iss **v, size
 				sg_strlist_add(&i->pending, i->inflight.v[s]);
 		}
 		sg_strlist_clear(&i->inflight);
-		i->building = false;
 		if (res[k].ok) {
 			priv(res[k].blob)->cfg_gen = gen;
 			i->need_scan = false;
 			pending_drop_listed(i, &res[k].recent);
+			/* Kept: a hook of one of these may still be on its way (on_revoke checks). */
+			sg_strlist_clear(&i->listed_recent);
+			i->listed_recent = res[k].recent;
+			memset(&res[k].recent, 0, sizeof(res[k].recent));
 		}
 		sg_strlist_clear(&res[k].recent);
 		if (res[k].gone) {
+			i->building = false;
 			iss_forget(c, mn, i);
+			v[k] = NULL;
 			continue;
 		}
+		/* Served from memory at once; the files follow. */
 		publish(c, mn, i, CRL_FULL, &res[k]);
+	}
+	pthread_mutex_unlock(&c->lock);
+	for (size_t k = 0; k < n; k++)
+		if (v[k] != NULL && res[k].blob != NULL)
+			persist(c, mn->id, v[k], CRL_FULL, res[k].blob);
+	pthread_mutex_lock(&c->lock);
+	for (size_t k = 0; k < n; k++) {
+		if (v[k] != NULL)
+			v[k]->building = false;
 		crl_blob_release(res[k].blob);
 	}
 	pthread_cond_broadcast(&c->done);
@@ -1486,13 +1525,20 @@ static void run_append(struct crl *c, struct crl_mnt *mn, struct crl_iss *i)
 		for (size_t s = 0; s < i->inflight.n; s++)
 			sg_strlist_add(&i->pending, i->inflight.v[s]);
 	sg_strlist_clear(&i->inflight);
-	i->building = false;
 	if (res.ok)
 		priv(res.blob)->cfg_gen = gen;
-	if (res.gone)
+	if (res.gone) {
+		i->building = false;
 		iss_forget(c, mn, i);
-	else
+	} else {
 		publish(c, mn, i, CRL_FULL, &res);
+		if (res.ok) {
+			pthread_mutex_unlock(&c->lock);
+			persist(c, mn->id, i, CRL_FULL, res.blob);
+			pthread_mutex_lock(&c->lock);
+		}
+		i->building = false;
+	}
 	crl_blob_release(res.blob);
 	crl_blob_release(base);
 	pthread_cond_broadcast(&c->done);
@@ -1525,16 +1571,21 @@ static void run_delta(struct crl *c, struct crl_mnt *mn, struct crl_iss *i)
 	if (build_delta(c, &m, id, base, &serials, &res, &err) < 0)
 		notify_error(&res, &err);
 	pthread_mutex_lock(&c->lock);
-	i->building = false;
 	/* A base replaced meanwhile makes this delta refer to an old base: build again. */
 	if (res.ok && i->full != base) {
-		crl_blob_release(res.blob);
-		res.blob = NULL;
+		i->building = false;
 		want_delta(c, i, crl_mono_ms());
 	} else if (res.gone) {
+		i->building = false;
 		iss_forget(c, mn, i);
 	} else {
 		publish(c, mn, i, CRL_DELTA, &res);
+		if (res.ok) {
+			pthread_mutex_unlock(&c->lock);
+			persist(c, mn->id, i, CRL_DELTA, res.blob);
+			pthread_mutex_lock(&c->lock);
+		}
+		i->building = false;
 	}
 	crl_blob_release(res.blob);
 	crl_blob_release(base);

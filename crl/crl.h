@@ -61,8 +61,8 @@ struct crl_config {
 	/*
 	 * Sigil, milliseconds: with auto_rebuild, how long a revocation waits
 	 * before its build starts, so that a burst of revocations shares one
-	 * build (500ms: with the build itself, a revocation is in the CRL
-	 * within a second). "rebuild_delay" in JSON: "500ms", "2s" or seconds.
+	 * build (250ms: with the build itself, a revocation is in the CRL
+	 * well within a second). "rebuild_delay" in JSON: "250ms", "2s" or seconds.
 	 */
 	int64_t rebuild_delay_ms;
 	/*

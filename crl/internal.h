@@ -35,6 +35,7 @@ struct crl_iss {
 	struct crl_blob *full, *delta;
 	struct sg_strlist pending;         /* serials revoked since the snapshot of the last full build */
 	struct sg_strlist inflight;        /* the snapshot a running full build covers */
+	struct sg_strlist listed_recent;   /* sorted: recent serials the last scan listed (see CRL_RECENT_WINDOW) */
 	bool full_want, delta_want;
 	bool need_scan;                    /* the next full CRL comes from a scan, not the last one + pending */
 	int64_t full_due_ms, delta_due_ms; /* monotonic deadlines of the wanted builds */
@@ -42,6 +43,7 @@ struct crl_iss {
 	bool files_tried;                  /* the CRL files of an earlier run were looked for */
 	unsigned failures;                 /* consecutive failed builds: back-off */
 	char last_error[SG_ERR_DETAIL_MAX];
+	char save_error[SG_ERR_DETAIL_MAX];  /* the last failed write of a CRL file ("" = none) */
 	struct crl_iss *next;
 };
 

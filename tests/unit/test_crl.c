@@ -180,7 +180,7 @@ static void test_config(void)
 	crl_config_default(&c);
 	T_OK(c.expiry == 72 * 3600 && c.ocsp_expiry == 12 * 3600 && c.auto_rebuild_grace_period == 12 * 3600);
 	T_OK(c.delta_rebuild_interval == 900 && !c.disable && !c.auto_rebuild && !c.enable_delta);
-	T_OK(c.max_crl_entries == -1 && c.rebuild_delay_ms == 500 && !c.ocsp_sign_with_issuer);
+	T_OK(c.max_crl_entries == -1 && c.rebuild_delay_ms == 250 && !c.ocsp_sign_with_issuer);
 
 	/* Vault's loose typing: strings for booleans, Go durations, seconds. */
 	sg_err_init(&err);
@@ -649,7 +649,7 @@ static size_t entries_now(struct crl *c, const struct ca_mount *m, enum crl_kind
 	return n;
 }
 
-/* The background thread: a revocation is in the CRL within a second (rebuild_delay 500ms), bursts coalesce. */
+/* The background thread: a revocation is in the CRL within a second (rebuild_delay 250ms), bursts coalesce. */
 static void test_background(struct crl *c)
 {
 	struct env e;
