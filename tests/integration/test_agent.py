@@ -320,6 +320,74 @@ def test_oneshot_token_file_and_unreachable_server():
     check(fails and "127.0.0.1" in fails[0].get("error", ""), "error names the address: %r" % fails[:1])
 
 
+def test_oneshot_kubernetes_service_account():
+    import jwtfake as F
+    s = srv()
+    kube = F.FakeKubeAPI(H.tmpdir("kube"))
+    s.ok("POST", "sys/auth/kubernetes", {"type": "kubernetes"}, statuses=(200, 204))
+    s.ok("POST", "auth/kubernetes/config", {"kubernetes_host": kube.url, "kubernetes_ca_cert": kube.ca_pem,
+                                            "token_reviewer_jwt": kube.reviewer_token}, statuses=(200, 204))
+    s.ok("POST", "auth/kubernetes/role/app", {"bound_service_account_names": ["app"],
+                                              "bound_service_account_namespaces": ["prod"],
+                                              "token_policies": "agent", "token_ttl": "10m"}, statuses=(200, 204))
+    d = H.tmpdir("agent-k8s")
+    jwt_file = os.path.join(d, "sa-token")
+    with open(jwt_file, "w") as f:
+        f.write(kube.legacy_token("prod", "app", "1f0e6a9c-0000-4000-8000-0000000agent"))
+    cfg = {"address": s.url, "auto_auth": {"method": "kubernetes", "role": "app", "jwt_file": jwt_file},
+           "certificates": [cert_template(d, chain_file=None)]}
+    a = Agent(d, cfg, ["-exit-after-auth"]).start()
+    eq(a.wait(60), 0, "kubernetes one-shot (%s)" % a.tail())
+    eq(len(kube.reviews()), 1, "one TokenReview")
+    check(H.cert_cn(cert_of(os.path.join(d, "tls.crt"))) == "app.example.com", "certificate issued")
+    # A service account the role does not bind: refused, clear, bounded.
+    with open(jwt_file, "w") as f:
+        f.write(kube.legacy_token("prod", "intruder", "1f0e6a9c-0000-4000-8000-0000000intru"))
+    d2 = H.tmpdir("agent-k8s-bad")
+    cfg["certificates"] = [cert_template(d2, chain_file=None)]
+    cfg["retry"] = {"min_backoff": "1s", "max_backoff": "1s", "oneshot_attempts": 2}
+    a = Agent(d2, cfg, ["-exit-after-auth"]).start()
+    eq(a.wait(60), 1, "unbound service account")
+    fails = a.msgs("authentication failed")
+    check(fails and "403" in fails[0].get("error", ""), "login refusal in the log: %r" % fails[:1])
+
+
+def test_oneshot_tls_certificate_login():
+    s = H.config_server("agentmtls", tls=True)
+    H.enable_pki(s, "pki", "87600h")
+    root = s.data("POST", "pki/root/generate/internal", {"common_name": "Agent Root", "key_type": "ec",
+                                                         "ttl": "8760h"})["certificate"]
+    s.ok("POST", "pki/roles/web", {"allowed_domains": "example.com", "allow_subdomains": True, "key_type": "ec",
+                                   "max_ttl": "1h", "client_flag": True, "allow_ip_sans": True,
+                                   "allowed_uri_sans": "spiffe://example.com/*"}, statuses=(200, 204))
+    s.ok("POST", "sys/policies/acl/agent", {"policy": AGENT_POLICY.replace("apki/", "pki/")}, statuses=(200, 204))
+    s.ok("POST", "sys/auth/cert", {"type": "cert"}, statuses=(200, 204))
+    s.ok("POST", "auth/cert/certs/workload", {"certificate": root, "allowed_common_names": "*.example.com",
+                                              "token_policies": "agent", "token_ttl": "10m"}, statuses=(200, 204))
+    d = H.tmpdir("agent-mtls")
+    boot = s.data("POST", "pki/issue/web", {"common_name": "boot.example.com", "ttl": "10m"})
+    with open(os.path.join(d, "boot.crt"), "w") as f:
+        f.write(boot["certificate"] + "\n")
+    with open(os.path.join(d, "boot.key"), "w") as f:
+        f.write(boot["private_key"] + "\n")
+    os.chmod(os.path.join(d, "boot.key"), 0o600)
+    cfg = {"address": s.url, "ca_cert": s.cacert,
+           "auto_auth": {"method": "cert", "role": "workload", "client_cert": os.path.join(d, "boot.crt"),
+                         "client_key": os.path.join(d, "boot.key")},
+           "certificates": [cert_template(d, mount="pki", chain_file=None, bundle_file=None)]}
+    a = Agent(d, cfg, ["-exit-after-auth"]).start()
+    eq(a.wait(60), 0, "cert one-shot (%s)" % a.tail())
+    H.verify_chain(root, "", open(os.path.join(d, "tls.crt")).read())
+    # Without the listener's CA the agent refuses the server (no silent trust).
+    d2 = H.tmpdir("agent-mtls-noca")
+    cfg2 = dict(cfg, ca_cert=None, retry={"min_backoff": "1s", "max_backoff": "1s", "oneshot_attempts": 1})
+    cfg2["certificates"] = [cert_template(d2, mount="pki", chain_file=None, bundle_file=None)]
+    a = Agent(d2, cfg2, ["-exit-after-auth"]).start()
+    eq(a.wait(60), 1, "untrusted server certificate")
+    check(not os.path.exists(os.path.join(d2, "tls.crt")), "nothing written")
+    s.stop()
+
+
 # ---------------------------------------------------------------- the sidecar
 
 
