@@ -1,4 +1,4 @@
-/* agent/config.c: the agent's JSON config file (README "Agent"), checked strictly: unknown keys are errors. */
+/* agent/config.c: the agent's JSON config file (agent/README.md), checked strictly: unknown keys are errors. */
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
