@@ -220,6 +220,17 @@ int cli_cmd_sign(struct cli_ctx *ctx, const struct cli_args *a, struct sg_err *e
 	return issue_or_sign(ctx, a, true, err);
 }
 
+static void print_json_pair(FILE *f, const char *key, const char *value)
+{
+	json_t *o = json_pack("{s:s?}", key, value);
+
+	if (o == NULL)
+		sg_die("json_pack failed");
+	json_dumpf(o, f, JSON_INDENT(2));
+	fputc('\n', f);
+	json_decref(o);
+}
+
 int cli_cmd_revoke(struct cli_ctx *ctx, const struct cli_args *a, struct sg_err *err)
 {
 	const char *role = cli_flag(a, "role"), *reason = cli_flag(a, "reason"), *mount = mount_of(a);
@@ -231,6 +242,12 @@ int cli_cmd_revoke(struct cli_ctx *ctx, const struct cli_args *a, struct sg_err 
 	if ((role == NULL) == (a->pos.n == 0)) {
 		ctx->usage = true;
 		sg_err_set(err, SG_BAD_REQUEST, "give either a SERIAL or LEASE_ID, or --role ROLE");
+		goto out;
+	}
+	if (reason != NULL && (role != NULL || strchr(a->pos.v[0], '/') != NULL)) {
+		/* Leases are revoked with the reason "unspecified"; only pki/revoke takes one. */
+		ctx->usage = true;
+		sg_err_set(err, SG_BAD_REQUEST, "--reason applies to a revocation by serial number");
 		goto out;
 	}
 	if (role != NULL) {
@@ -245,13 +262,10 @@ int cli_cmd_revoke(struct cli_ctx *ctx, const struct cli_args *a, struct sg_err 
 				fprintf(ctx->out, "Revoked every lease under %s/%s/%s\n", mount, ops[i], role);
 		}
 		if (ctx->json)
-			fprintf(ctx->out, "{\"revoked_prefixes\": [\"%s/issue/%s\", \"%s/sign/%s\"]}\n", mount, role, mount,
-			        role);
+			print_json_pair(ctx->out, "revoked_role", role);
 		ret = 0;
 		goto out;
 	}
-	if (reason != NULL)
-		json_object_set_new(body, "reason", json_string(reason));
 	if (strchr(a->pos.v[0], '/') != NULL) {
 		/* Lease ids are paths (pki/issue/web/<id>); serials never hold a '/'. */
 		json_object_set_new(body, "lease_id", json_string(a->pos.v[0]));
@@ -259,13 +273,15 @@ int cli_cmd_revoke(struct cli_ctx *ctx, const struct cli_args *a, struct sg_err 
 			goto out;
 		cli_print_warnings(&resp);
 		if (ctx->json)
-			fprintf(ctx->out, "{\"revoked_lease\": \"%s\"}\n", a->pos.v[0]);
+			print_json_pair(ctx->out, "revoked_lease", a->pos.v[0]);
 		else
 			fprintf(ctx->out, "Revoked lease %s\n", a->pos.v[0]);
 		ret = 0;
 		goto out;
 	}
 	json_object_set_new(body, "serial_number", json_string(a->pos.v[0]));
+	if (reason != NULL)
+		json_object_set_new(body, "reason", json_string(reason));
 	path = sg_xasprintf("%s/revoke", mount);
 	if (cli_client_call(ctx->client, "POST", path, body, &resp, err) != 0)
 		goto out;

@@ -322,6 +322,17 @@ def test_certs_table_and_revoke():
     r = s.req("LIST", "sys/leases/lookup/pki/issue/leased/")
     eq(r.status, 404, "no leases left under the role")
     fails(1, "Error:", "revoke", "ff:ff:ff:ff", env=e)
+    # A reason goes to pki/revoke and onto the CRL entry; a bad one is the server's 400.
+    j = json.loads(ok("issue", "web", "--cn", "kc.example.com", "-format=json", env=e))
+    kc = j["data"]["serial_number"]
+    ok("revoke", kc, "--reason", "keyCompromise", env=e)
+    ok("crl", "rotate", env=e)
+    crl_txt = H.openssl("crl", "-noout", "-text", input=s.req("GET", "pki/crl/pem", token="").text).stdout.decode()
+    check("Key Compromise" in crl_txt, "reason on the CRL")
+    j = json.loads(ok("issue", "web", "--cn", "kc2.example.com", "-format=json", env=e))
+    fails(1, "Error: 400", "revoke", j["data"]["serial_number"], "--reason", "bored", env=e)
+    fails(2, "--reason applies to a revocation by serial", "revoke", "--role", "web", "--reason", "superseded",
+          env=e)
     # --role filtering needs the server to report a certificate's role: said plainly when it does not.
     rc, out, err = sigil("certs", "--role", "web", env=e)
     check(rc == 0 or "does not report a certificate's role" in err, "certs --role: %d %r" % (rc, err))
