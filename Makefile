@@ -115,8 +115,9 @@ test:
 run: all
 	$(SIGIL) server -dev
 
+# The issuance benchmark against this build (BUILD=...); see README "Performance".
 bench: all
-	bench/run.sh
+	SIGIL_BUILD=$(BUILD) bench/run.sh
 
 # libFuzzer targets, one per parser; each runs FUZZ_SECONDS on a scratch copy
 # of its committed corpus (new inputs are not written back).

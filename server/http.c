@@ -735,6 +735,7 @@ struct http_pool {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct http_ctx *head, *tail; /* requests waiting for a worker */
+	size_t idle;                  /* workers waiting on cv: a hand-off wakes one only if there is one */
 	bool stopping;                /* no more hand-offs; workers exit once the queue is empty */
 	size_t nthreads;
 	pthread_t threads[];
@@ -760,8 +761,11 @@ static void *pool_main(void *arg)
 		struct http_ctx *c;
 
 		pthread_mutex_lock(&p->mu);
-		while (p->head == NULL && !p->stopping)
+		while (p->head == NULL && !p->stopping) {
+			p->idle++;
 			pthread_cond_wait(&p->cv, &p->mu);
+			p->idle--;
+		}
 		c = p->head;
 		if (c == NULL) {
 			pthread_mutex_unlock(&p->mu);
@@ -780,6 +784,7 @@ static void *pool_main(void *arg)
 static enum MHD_Result pool_dispatch(struct http_ctx *c)
 {
 	struct http_pool *p = c->srv->pool;
+	bool wake;
 
 	pthread_mutex_lock(&p->mu);
 	if (p->stopping) {
@@ -795,8 +800,11 @@ static enum MHD_Result pool_dispatch(struct http_ctx *c)
 	else
 		p->head = c;
 	p->tail = c;
-	pthread_cond_signal(&p->cv);
+	/* A busy worker looks at the queue before it waits: no idle one, no wake-up needed. */
+	wake = p->idle > 0;
 	pthread_mutex_unlock(&p->mu);
+	if (wake)
+		pthread_cond_signal(&p->cv); /* after the unlock: the woken worker does not block on mu at once */
 	return MHD_YES;
 }
 
