@@ -879,6 +879,88 @@ def test_acme_names_outside_role_refused_at_new_order():
     check("evil.example.org" in r.json().get("detail", "") or r.json().get("subproblems"), "detail names it")
 
 
+# ---------------------------------------------------------------- the agent sidecar
+
+
+def test_agent_sidecar_config_one_shot():
+    """The init container's command with the ConfigMap's agent config (paths
+    moved to a temp dir) gets the certificate through Kubernetes auth."""
+    s = setup_vault_side()
+    pod = find("Pod", "web", "shop")
+    cfg = json.loads(find("ConfigMap", pod["spec"]["volumes"][1]["configMap"]["name"], "shop")["data"]["agent.json"])
+    init = pod["spec"]["initContainers"][0]
+    argv = init["command"]
+    check(argv[:2] == ["sigil", "agent"] and "-exit-after-auth" in argv, "init command %r" % argv)
+    cfg_path_in_pod = argv[argv.index("-config") + 1]
+    mounts = {m["mountPath"]: m["name"] for m in init["volumeMounts"]}
+    eq(mounts.get(os.path.dirname(cfg_path_in_pod)), "agent-config", "config file on the ConfigMap volume")
+    eq(mounts.get(os.path.dirname(cfg["ca_cert"])), "sigil-ca", "ca_cert on the CA bundle volume")
+    eq(mounts.get(os.path.dirname(cfg["auto_auth"]["jwt_file"])), "sigil-token", "jwt_file on the projected token")
+    tok_vol = [v for v in pod["spec"]["volumes"] if v["name"] == "sigil-token"][0]
+    aud = tok_vol["projected"]["sources"][0]["serviceAccountToken"]["audience"]
+    c0 = cfg["certificates"][0]
+    for k in ("cert_file", "key_file", "chain_file", "pid_file"):
+        eq(mounts.get(os.path.dirname(c0[k])), "certs", k + " on the shared emptyDir")
+    nginx = [c for c in pod["spec"]["containers"] if c["name"] == "nginx"][0]
+    conf = find("ConfigMap", "web-sigil-agent", "shop")["data"]["nginx.conf"]
+    for k in ("cert_file", "key_file", "pid_file"):
+        check(c0[k] in conf, "nginx.conf does not use %s %s" % (k, c0[k]))
+    check(any(m["name"] == "certs" and m["mountPath"] == os.path.dirname(c0["cert_file"])
+              for m in nginx["volumeMounts"]), "nginx does not mount the certificate volume")
+    # Sigil's side (README step 4): role shop-web for the pod's account.
+    role = cfg["auto_auth"]["role"]
+    mount = cfg["auto_auth"]["mount_path"]
+    s.ok("POST", "sys/policies/acl/" + role, {"policy": 'path "%s/issue/%s" { capabilities = ["update"] }' %
+                                                        (c0["mount"], c0["role"])}, statuses=(200, 204))
+    s.ok("POST", "auth/%s/role/%s" % (mount, role),
+         {"bound_service_account_names": [pod["spec"]["serviceAccountName"]],
+          "bound_service_account_namespaces": [pod["metadata"]["namespace"]], "audience": aud,
+          "token_policies": [role], "token_ttl": "1h"}, statuses=(200, 204))
+    d = H.tmpdir("agent")
+    jwt = state["kube"].projected_token(pod["metadata"]["namespace"], pod["spec"]["serviceAccountName"],
+                                        "0000-uid-web", aud=[aud])
+    cfg["address"] = s.url
+    cfg["ca_cert"] = s.cacert
+    cfg["auto_auth"]["jwt_file"] = H.tmpfile(jwt, "token")
+    for k in ("cert_file", "key_file", "chain_file", "pid_file"):
+        c0[k] = os.path.join(d, os.path.basename(c0[k]))
+    with open(c0["pid_file"], "w") as f:
+        f.write("%d\n" % os.getpid())  # SIGHUP to the test process is ignored below
+    cfg["health"]["listen_address"] = "127.0.0.1:%d" % H.free_port()
+    path = os.path.join(d, "agent.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    import signal
+    import subprocess
+    old = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        t0 = time.time()
+        p = subprocess.run([H.SIGIL_BIN] + argv[1:argv.index("-config") + 1] + [path] +
+                           argv[argv.index("-config") + 2:], capture_output=True, text=True, timeout=120)
+    finally:
+        signal.signal(signal.SIGHUP, old)
+    eq(p.returncode, 0, "one-shot agent exit status (%s)" % p.stderr[-600:])
+    eq(os.stat(c0["key_file"]).st_mode & 0o777, int(c0["key_mode"], 8), "key file mode")
+    eq(os.stat(c0["cert_file"]).st_mode & 0o777, int(c0["mode"], 8), "certificate file mode")
+    with open(c0["cert_file"]) as f:
+        leaf_pem = f.read()
+    with open(c0["chain_file"]) as f:
+        chain_pem = f.read()
+    leaf = H.load_cert(leaf_pem)
+    eq(H.cert_cn(leaf), c0["common_name"], "agent certificate CN")
+    check(set(c0["alt_names"]) <= set(H.cert_sans(leaf)[0]), "agent certificate SANs %r" % (H.cert_sans(leaf),))
+    life = go_duration_seconds(c0["ttl"])
+    check(abs(H.not_after(leaf) - (t0 + life)) < 60, "lifetime %ds, want ttl %s" % (H.not_after(leaf) - t0, c0["ttl"]))
+    H.verify_chain(state["root"], "".join(H.der_to_pem(x) for x in H.pem_certs(chain_pem)
+                                          if not H.is_self_signed(H.load_cert(x))), leaf_pem)
+    with open(c0["key_file"]) as f:
+        key = serialization.load_pem_private_key(f.read().encode(), None)
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    eq(key.public_key().public_bytes(serialization.Encoding.DER, spki),
+       leaf.public_key().public_bytes(serialization.Encoding.DER, spki), "key matches the certificate")
+    check(jwt not in p.stdout + p.stderr, "the service-account JWT was logged")
+
+
 # ---------------------------------------------------------------- README
 
 
