@@ -270,7 +270,9 @@ static int auth_login(struct agent *a, struct sg_err *err)
 
 	if ((body = login_body(a, err)) == NULL)
 		goto out;
-	if (cli_client_login(a->cli, a->cfg->mount, body, &resp, err) != 0)
+	/* A token file is checked with lookup-self whatever mount_path says: there is no login to make. */
+	if (cli_client_login(a->cli, a->cfg->method == AGENT_AUTH_TOKEN_FILE ? "token" : a->cfg->mount, body, &resp,
+	                     err) != 0)
 		goto out;
 	if (a->cfg->method == AGENT_AUTH_TOKEN_FILE) {
 		data = cli_response_data(&resp);
@@ -339,13 +341,15 @@ static void auth_step(struct agent *a)
 			return;
 		if (a->token_renewable) {
 			if (auth_renew(a, &relogin, &err) == 0) {
+				a->auth_failures = 0;
 				log_event("info", "token renewed", NULL);
 				return;
 			}
 			log_event("warn", "token renewal failed", json_pack("{s:s}", "error", err.detail));
 			if (!relogin) {
-				a->token_renew_at = sg_now() + agent_backoff(0, a->cfg->backoff_min, a->cfg->backoff_max,
-				                                             rand_unit());
+				/* The server is unreachable: the token may still be good when it is back. */
+				a->token_renew_at = sg_now() + agent_backoff(a->auth_failures++, a->cfg->backoff_min,
+				                                             a->cfg->backoff_max, rand_unit());
 				return;
 			}
 			sg_err_init(&err);
@@ -763,7 +767,8 @@ static int agent_run(struct agent *a)
 	log_event("info", "stopping", NULL);
 	if (a->authed)
 		certs_revoke(a);
-	return 0;
+	/* A one-shot run stopped before it finished did not do its job. */
+	return a->cfg->exit_after_auth && !all_fresh(a) ? 1 : 0;
 }
 
 static void usage(FILE *f)
