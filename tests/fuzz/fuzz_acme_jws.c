@@ -1,9 +1,10 @@
 /*
  * libFuzzer target for acme/'s untrusted-input parsers. The first byte
  * picks: 0 a flattened JWS body (acme_jws_parse, then JWK import,
- * thumbprint and verification with the header's key), 1 a JWK alone, 2 a
- * nonce text, 3 base64url text, 4 an externalAccountBinding object (checked
- * up to the key lookup, which fails: no store). Seeds:
+ * thumbprint and verification with the header's key, and the keyChange
+ * inner rules of acme_jws_parse_inner), 1 a JWK alone (an accepted key
+ * must round-trip with the same thumbprint), 2 a nonce text, 3 base64url
+ * text (strict: decoding then encoding gives the input back). Seeds:
  * tests/fuzz/corpus/acme_jws/.
  */
 #include <openssl/err.h>
@@ -56,8 +57,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	switch (data[0] % 4) {
 	case 0:
 		j = json_loadb(text, strlen(text), JSON_REJECT_DUPLICATES, &jerr);
-		if (j != NULL)
+		if (j != NULL) {
+			struct acme_jws in;
+
 			jws(j);
+			/* keyChange's inner rules on the same bytes. */
+			if (acme_jws_parse_inner(j, URL, &in, &err) == 0)
+				acme_jws_clear(&in);
+		}
 		break;
 	case 1: {
 		EVP_PKEY *k;
