@@ -926,7 +926,13 @@ def test_agent_sidecar_config_one_shot():
         c0[k] = os.path.join(d, os.path.basename(c0[k]))
     with open(c0["pid_file"], "w") as f:
         f.write("%d\n" % os.getpid())  # SIGHUP to the test process is ignored below
-    cfg["health"]["listen_address"] = "127.0.0.1:%d" % H.free_port()
+    # The manifest's host (the kubelet probes the pod IP), a free port here.
+    health_host, health_port = cfg["health"]["listen_address"].rsplit(":", 1)
+    probe = [c for c in pod["spec"]["containers"] if c["name"] == "sigil-agent"][0]["readinessProbe"]["httpGet"]
+    check("host" not in probe and health_host != "127.0.0.1", "health on loopback cannot be probed by the kubelet")
+    eq([p["containerPort"] for c in pod["spec"]["containers"] if c["name"] == "sigil-agent" for p in c["ports"]
+        if p.get("name") == probe["port"]], [int(health_port)], "readiness probe port = health listener")
+    cfg["health"]["listen_address"] = "%s:%d" % (health_host, H.free_port())
     path = os.path.join(d, "agent.json")
     with open(path, "w") as f:
         json.dump(cfg, f)
