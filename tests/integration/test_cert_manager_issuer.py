@@ -92,9 +92,13 @@ def of_kind(kind):
 
 
 def crd_schema(kind):
-    path = os.path.join(CRDS, "cert-manager.io_%s.yaml" % CM_KINDS[kind])
-    with open(path) as f:
-        crd = yaml.safe_load(f)
+    """The CRD (parsed once: the files are large) and its versions by name."""
+    cache = state.setdefault("crds", {})
+    if kind not in cache:
+        path = os.path.join(CRDS, "cert-manager.io_%s.yaml" % CM_KINDS[kind])
+        with open(path) as f:
+            cache[kind] = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    crd = cache[kind]
     eq(crd["spec"]["names"]["kind"], kind, "CRD kind")
     versions = {v["name"]: v for v in crd["spec"]["versions"]}
     return crd, versions
