@@ -272,6 +272,9 @@ def test_delta_crl():
               old=old["certificate"], new=new["certificate"], good=good["certificate"])
     ftext, dtext = crl_text(f["full"]), crl_text(f["delta"])
     check("X509v3 Freshest CRL" in ftext and EXT + "/v1/dpki/crl/delta" in ftext, "Freshest CRL in the base")
+    # Certificates point at the delta CRLs too (RFC 5280 4.2.1.15), from config/urls.
+    gtext = H.openssl("x509", "-in", f["good"], "-noout", "-text").stdout.decode()
+    check("X509v3 Freshest CRL" in gtext and EXT + "/v1/dpki/crl/delta" in gtext, "Freshest CRL in certificates")
     check("X509v3 Delta CRL Indicator: critical" in dtext, "delta indicator:\n" + dtext[:1500])
     base = crl_number(dtext, "X509v3 Delta CRL Indicator")
     eq(base, crl_number(ftext), "delta's base number is the full CRL's number")
