@@ -456,6 +456,39 @@ def idp_authorize(idp, url, user="alice"):
     return r.headers.get("location") or r.headers.get("Location")
 
 
+def test_tls_cacert_and_cert_login():
+    s = H.config_server("cli-tls", tls=True)
+    H.enable_pki(s, "pki", "87600h")
+    root = s.data("POST", "pki/root/generate/internal", {"common_name": "CLI mTLS Root", "key_type": "ec",
+                                                         "ttl": "8760h"})["certificate"]
+    s.ok("POST", "pki/roles/client", {"allowed_domains": "example.com", "allow_subdomains": True,
+                                      "key_type": "ec", "ttl": "1h", "client_flag": True}, statuses=(200, 204))
+    s.ok("POST", "sys/auth/cert", {"type": "cert"}, statuses=(200, 204))
+    s.ok("POST", "auth/cert/certs/web", {"certificate": root, "allowed_common_names": "*.example.com",
+                                         "token_ttl": "30m", "display_name": "workloads"}, statuses=(200, 204))
+    # The server's certificate is self-signed: without its CA the handshake fails, clearly.
+    _, err = fails(1, "cannot reach https://127.0.0.1:%d" % s.port, "status", env=env_for(s, token=False))
+    check("certificate" in err.lower() or "ssl" in err.lower(), "TLS reason given: %r" % err)
+    ok("status", env=env_for(s, token=False, SIGIL_CACERT=s.cacert))
+    ok("status", env=env_for(s, token=False, VAULT_CACERT=s.cacert))
+    home = H.tmpdir("home-cert")
+    d = H.tmpdir("mtls")
+    prefix = os.path.join(d, "app")
+    ok("issue", "client", "--cn", "app.example.com", "--out", prefix, env=env_for(s, SIGIL_CACERT=s.cacert))
+    e = env_for(s, token=False, home=home, SIGIL_CACERT=s.cacert)
+    out = ok("login", "-method=cert", "client_cert=" + prefix + ".crt", "client_key=" + prefix + ".key",
+             "name=web", env=e)
+    check("Success!" in out, out)
+    j = json.loads(ok("read", "auth/token/lookup-self", "-format=json", env=e))
+    eq(j["data"]["display_name"], "cert-workloads", "token from the cert login")
+    # The same through SIGIL_CLIENT_CERT/SIGIL_CLIENT_KEY; no certificate at all is a usage error.
+    e2 = env_for(s, token=False, home=H.tmpdir("home-cert2"), SIGIL_CACERT=s.cacert,
+                 SIGIL_CLIENT_CERT=prefix + ".crt", SIGIL_CLIENT_KEY=prefix + ".key")
+    ok("login", "-method=cert", "name=web", env=e2)
+    fails(2, "cert login needs client_cert", "login", "-method=cert", env=e)
+    s.stop()
+
+
 def test_completion_and_man_page():
     e = env_for()
     script = ok("completion", "bash", env=e)
