@@ -33,7 +33,7 @@ OPT     := -O2 -g -D_FORTIFY_SOURCE=2
 endif
 ALL_CFLAGS := $(CFLAGS_BASE) $(OPT) $(CFLAGS)
 ALL_LDFLAGS := -pie $(OPT) $(LDFLAGS)
-LIBS    := $(PKG_LIBS) -lpthread
+LIBS    := $(PKG_LIBS) -lpthread -lm
 
 # Module order matters for static linking: higher floors first.
 MODULES := agent cli server crl auth acme lease ca roles store common
