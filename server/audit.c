@@ -404,7 +404,8 @@ static int line_check(const EVP_MD *md, const char *b, size_t n, uint64_t *seq, 
 	json_error_t jerr;
 	int rc = -1;
 
-	if (n < AUDIT_SUFFIX_LEN + 2 || memcmp(b + n - AUDIT_SUFFIX_LEN, audit_suffix_head, sizeof(audit_suffix_head) - 1) != 0 ||
+	if (n < AUDIT_SUFFIX_LEN + 2 ||
+	    memcmp(b + n - AUDIT_SUFFIX_LEN, audit_suffix_head, sizeof(audit_suffix_head) - 1) != 0 ||
 	    !hex64_ok(b + n - 66) || b[n - 2] != '"' || b[n - 1] != '}') {
 		snprintf(why, cap, "not an audit chain record (no hash field at its end)");
 		goto out;
