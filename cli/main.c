@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "agent/agent.h"
 #include "cli/cli.h"
 #include "server/audit.h"
 #include "server/authz.h"
@@ -16,6 +17,8 @@ int main(int argc, char **argv)
 		return cli_main(argc, argv);
 	if (strcmp(cmd, "server") == 0)
 		return server_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "agent") == 0)
+		return agent_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "routes") == 0)
 		return authz_routes_print(stdout);
 	if (strcmp(cmd, "audit") == 0)
