@@ -107,7 +107,9 @@ class Agent:
 
     def wait(self, timeout):
         try:
-            return self.proc.wait(timeout=timeout)
+            rc = self.proc.wait(timeout=timeout)
+            self.check_sanitizer()
+            return rc
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=10)
@@ -381,7 +383,8 @@ def test_oneshot_tls_certificate_login():
            "certificates": [cert_template(d, mount="pki", chain_file=None, bundle_file=None)]}
     a = Agent(d, cfg, ["-exit-after-auth"]).start()
     eq(a.wait(60), 0, "cert one-shot (%s)" % a.tail())
-    H.verify_chain(root, "", open(os.path.join(d, "tls.crt")).read())
+    with open(os.path.join(d, "tls.crt")) as f:
+        H.verify_chain(root, "", f.read())
     # Without the listener's CA the agent refuses the server (no silent trust).
     d2 = H.tmpdir("agent-mtls-noca")
     cfg2 = dict(cfg, ca_cert=None, retry={"min_backoff": "1s", "max_backoff": "1s", "oneshot_attempts": 1})
@@ -390,6 +393,31 @@ def test_oneshot_tls_certificate_login():
     eq(a.wait(60), 1, "untrusted server certificate")
     check(not os.path.exists(os.path.join(d2, "tls.crt")), "nothing written")
     s.stop()
+
+
+def test_oneshot_owner_and_group():
+    import pwd
+    s = srv()
+    d = H.tmpdir("agent-owner")
+    os.chmod(d, 0o755)
+    nobody = pwd.getpwnam("nobody")
+    cfg = {"address": s.url, "auto_auth": approle_files(d),
+           "certificates": [cert_template(d, owner="nobody", group=str(nobody.pw_gid), chain_file=None,
+                                          bundle_file=None)],
+           "retry": {"min_backoff": "1s", "max_backoff": "1s", "oneshot_attempts": 1}}
+    a = Agent(d, cfg, ["-exit-after-auth"]).start()
+    rc = a.wait(60)
+    if os.geteuid() == 0:
+        eq(rc, 0, "one-shot as root (%s)" % a.tail())
+        for name in ("tls.crt", "tls.key"):
+            st = os.stat(os.path.join(d, name))
+            eq((st.st_uid, st.st_gid), (nobody.pw_uid, nobody.pw_gid), name + " owner")
+        eq(mode_of(os.path.join(d, "tls.key")), 0o600, "key mode with an owner")
+    else:
+        # Without the right to chown, the write fails clearly and leaves nothing behind.
+        eq(rc, 1, "one-shot without chown rights")
+        check("cannot write" in a.text(), "clear error: %s" % a.tail())
+        eq([n for n in os.listdir(d) if ".agent-" in n], [], "temporary files left behind")
 
 
 # ---------------------------------------------------------------- the sidecar
