@@ -295,8 +295,11 @@ int cli_client_request(struct cli_client *c, const char *method, const char *pat
 	ret = 0;
 out:
 	curl_slist_free_all(hdrs);
-	if (c->curl != NULL)
+	if (c->curl != NULL) {
+		/* Both point at memory that ends with this call. */
 		curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
+		curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, NULL);
+	}
 	if (tokhdr != NULL) {
 		OPENSSL_cleanse(tokhdr, strlen(tokhdr));
 		free(tokhdr);

@@ -19,6 +19,7 @@
 #define CLI_DEFAULT_TIMEOUT_MS 30000L
 #define CLI_DEFAULT_CONNECT_TIMEOUT_MS 5000L
 
+/* One client per thread: the curl handle inside is reused and not locked. */
 struct cli_client {
 	char *addr;        /* base URL without a trailing slash, e.g. https://sigil:8200 */
 	char *token;       /* sent as X-Vault-Token when non-NULL; wiped on free */
