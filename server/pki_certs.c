@@ -155,7 +155,7 @@ static int cert_lookup(struct req *rq, const char *serial, struct ca_cert_record
  * GET cert/:serial. Beyond Vault, issuer_id is always present (Vault sends
  * it only for revoked certificates) and ca_chain holds the issuer's chain as
  * an array, as in issue answers, so one read gives everything to rebuild a
- * bundle.
+ * bundle. It also names the issuing role.
  */
 int h_cert_read(struct req *rq, struct resp *rs, struct sg_err *err)
 {
@@ -185,6 +185,8 @@ int h_cert_read(struct req *rq, struct resp *rs, struct sg_err *err)
 	pem = pki_cert_string(x, false);
 	d = fetch_json(pem, rec.revoked, rec.revocation_time);
 	json_object_set_new(d, "issuer_id", json_string(rec.issuer_id));
+	/* Sigil: the role that issued it ("" for CA and sign-verbatim certificates), for inventory. */
+	json_object_set_new(d, "role", json_string(rec.role != NULL ? rec.role : ""));
 	sg_err_init(&e);
 	/* An issuer deleted since leaves the certificate readable, without a chain. */
 	if (rec.issuer_id[0] != '\0' && ca_issuer_get(server_ca(rq->srv), pki_mount(rq), rec.issuer_id, &info, &e) == 0)

@@ -333,9 +333,11 @@ def test_certs_table_and_revoke():
     fails(1, "Error: 400", "revoke", j["data"]["serial_number"], "--reason", "bored", env=e)
     fails(2, "--reason applies to a revocation by serial", "revoke", "--role", "web", "--reason", "superseded",
           env=e)
-    # --role filtering needs the server to report a certificate's role: said plainly when it does not.
+    # --role filters on the role cert/:serial reports.
     rc, out, err = sigil("certs", "--role", "web", env=e)
-    check(rc == 0 or "does not report a certificate's role" in err, "certs --role: %d %r" % (rc, err))
+    check(rc == 0 and "kc.example.com" in out, "certs --role web: %d %r %r" % (rc, out, err))
+    rc, out, err = sigil("certs", "--role", "leased", env=e)
+    check(rc == 0 and "kc.example.com" not in out, "certs --role leased: %d %r %r" % (rc, out, err))
 
 
 def test_generic_read_write_list_delete_and_roles():
