@@ -126,7 +126,7 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -I. $(PKG_CFLAGS) \
   -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED
 FUZZ_LIB_SRCS := $(common_SRCS) $(store_SRCS) $(roles_SRCS) $(ca_SRCS) $(lease_SRCS) $(auth_SRCS) $(crl_SRCS) \
-  $(acme_SRCS) $(server_SRCS)
+  $(acme_SRCS) $(server_SRCS) $(cli_SRCS) $(agent_SRCS)
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_SRCS)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) $< $(FUZZ_LIB_SRCS) -o $@ $(LIBS)
