@@ -71,6 +71,7 @@ struct http_ctx {
 	bool in_worker;                            /* handle() runs on a worker: send_buf keeps, never queues */
 	bool dispatched;                           /* handed to the pool: the next on_access call answers */
 	bool answer_fail;                          /* the worker could not build an answer: close */
+	atomic_bool worker_done;                   /* set by the worker just before it resumes the connection */
 };
 
 /* The request a pool thread is running a handler for (server_mount ties references to it). */
@@ -749,6 +750,7 @@ static void pool_run(struct http_ctx *c)
 	if (handle(c) != MHD_YES)
 		c->answer_fail = true;
 	c->in_worker = false;
+	atomic_store(&c->worker_done, true);
 	/* c belongs to libmicrohttpd from here on. */
 	MHD_resume_connection(conn);
 }
@@ -813,6 +815,9 @@ static enum MHD_Result pool_answer(struct http_ctx *c)
 {
 	enum MHD_Result ret;
 
+	/* libmicrohttpd keeps a suspended connection away from us; should it call anyway, the worker still owns c. */
+	if (!atomic_load(&c->worker_done))
+		return MHD_YES;
 	if (c->answer_fail || c->answer == NULL)
 		return MHD_NO;
 	ret = MHD_queue_response(c->conn, c->answer_status, c->answer);
