@@ -809,7 +809,8 @@ def test_certbot_standalone_eab():
     check(chain is None and ("externalAccountRequired" in why or "external account" in why.lower()),
           "certbot without EAB on an EAB directory: %s" % why[-400:])
     eab = srv().data("POST", MOUNT + "/roles/%s/acme/new-eab" % ROLE)
-    chain, why = certbot("certbot-eab." + DOMAIN, ["--eab-kid", eab["id"], "--eab-hmac-key", eab["key"]],
+    # "=" form: a base64url key may start with "-", which argparse would take for an option.
+    chain, why = certbot("certbot-eab." + DOMAIN, ["--eab-kid=" + eab["id"], "--eab-hmac-key=" + eab["key"]],
                          eab_required=True)
     check(chain is not None, "certbot with EAB failed: " + why)
     verify_chain(chain)
