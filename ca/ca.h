@@ -328,6 +328,8 @@ struct ca_result {
 	struct sg_strlist warnings; /* clamped TTL, ignored fields... */
 	int64_t expiration;         /* NotAfter, unix seconds */
 	char issuer_id[37];
+	unsigned char *der;         /* cert's DER as stored (NULL with no_store): renderers need not encode it again */
+	size_t der_len;
 };
 void ca_result_clear(struct ca_result *r);
 
@@ -490,6 +492,8 @@ void ca_set_revoke_hook(struct ca *ca, ca_revoke_hook hook, void *arg);
 /* ---------------- Encoding helpers for the edges ---------------- */
 char *ca_x509_to_pem(X509 *x);
 char *ca_csr_to_pem(X509_REQ *r);
+/* RFC 7468 text of DER under label, byte for byte what PEM_write_bio writes (heap string; wipe it if secret). */
+char *ca_pem_text(const char *label, const unsigned char *der, size_t len);
 /* Parses every CERTIFICATE block of a PEM text (at most CA_MAX_CHAIN); NULL + SG_BAD_PEM on garbage. */
 STACK_OF(X509) *ca_pem_certs_parse(const char *pem, size_t len, struct sg_err *err) SG_WUR;
 /* Exactly one certificate, PEM or DER, no trailing bytes. */

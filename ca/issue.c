@@ -37,6 +37,7 @@ void ca_result_clear(struct ca_result *r)
 		return;
 	X509_free(r->cert);
 	free(r->serial);
+	free(r->der);
 	sk_X509_pop_free(r->chain, X509_free);
 	EVP_PKEY_free(r->key);
 	sg_strlist_clear(&r->warnings);
@@ -202,6 +203,11 @@ out:
 	if (b != f->extra)
 		store_batch_free(b);
 	f->prof->serial = NULL;
+	if (rc == 0 && cr.der != NULL) {
+		res->der = cr.der;
+		res->der_len = cr.der_len;
+		cr.der = NULL;
+	}
 	ca_cert_record_clear(&cr);
 	X509_free(x);
 	if (rc == 0) {

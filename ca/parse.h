@@ -93,7 +93,4 @@ int ca_lint_check_opts(X509 *cert, X509 *issuer, const struct ca_lint_opts *opts
  */
 EVP_PKEY *ca_pubkey_legacy(int alg_nid, int curve_nid, const unsigned char *key, size_t len) SG_WUR;
 
-/* RFC 7468 text of DER under label, byte for byte what PEM_write_bio writes (heap string; wipe it if secret). */
-char *ca_pem_text(const char *label, const unsigned char *der, size_t len);
-
 #endif

@@ -394,7 +394,11 @@ json_t *pki_signed_json(const struct pki_signed *s, struct sg_err *err)
 	size_t blen = 0;
 
 	data = json_object();
-	cert = pki_cert_string(s->cert, der);
+	if (s->cert_der != NULL && s->cert_der_len > 0)
+		cert = der ? sg_base64(s->cert_der, s->cert_der_len)
+		           : pki_trim(ca_pem_text("CERTIFICATE", s->cert_der, s->cert_der_len));
+	else
+		cert = pki_cert_string(s->cert, der);
 	issuing = issuer != NULL ? issuer_cert_string(issuer, der) : sg_xstrdup("");
 	chain = pki_chain_json(s->chain, der, s->remove_roots);
 	if (s->key_pem != NULL) {

@@ -59,6 +59,8 @@ char *pki_key_pem_to_b64(const char *pem, struct sg_err *err) SG_WUR;
  */
 struct pki_signed {
 	X509 *cert;
+	const unsigned char *cert_der; /* optional: cert's DER (ca_result.der), saves encoding it again */
+	size_t cert_der_len;
 	STACK_OF(X509) *chain;
 	const char *serial;
 	int64_t expiration;

@@ -233,6 +233,8 @@ static int issue_run(struct req *rq, struct resp *rs, enum ca_req_kind kind, str
 			goto out;
 	}
 	out.cert = res.cert;
+	out.cert_der = res.der;
+	out.cert_der_len = res.der_len;
 	out.chain = res.chain;
 	out.serial = res.serial;
 	out.expiration = res.expiration;

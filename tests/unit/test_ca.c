@@ -515,6 +515,14 @@ static void test_issue_roles(void)
 	     !(X509_get_key_usage(res.cert) & KU_KEY_ENCIPHERMENT));
 	T_OK((X509_get_extended_key_usage(res.cert) & (XKU_SSL_SERVER | XKU_SSL_CLIENT)) == (XKU_SSL_SERVER | XKU_SSL_CLIENT));
 	T_OK(X509_check_ca(res.cert) == 0);
+	/* res.der is the certificate's own DER (what was stored), so renderers need not encode it again. */
+	{
+		unsigned char *d = NULL;
+		int dn = i2d_X509(res.cert, &d);
+
+		T_OK(res.der != NULL && dn > 0 && res.der_len == (size_t)dn && memcmp(res.der, d, res.der_len) == 0);
+		OPENSSL_free(d);
+	}
 	T_OK(ca_cert_get(g_ca, &tm.m, res.serial, &rec, &err) == 0);
 	T_STREQ(rec.role, "web");
 	T_OK(rec.not_after == res.expiration && !rec.revoked);
