@@ -6,7 +6,10 @@
 # Markdown table plus `openssl speed` figures of this machine for comparison.
 #
 #   make && bench/run.sh                    BENCH_SECONDS=5 per run (default)
-#   SIGIL_BUILD=build BENCH_CONCURRENCY="1 16 64" BENCH_KEYS="ec rsa" bench/run.sh
+#   SIGIL_BUILD=build BENCH_CONCURRENCY="1 16 64" BENCH_KEYS="ec rsa" BENCH_MODES="sign issue" bench/run.sh
+# A run counts the answers that arrive within its window: RSA issue/ at high
+# concurrency needs a longer one (BENCH_SECONDS=30), as every key takes
+# about 0.3 s of CPU.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -14,6 +17,7 @@ BUILD=${SIGIL_BUILD:-build}
 SECS=${BENCH_SECONDS:-5}
 CONCURRENCY=${BENCH_CONCURRENCY:-1 16 64}
 KEYS=${BENCH_KEYS:-ec rsa}
+MODES=${BENCH_MODES:-sign issue}
 SIGIL=$BUILD/sigil
 BENCH=$BUILD/sigil-bench
 for b in "$SIGIL" "$BENCH"; do
@@ -84,8 +88,9 @@ openssl req -new -newkey rsa:2048 -nodes -keyout /dev/null \
 	-subj /CN=bench.example.com -out "$work/rsa.csr" 2>/dev/null
 
 rows=()
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 for kt in $KEYS; do
-	for mode in sign issue; do
+	for mode in $MODES; do
 		for c in $CONCURRENCY; do
 			out=$("$BENCH" -url "$url" -token "$token" -mount "bench-$kt" -mode "$mode" -role bench \
 				-c "$c" -d "${SECS}s" -csr "$work/$kt.csr" -cn bench.example.com 2>"$work/bench.err" || true)
@@ -106,10 +111,13 @@ for kt in $KEYS; do
 	done
 done
 
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 fs=$(df -T "$work" | awk 'NR==2 {print $2}')
 echo
 echo "### sigil issuance, $(date -u +%Y-%m-%d), $(nproc) cores ($cpu), data dir on $fs, ${SECS} s per run"
+echo
+echo "Load average (1, 5, 15 min) before the runs: $load_start; after: $load_end."
 echo
 echo "| key type | endpoint | concurrency | certs/s | p50 ms | p90 ms | p99 ms | max ms | certs | errors |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
