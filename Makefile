@@ -144,7 +144,7 @@ fuzz: $(foreach t,$(FUZZ_TARGETS),build-fuzz/fuzz_$(t))
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev libssl-dev openssl \
   libmicrohttpd-dev libgnutls28-dev libjansson-dev liblmdb-dev lmdb-utils libcurl4-openssl-dev curl \
   python3 python3-hvac python3-cryptography python3-requests python3-acme python3-jsonschema python3-yaml \
-  certbot ca-certificates nginx-light
+  certbot ca-certificates nginx-light lego uacme dehydrated golang-go golang-golang-x-crypto-dev
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 	  | grep -q 'install ok installed' || echo $$p; done); \
