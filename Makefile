@@ -33,7 +33,7 @@ OPT     := -O2 -g -D_FORTIFY_SOURCE=2
 endif
 ALL_CFLAGS := $(CFLAGS_BASE) $(OPT) $(CFLAGS)
 ALL_LDFLAGS := -pie $(OPT) $(LDFLAGS)
-LIBS    := $(PKG_LIBS) -lpthread -lm
+LIBS    := $(PKG_LIBS) -lldns -lpthread -lm
 
 # Module order matters for static linking: higher floors first.
 MODULES := agent cli server crl auth acme lease ca roles store common
@@ -144,7 +144,8 @@ fuzz: $(foreach t,$(FUZZ_TARGETS),build-fuzz/fuzz_$(t))
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev libssl-dev openssl \
   libmicrohttpd-dev libgnutls28-dev libjansson-dev liblmdb-dev lmdb-utils libcurl4-openssl-dev curl \
   python3 python3-hvac python3-cryptography python3-requests python3-acme python3-jsonschema python3-yaml \
-  certbot ca-certificates nginx-light lego uacme dehydrated golang-go golang-golang-x-crypto-dev
+  certbot ca-certificates nginx-light lego uacme dehydrated golang-go golang-golang-x-crypto-dev \
+  libldns-dev bind9 bind9-dnsutils
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 	  | grep -q 'install ok installed' || echo $$p; done); \
