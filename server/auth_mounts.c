@@ -1,20 +1,17 @@
 /*
- * Auth method mounts (sys/auth, compat/vault-api.md 3): a registry like
- * the secrets-engine one (server/mount.c), persisted in STORE_AUTH, and the
- * login helper that turns a method's verdict into a token.
+ * Auth method mounts (sys/auth, compat/vault-api.md 3): a registry
+ * (server/registry.h) persisted in STORE_AUTH, and the login helper that
+ * turns a method's verdict into a token.
  */
 #include "server/auth_mounts.h"
 
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "server/internal.h"
-#include "server/mount.h"
+#include "server/registry.h"
 #include "server/router.h"
 
 #define AUTH_MOUNT_KEY "authmount/"
@@ -22,17 +19,9 @@
 #define AUTH_TTL_MAX ((int64_t)100 * 365 * 86400)
 #define AUTH_TYPE_MAX 64
 
-struct auth_entry {
-	struct auth_mount m; /* first: callers get &e->m, auth_mount_unref casts back */
-	atomic_long refs;
-};
-
 struct auth_mounts {
 	struct store *st;
-	pthread_rwlock_t lock;    /* guards v/n */
-	pthread_mutex_t write_mu; /* serialises enable, disable and tune */
-	struct auth_entry **v;
-	size_t n;
+	struct registry r;
 };
 
 /* Method types this build serves: a type is listed once its route table exists. */
@@ -72,53 +61,34 @@ const struct route *auth_method_routes(const char *type, size_t *n)
 
 /* ---- Entries ---- */
 
-static struct auth_entry *entry_of(const struct auth_mount *m)
+static void fill(void *obj, const struct mount_rec *r)
 {
-	return (struct auth_entry *)(void *)(uintptr_t)m;
+	struct auth_mount *m = obj;
+
+	m->path = r->path;
+	m->type = r->type;
+	m->description = r->description;
+	memcpy(m->id, r->id, sizeof(m->id));
+	memcpy(m->accessor, r->accessor, sizeof(m->accessor));
+	snprintf(m->prefix, sizeof(m->prefix), "m/%s/", r->id);
+	m->default_lease_ttl = r->default_lease_ttl;
+	m->max_lease_ttl = r->max_lease_ttl;
+	m->created = r->created;
 }
 
-static struct auth_entry *entry_new(const char *path, const char *type, const char *description, const char *id,
-                                    const char *accessor, int64_t dttl, int64_t mttl, int64_t created)
-{
-	struct auth_entry *e = sg_xcalloc(1, sizeof(*e));
-
-	e->m.path = sg_xstrdup(path);
-	e->m.type = sg_xstrdup(type);
-	e->m.description = sg_xstrdup(description != NULL ? description : "");
-	snprintf(e->m.id, sizeof(e->m.id), "%s", id);
-	snprintf(e->m.accessor, sizeof(e->m.accessor), "%s", accessor);
-	snprintf(e->m.prefix, sizeof(e->m.prefix), "m/%s/", id);
-	e->m.default_lease_ttl = dttl;
-	e->m.max_lease_ttl = mttl;
-	e->m.created = created;
-	atomic_init(&e->refs, 1);
-	return e;
-}
-
-static void entry_free(struct auth_entry *e)
-{
-	if (e == NULL)
-		return;
-	free(e->m.path);
-	free(e->m.type);
-	free(e->m.description);
-	free(e);
-}
-
-static void entry_ref(struct auth_entry *e)
-{
-	atomic_fetch_add(&e->refs, 1);
-}
+static const struct registry_kind auth_kind = {
+	.table = STORE_AUTH,
+	.key_prefix = AUTH_MOUNT_KEY,
+	.accessor_prefix = "auth_",
+	.noun = "auth mount",
+	.max = AUTH_MOUNT_MAX,
+	.obj_size = sizeof(struct auth_mount),
+	.fill = fill,
+};
 
 void auth_mount_unref(const struct auth_mount *m)
 {
-	struct auth_entry *e;
-
-	if (m == NULL)
-		return;
-	e = entry_of(m);
-	if (atomic_fetch_sub(&e->refs, 1) == 1)
-		entry_free(e);
+	registry_unref(m);
 }
 
 int64_t auth_mount_max_ttl(const struct auth_mount *m)
@@ -134,147 +104,24 @@ int64_t auth_mount_default_ttl(const struct auth_mount *m)
 	return d < max ? d : max;
 }
 
-/* ---- Records ---- */
-
-static char *record_key(const char *path)
-{
-	return sg_xasprintf(AUTH_MOUNT_KEY "%s", path);
-}
-
-static char *record_encode(const struct auth_entry *e)
-{
-	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "path", e->m.path, "type", e->m.type,
-	                      "description", e->m.description, "uuid", e->m.id, "accessor", e->m.accessor,
-	                      "default_lease_ttl", (json_int_t)e->m.default_lease_ttl, "max_lease_ttl",
-	                      (json_int_t)e->m.max_lease_ttl, "created", (json_int_t)e->m.created);
-	char *s;
-
-	if (j == NULL)
-		sg_die("auth mount record encoding failed");
-	s = json_dumps(j, JSON_COMPACT);
-	json_decref(j);
-	if (s == NULL)
-		sg_die("out of memory");
-	return s;
-}
-
-static struct auth_entry *record_parse(const char *key, size_t klen, const void *val, size_t vlen,
-                                       struct sg_err *err)
-{
-	size_t plen = strlen(AUTH_MOUNT_KEY);
-	json_t *j = NULL;
-	const char *path, *type, *desc, *id, *acc;
-	json_int_t dttl, mttl, created;
-	struct auth_entry *e = NULL;
-
-	if (vlen > AUTH_MOUNT_RECORD_MAX || klen <= plen)
-		goto bad;
-	j = json_loadb(val, vlen, 0, NULL);
-	if (j == NULL || json_unpack(j, "{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "path", &path, "type", &type,
-	                             "description", &desc, "uuid", &id, "accessor", &acc, "default_lease_ttl",
-	                             &dttl, "max_lease_ttl", &mttl, "created", &created) != 0)
-		goto bad;
-	if (strlen(path) != klen - plen || memcmp(path, key + plen, klen - plen) != 0 || strlen(id) != 36 ||
-	    strlen(acc) >= sizeof(e->m.accessor) || dttl < 0 || mttl < 0)
-		goto bad;
-	e = entry_new(path, type, desc, id, acc, dttl, mttl, created);
-	json_decref(j);
-	return e;
-bad:
-	json_decref(j);
-	sg_err_set(err, SG_STORAGE, "corrupt auth mount record '%.*s'", (int)(klen > 128 ? 128 : klen), key);
-	return NULL;
-}
-
-static int persist(struct store *st, const struct auth_entry *e, bool is_new, struct sg_err *err)
-{
-	struct store_batch *b = store_batch_new();
-	char *key = record_key(e->m.path), *rec = record_encode(e);
-	int rc;
-
-	if (is_new)
-		store_batch_put_new(b, STORE_AUTH, key, strlen(key), rec, strlen(rec));
-	else
-		store_batch_put(b, STORE_AUTH, key, strlen(key), rec, strlen(rec));
-	rc = store_commit(st, b, err);
-	store_batch_free(b);
-	free(rec);
-	free(key);
-	return rc;
-}
-
-static void accessor_make(const char *type, char *out, size_t cap)
-{
-	unsigned char r[4];
-
-	if (RAND_bytes(r, sizeof(r)) != 1)
-		sg_die("RAND_bytes failed");
-	snprintf(out, cap, "auth_%s_%02x%02x%02x%02x", type, r[0], r[1], r[2], r[3]);
-}
-
 /* ---- Table ---- */
-
-struct load_ctx {
-	struct auth_mounts *t;
-	struct sg_err *err;
-};
-
-static int load_cb(void *arg, const char *key, size_t klen, const void *val, size_t vlen)
-{
-	struct load_ctx *lc = arg;
-	struct auth_entry *e;
-
-	if (lc->t->n >= AUTH_MOUNT_MAX) {
-		sg_err_set(lc->err, SG_STORAGE, "more than %d auth mounts in the store", AUTH_MOUNT_MAX);
-		return -1;
-	}
-	e = record_parse(key, klen, val, vlen, lc->err);
-	if (e == NULL)
-		return -1;
-	lc->t->v = sg_xrealloc(lc->t->v, (lc->t->n + 1) * sizeof(*lc->t->v));
-	lc->t->v[lc->t->n++] = e;
-	return 0;
-}
-
-static long find_locked(struct auth_mounts *t, const char *path)
-{
-	for (size_t i = 0; i < t->n; i++)
-		if (strcmp(t->v[i]->m.path, path) == 0)
-			return (long)i;
-	return -1;
-}
 
 int auth_mounts_new(struct store *st, struct auth_mounts **out, struct sg_err *err)
 {
 	struct auth_mounts *t = sg_xcalloc(1, sizeof(*t));
-	struct load_ctx lc = {t, err};
-	struct sg_err serr;
+	const struct auth_mount *tok;
 	int rc = -1;
 
 	t->st = st;
-	if (pthread_rwlock_init(&t->lock, NULL) != 0 || pthread_mutex_init(&t->write_mu, NULL) != 0)
-		sg_die("auth mount table lock init failed");
-	sg_err_init(&serr);
-	if (store_scan(st, STORE_AUTH, AUTH_MOUNT_KEY, NULL, 0, load_cb, &lc, &serr) < 0) {
-		if (!sg_err_isset(err))
-			sg_err_set(err, serr.code != SG_OK ? serr.code : SG_STORAGE, "%s", serr.detail);
+	registry_init(&t->r, &auth_kind);
+	if (registry_load(&t->r, st, err) != 0)
 		goto out;
-	}
 	/* Vault's token store is always mounted at auth/token; its accessor stays stable across restarts. */
-	if (find_locked(t, AUTH_TOKEN_MOUNT) < 0) {
-		char id[37], acc[48];
-		struct auth_entry *e;
-
-		sg_uuid(id);
-		accessor_make("token", acc, sizeof(acc));
-		e = entry_new(AUTH_TOKEN_MOUNT, "token", "token based credentials", id, acc, 0, 0, sg_now());
-		if (persist(st, e, false, err) != 0) {
-			entry_free(e);
-			goto out;
-		}
-		t->v = sg_xrealloc(t->v, (t->n + 1) * sizeof(*t->v));
-		t->v[t->n++] = e;
-	}
+	tok = registry_get(&t->r, AUTH_TOKEN_MOUNT);
+	if (tok == NULL &&
+	    registry_add(&t->r, st, AUTH_TOKEN_MOUNT, "token", "token based credentials", 0, 0, err) != 0)
+		goto out;
+	registry_unref(tok);
 	*out = t;
 	t = NULL;
 	rc = 0;
@@ -287,52 +134,18 @@ void auth_mounts_free(struct auth_mounts *t)
 {
 	if (t == NULL)
 		return;
-	for (size_t i = 0; i < t->n; i++)
-		auth_mount_unref(&t->v[i]->m);
-	free(t->v);
-	pthread_rwlock_destroy(&t->lock);
-	pthread_mutex_destroy(&t->write_mu);
+	registry_clear(&t->r);
 	free(t);
 }
 
 const struct auth_mount *auth_mounts_route(struct auth_mounts *t, const char *path, const char **sub)
 {
-	struct auth_entry *best = NULL;
-	size_t best_len = 0;
-	const char *best_sub = NULL;
-
-	pthread_rwlock_rdlock(&t->lock);
-	for (size_t i = 0; i < t->n; i++) {
-		const char *s;
-		size_t n = router_mount_prefix(t->v[i]->m.path, path, &s);
-
-		if (n > best_len) {
-			best = t->v[i];
-			best_len = n;
-			best_sub = s;
-		}
-	}
-	if (best != NULL)
-		entry_ref(best);
-	pthread_rwlock_unlock(&t->lock);
-	if (best != NULL && sub != NULL)
-		*sub = best_sub;
-	return best != NULL ? &best->m : NULL;
+	return registry_route(&t->r, path, sub);
 }
 
 const struct auth_mount *auth_mounts_get(struct auth_mounts *t, const char *path)
 {
-	struct auth_entry *e = NULL;
-	long i;
-
-	pthread_rwlock_rdlock(&t->lock);
-	i = find_locked(t, path);
-	if (i >= 0) {
-		e = t->v[i];
-		entry_ref(e);
-	}
-	pthread_rwlock_unlock(&t->lock);
-	return e != NULL ? &e->m : NULL;
+	return registry_get(&t->r, path);
 }
 
 static json_t *auth_mount_to_json(const struct auth_mount *m)
@@ -349,100 +162,6 @@ static json_t *auth_mount_to_json(const struct auth_mount *m)
 }
 
 /* ---- Changes ---- */
-
-/*
- * Auth mount paths follow the secrets-engine rules (letters, digits, '_',
- * '-', '.', '/' segments) without the reserved prefixes, which name
- * top-level areas and mean nothing under auth/.
- */
-static int path_check(const char *path, struct sg_err *err)
-{
-	size_t len = strlen(path), seg = 0;
-
-	if (len == 0 || len > AUTH_MOUNT_PATH_MAX)
-		return sg_err_set(err, SG_BAD_REQUEST, "auth mount path must be 1 to %d characters", AUTH_MOUNT_PATH_MAX);
-	for (size_t i = 0; i <= len; i++) {
-		char c = path[i];
-
-		if (c == '/' || c == '\0') {
-			if (seg == 0 || (seg == 1 && path[i - 1] == '.') ||
-			    (seg == 2 && path[i - 1] == '.' && path[i - 2] == '.'))
-				return sg_err_set(err, SG_BAD_REQUEST, "invalid auth mount path \"%s\": empty, '.' or '..' segment",
-				                  path);
-			seg = 0;
-			continue;
-		}
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-		      c == '-' || c == '.'))
-			return sg_err_set(err, SG_BAD_REQUEST,
-			                  "invalid auth mount path: only letters, digits, '_', '-', '.' and '/' are allowed");
-		seg++;
-	}
-	return 0;
-}
-
-static int ttls_check(int64_t dttl, int64_t mttl, struct sg_err *err)
-{
-	int64_t max = mttl > 0 ? mttl : AUTH_SYSTEM_MAX_TTL;
-
-	if (dttl > 0 && dttl > max)
-		return sg_err_set(err, SG_BAD_REQUEST, "default_lease_ttl (%llds) cannot be greater than max_lease_ttl (%llds)",
-		                  (long long)dttl, (long long)max);
-	return 0;
-}
-
-static int auth_mounts_add(struct auth_mounts *t, const char *path, const char *type, const char *description,
-                           int64_t dttl, int64_t mttl, struct sg_err *err)
-{
-	struct auth_entry *e = NULL;
-	char id[37], acc[48];
-	int rc = -1;
-
-	if (path_check(path, err) != 0 || ttls_check(dttl, mttl, err) != 0)
-		return -1;
-	if (description != NULL && strlen(description) > MOUNT_DESCRIPTION_MAX)
-		return sg_err_set(err, SG_BAD_REQUEST, "description is longer than %d bytes", MOUNT_DESCRIPTION_MAX);
-	pthread_mutex_lock(&t->write_mu);
-	/* Only write_mu holders change v: it is read here without the rwlock. */
-	for (size_t i = 0; i < t->n; i++) {
-		const char *q = t->v[i]->m.path, *s;
-
-		if (router_mount_prefix(q, path, &s) > 0 || router_mount_prefix(path, q, &s) > 0) {
-			sg_err_set(err, SG_BAD_REQUEST, "path is already in use at %s/", q);
-			goto out;
-		}
-	}
-	if (t->n >= AUTH_MOUNT_MAX) {
-		sg_err_set(err, SG_BAD_REQUEST, "too many auth mounts (at most %d)", AUTH_MOUNT_MAX);
-		goto out;
-	}
-	sg_uuid(id);
-	accessor_make(type, acc, sizeof(acc));
-	e = entry_new(path, type, description, id, acc, dttl, mttl, sg_now());
-	if (persist(t->st, e, true, err) != 0) {
-		if (err != NULL && err->code == SG_CONFLICT)
-			err->code = SG_BAD_REQUEST;
-		goto out;
-	}
-	pthread_rwlock_wrlock(&t->lock);
-	t->v = sg_xrealloc(t->v, (t->n + 1) * sizeof(*t->v));
-	t->v[t->n++] = e;
-	pthread_rwlock_unlock(&t->lock);
-	e = NULL;
-	rc = 0;
-out:
-	pthread_mutex_unlock(&t->write_mu);
-	entry_free(e);
-	return rc;
-}
-
-static void insert_locked(struct auth_mounts *t, struct auth_entry *e)
-{
-	pthread_rwlock_wrlock(&t->lock);
-	t->v = sg_xrealloc(t->v, (t->n + 1) * sizeof(*t->v));
-	t->v[t->n++] = e;
-	pthread_rwlock_unlock(&t->lock);
-}
 
 /* Vault revokes the tokens a disabled auth mount issued: those whose path lies under "auth/<path>/". */
 static int mount_tokens_revoke(struct server *s, const char *path, struct sg_err *err)
@@ -474,73 +193,28 @@ out:
 	return rc;
 }
 
-/*
- * Out of the registry first (no new login reaches it), then the tokens it
- * issued, then its records and its mount record in one commit.
- */
-static int auth_mounts_remove(struct server *s, const char *path, struct sg_err *err)
+/* A disabled mount's tokens are revoked, and its records go in the commit that deletes its record. */
+static int mount_purge(void *arg, const void *obj, struct store_batch *b, struct sg_err *err)
 {
-	struct auth_mounts *t = s->auth_mounts;
-	struct auth_entry *e = NULL;
-	struct store_batch *b = NULL;
-	char *key = NULL;
-	long i;
-	int rc = -1;
+	const struct auth_mount *m = obj;
 
-	if (strcmp(path, AUTH_TOKEN_MOUNT) == 0)
-		return sg_err_set(err, SG_BAD_REQUEST, "token credential backend cannot be disabled");
-	pthread_mutex_lock(&t->write_mu);
-	i = find_locked(t, path);
-	if (i < 0) {
-		rc = 0; /* Vault: disabling an absent mount succeeds */
-		goto out;
-	}
-	e = t->v[i];
-	pthread_rwlock_wrlock(&t->lock);
-	t->v[i] = t->v[t->n - 1];
-	t->n--;
-	pthread_rwlock_unlock(&t->lock);
-	if (mount_tokens_revoke(s, path, err) != 0) {
-		insert_locked(t, e);
-		e = NULL;
-		goto out;
-	}
-	b = store_batch_new();
-	key = record_key(path);
-	store_batch_del_prefix(b, STORE_AUTH, e->m.prefix);
-	store_batch_del(b, STORE_AUTH, key, strlen(key));
-	if (store_commit(t->st, b, err) != 0) {
-		insert_locked(t, e);
-		e = NULL;
-		goto out;
-	}
-	rc = 0;
-out:
-	pthread_mutex_unlock(&t->write_mu);
-	store_batch_free(b);
-	free(key);
-	if (e != NULL && rc == 0)
-		auth_mount_unref(&e->m);
-	return rc;
+	if (mount_tokens_revoke(arg, m->path, err) != 0)
+		return -1;
+	store_batch_del_prefix(b, STORE_AUTH, m->prefix);
+	return 0;
 }
 
 /* ---- sys/auth handlers ---- */
 
+static json_t *one_json(const void *obj)
+{
+	return auth_mount_to_json(obj);
+}
+
 int h_auth_mounts_list(struct req *rq, struct resp *rs, struct sg_err *err)
 {
-	struct auth_mounts *t = rq->srv->auth_mounts;
-	json_t *out = json_object();
-
 	(void)err;
-	pthread_rwlock_rdlock(&t->lock);
-	for (size_t i = 0; i < t->n; i++) {
-		char key[AUTH_MOUNT_PATH_MAX + 2];
-
-		snprintf(key, sizeof(key), "%s/", t->v[i]->m.path);
-		json_object_set_new(out, key, auth_mount_to_json(&t->v[i]->m));
-	}
-	pthread_rwlock_unlock(&t->lock);
-	resp_data(rs, out);
+	resp_data(rs, registry_to_json(&rq->srv->auth_mounts->r, one_json));
 	return 0;
 }
 
@@ -558,36 +232,32 @@ int h_auth_mount_read(struct req *rq, struct resp *rs, struct sg_err *err)
 
 int h_auth_mount_enable(struct req *rq, struct resp *rs, struct sg_err *err)
 {
-	const char *path = req_param(rq, "path"), *type = NULL, *desc = "";
-	const json_t *config;
-	int64_t dttl = 0, mttl = 0;
+	struct auth_mounts *t = rq->srv->auth_mounts;
+	const char *path = req_param(rq, "path");
+	struct mount_spec sp;
 
 	(void)rs;
-	if (sg_json_str(rq->body, "type", &type, err) < 0 || sg_json_str(rq->body, "description", &desc, err) < 0)
+	if (registry_spec_parse(rq->body, &sp, err) != 0)
 		return -1;
-	if (type == NULL || *type == '\0')
-		return sg_err_set(err, SG_BAD_REQUEST, "field 'type' is required (e.g. \"approle\")");
-	if (strcmp(type, "token") == 0)
+	if (strcmp(sp.type, "token") == 0)
 		return sg_err_set(err, SG_BAD_REQUEST, "token credential backend cannot be instantiated");
-	if (type_find(type) == NULL)
-		return sg_err_set(err, SG_BAD_REQUEST, "plugin not found in the catalog: %.*s", AUTH_TYPE_MAX, type);
-	if (desc == NULL)
-		desc = "";
-	config = json_object_get(rq->body, "config");
-	if (config != NULL && !json_is_null(config)) {
-		if (!json_is_object(config))
-			return sg_err_set(err, SG_BAD_REQUEST, "field 'config' must be an object");
-		if (mount_ttl_parse(config, "default_lease_ttl", &dttl, err) < 0 ||
-		    mount_ttl_parse(config, "max_lease_ttl", &mttl, err) < 0)
-			return -1;
-	}
-	return auth_mounts_add(rq->srv->auth_mounts, path, type, desc, dttl, mttl, err);
+	if (type_find(sp.type) == NULL)
+		return sg_err_set(err, SG_BAD_REQUEST, "plugin not found in the catalog: %.*s", AUTH_TYPE_MAX, sp.type);
+	/* The secrets-engine path rules without the reserved prefixes, which mean nothing under auth/. */
+	if (registry_path_check(path, AUTH_MOUNT_PATH_MAX, "auth mount", err) != 0)
+		return -1;
+	return registry_add(&t->r, t->st, path, sp.type, sp.description, sp.default_ttl, sp.max_ttl, err);
 }
 
 int h_auth_mount_disable(struct req *rq, struct resp *rs, struct sg_err *err)
 {
+	struct auth_mounts *t = rq->srv->auth_mounts;
+	const char *path = req_param(rq, "path");
+
 	(void)rs;
-	return auth_mounts_remove(rq->srv, req_param(rq, "path"), err);
+	if (strcmp(path, AUTH_TOKEN_MOUNT) == 0)
+		return sg_err_set(err, SG_BAD_REQUEST, "token credential backend cannot be disabled");
+	return registry_remove(&t->r, t->st, path, mount_purge, rq->srv, NULL, err);
 }
 
 int h_auth_mount_tune_read(struct req *rq, struct resp *rs, struct sg_err *err)
@@ -607,46 +277,17 @@ int h_auth_mount_tune_read(struct req *rq, struct resp *rs, struct sg_err *err)
 int h_auth_mount_tune_write(struct req *rq, struct resp *rs, struct sg_err *err)
 {
 	struct auth_mounts *t = rq->srv->auth_mounts;
-	struct auth_entry *old, *e = NULL;
-	const char *path = req_param(rq, "path"), *desc = NULL;
-	int64_t dttl, mttl;
-	long i;
-	int rc = -1, has_d, has_m, has_desc;
+	const char *path = req_param(rq, "path");
+	struct mount_tune tune;
+	int rc;
 
 	(void)rs;
-	pthread_mutex_lock(&t->write_mu);
-	i = find_locked(t, path);
-	if (i < 0) {
-		sg_err_set(err, SG_BAD_REQUEST, "cannot tune \"auth/%.*s/\": no auth method there", AUTH_MOUNT_PATH_MAX,
-		           path);
-		goto out;
-	}
-	old = t->v[i];
-	dttl = old->m.default_lease_ttl;
-	mttl = old->m.max_lease_ttl;
-	if ((has_d = mount_ttl_parse(rq->body, "default_lease_ttl", &dttl, err)) < 0 ||
-	    (has_m = mount_ttl_parse(rq->body, "max_lease_ttl", &mttl, err)) < 0 ||
-	    (has_desc = sg_json_str(rq->body, "description", &desc, err)) < 0)
-		goto out;
-	if (ttls_check(dttl, mttl, err) != 0)
-		goto out;
-	if (desc != NULL && strlen(desc) > MOUNT_DESCRIPTION_MAX) {
-		sg_err_set(err, SG_BAD_REQUEST, "description is longer than %d bytes", MOUNT_DESCRIPTION_MAX);
-		goto out;
-	}
-	e = entry_new(old->m.path, old->m.type, desc != NULL ? desc : old->m.description, old->m.id, old->m.accessor,
-	              dttl, mttl, old->m.created);
-	if (persist(t->st, e, false, err) != 0)
-		goto out;
-	pthread_rwlock_wrlock(&t->lock);
-	t->v[i] = e;
-	pthread_rwlock_unlock(&t->lock);
-	e = NULL;
-	auth_mount_unref(&old->m);
-	rc = 0;
-out:
-	pthread_mutex_unlock(&t->write_mu);
-	entry_free(e);
+	if (registry_tune_parse(rq->body, &tune, err) != 0)
+		return -1;
+	rc = registry_tune(&t->r, t->st, path, &tune, err);
+	if (rc == 1)
+		return sg_err_set(err, SG_BAD_REQUEST, "cannot tune \"auth/%.*s/\": no auth method there",
+		                  AUTH_MOUNT_PATH_MAX, path);
 	return rc;
 }
 

@@ -107,29 +107,16 @@ static int h_mount_read(struct req *rq, struct resp *rs, struct sg_err *err)
 
 static int h_mount_create(struct req *rq, struct resp *rs, struct sg_err *err)
 {
-	const char *path = req_param(rq, "path"), *type = NULL, *desc = "";
-	const json_t *config;
-	int64_t dttl = 0, mttl = 0;
+	struct mount_spec sp;
 
 	(void)rs;
-	if (sg_json_str(rq->body, "type", &type, err) < 0 || sg_json_str(rq->body, "description", &desc, err) < 0)
+	if (registry_spec_parse(rq->body, &sp, err) != 0)
 		return -1;
-	if (type == NULL || *type == '\0')
-		return sg_err_set(err, SG_BAD_REQUEST, "field 'type' is required (e.g. \"pki\")");
-	if (strcmp(type, "pki") != 0)
+	if (strcmp(sp.type, "pki") != 0)
 		return sg_err_set(err, SG_BAD_REQUEST, "unsupported secrets engine type \"%.*s\": only \"pki\" is available",
-		                  SYS_TYPE_MAX, type);
-	if (desc == NULL)
-		desc = "";
-	config = json_object_get(rq->body, "config");
-	if (config != NULL && !json_is_null(config)) {
-		if (!json_is_object(config))
-			return sg_err_set(err, SG_BAD_REQUEST, "field 'config' must be an object");
-		if (mount_ttl_parse(config, "default_lease_ttl", &dttl, err) < 0 ||
-		    mount_ttl_parse(config, "max_lease_ttl", &mttl, err) < 0)
-			return -1;
-	}
-	return mount_table_add(&rq->srv->mounts, rq->srv->st, path, type, desc, dttl, mttl, err);
+		                  SYS_TYPE_MAX, sp.type);
+	return mount_table_add(&rq->srv->mounts, rq->srv->st, req_param(rq, "path"), sp.type, sp.description,
+	                       sp.default_ttl, sp.max_ttl, err);
 }
 
 static int h_mount_delete(struct req *rq, struct resp *rs, struct sg_err *err)
@@ -164,19 +151,11 @@ static int h_mount_tune_read(struct req *rq, struct resp *rs, struct sg_err *err
 
 static int h_mount_tune_write(struct req *rq, struct resp *rs, struct sg_err *err)
 {
-	struct mount_tune tune = {0};
-	int rc;
+	struct mount_tune tune;
 
 	(void)rs;
-	if ((rc = mount_ttl_parse(rq->body, "default_lease_ttl", &tune.default_ttl, err)) < 0)
+	if (registry_tune_parse(rq->body, &tune, err) != 0)
 		return -1;
-	tune.has_default_ttl = rc == 1;
-	if ((rc = mount_ttl_parse(rq->body, "max_lease_ttl", &tune.max_ttl, err)) < 0)
-		return -1;
-	tune.has_max_ttl = rc == 1;
-	if ((rc = sg_json_str(rq->body, "description", &tune.description, err)) < 0)
-		return -1;
-	tune.has_description = rc == 1;
 	return mount_table_tune(&rq->srv->mounts, rq->srv->st, req_param(rq, "path"), &tune, err);
 }
 

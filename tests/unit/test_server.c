@@ -553,29 +553,29 @@ static void test_mount_checks(void)
 	int64_t v = -1;
 
 	sg_err_init(&err);
-	T_OK(mount_ttl_parse(body, "a", &v, &err) == 1 && v == 2160 * 3600);
-	T_OK(mount_ttl_parse(body, "b", &v, &err) == 1 && v == 3600);
-	T_OK(mount_ttl_parse(body, "c", &v, &err) == 1 && v == 0);
-	T_OK(mount_ttl_parse(body, "d", &v, &err) == 1 && v == 0);
+	T_OK(registry_ttl_parse(body, "a", &v, &err) == 1 && v == 2160 * 3600);
+	T_OK(registry_ttl_parse(body, "b", &v, &err) == 1 && v == 3600);
+	T_OK(registry_ttl_parse(body, "c", &v, &err) == 1 && v == 0);
+	T_OK(registry_ttl_parse(body, "d", &v, &err) == 1 && v == 0);
 	v = 7;
-	T_OK(mount_ttl_parse(body, "h", &v, &err) == 0 && v == 7);
-	T_OK(mount_ttl_parse(body, "absent", &v, &err) == 0 && v == 7);
+	T_OK(registry_ttl_parse(body, "h", &v, &err) == 0 && v == 7);
+	T_OK(registry_ttl_parse(body, "absent", &v, &err) == 0 && v == 7);
 	T_OK(!sg_err_isset(&err));
-	T_OK(mount_ttl_parse(body, "e", &v, &err) == -1 && err.code == SG_BAD_REQUEST && strstr(err.detail, "'e'"));
+	T_OK(registry_ttl_parse(body, "e", &v, &err) == -1 && err.code == SG_BAD_REQUEST && strstr(err.detail, "'e'"));
 	sg_err_init(&err);
-	T_OK(mount_ttl_parse(body, "f", &v, &err) == -1);
+	T_OK(registry_ttl_parse(body, "f", &v, &err) == -1);
 	sg_err_init(&err);
-	T_OK(mount_ttl_parse(body, "g", &v, &err) == -1);
+	T_OK(registry_ttl_parse(body, "g", &v, &err) == -1);
 	json_decref(body);
 
 	sg_err_init(&err);
-	T_OK(mount_ttls_check(0, 0, &err) == 0);
-	T_OK(mount_ttls_check(3600, 7200, &err) == 0);
-	T_OK(mount_ttls_check(0, 87600 * 3600, &err) == 0);
-	T_OK(mount_ttls_check(0, 3600, &err) == 0); /* unset default: the system default capped by the max */
-	T_OK(mount_ttls_check(1000 * 3600, 0, &err) == -1 && err.code == SG_BAD_REQUEST);
+	T_OK(registry_ttls_check(0, 0, &err) == 0);
+	T_OK(registry_ttls_check(3600, 7200, &err) == 0);
+	T_OK(registry_ttls_check(0, 87600 * 3600, &err) == 0);
+	T_OK(registry_ttls_check(0, 3600, &err) == 0); /* unset default: the system default capped by the max */
+	T_OK(registry_ttls_check(1000 * 3600, 0, &err) == -1 && err.code == SG_BAD_REQUEST);
 	sg_err_init(&err);
-	T_OK(mount_ttls_check(7200, 3600, &err) == -1);
+	T_OK(registry_ttls_check(7200, 3600, &err) == -1);
 
 	static const struct {
 		const char *path;
