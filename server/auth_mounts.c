@@ -104,6 +104,16 @@ int64_t auth_mount_default_ttl(const struct auth_mount *m)
 	return d < max ? d : max;
 }
 
+struct store *auth_req_store(const struct req *rq)
+{
+	return server_store(rq->srv);
+}
+
+const char *auth_req_prefix(const struct req *rq)
+{
+	return rq->auth_mount->prefix;
+}
+
 /* ---- Table ---- */
 
 int auth_mounts_new(struct store *st, struct auth_mounts **out, struct sg_err *err)

@@ -52,6 +52,10 @@ const struct route *auth_method_routes(const char *type, size_t *n);
 int64_t auth_mount_default_ttl(const struct auth_mount *m);
 int64_t auth_mount_max_ttl(const struct auth_mount *m);
 
+/* The store and the record prefix of the request's auth mount, for method handlers. */
+struct store *auth_req_store(const struct req *rq);
+const char *auth_req_prefix(const struct req *rq);
+
 /* sys/auth handlers (entries of the sys/ route table). */
 int h_auth_mounts_list(struct req *rq, struct resp *rs, struct sg_err *err);
 int h_auth_mount_read(struct req *rq, struct resp *rs, struct sg_err *err);

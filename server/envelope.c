@@ -88,6 +88,14 @@ const char *req_query(const struct req *rq, const char *name)
 	return json_string_value(json_object_get(rq->query, name));
 }
 
+int resp_keys(struct resp *rs, const struct sg_strlist *keys, struct sg_err *err)
+{
+	if (keys->n == 0)
+		return sg_err_set(err, SG_NOT_FOUND, "%s", "");
+	resp_data(rs, json_pack("{s:o}", "keys", sg_strlist_to_json(keys)));
+	return 0;
+}
+
 void resp_data(struct resp *rs, json_t *data)
 {
 	json_decref(rs->data);

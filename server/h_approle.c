@@ -7,25 +7,7 @@
 #include "auth/approle.h"
 #include "server/auth_mounts.h"
 
-static struct store *st_of(const struct req *rq)
-{
-	return server_store(rq->srv);
-}
-
-static const char *prefix_of(const struct req *rq)
-{
-	return rq->auth_mount->prefix;
-}
-
 /* Empty LIST answers 404 as Vault does. */
-static int keys_respond(struct resp *rs, struct sg_strlist *keys, struct sg_err *err)
-{
-	if (keys->n == 0)
-		return sg_err_set(err, SG_NOT_FOUND, "%s", "");
-	resp_data(rs, json_pack("{s:o}", "keys", sg_strlist_to_json(keys)));
-	return 0;
-}
-
 /* The role named in the path, which must exist (SG_BAD_REQUEST "role ... does not exist" otherwise, as Vault). */
 static int role_get(const struct req *rq, struct auth_approle_role *r, enum sg_code absent, struct sg_err *err)
 {
@@ -34,7 +16,7 @@ static int role_get(const struct req *rq, struct auth_approle_role *r, enum sg_c
 
 	if (auth_approle_name_check(name, err) != 0)
 		return -1;
-	got = auth_approle_role_load(st_of(rq), prefix_of(rq), name, r, err);
+	got = auth_approle_role_load(auth_req_store(rq), auth_req_prefix(rq), name, r, err);
 	if (got < 0)
 		return -1;
 	if (got == 0)
@@ -47,8 +29,8 @@ static int h_role_list(struct req *rq, struct resp *rs, struct sg_err *err)
 	struct sg_strlist keys = {0};
 	int rc = -1;
 
-	if (auth_approle_role_list(st_of(rq), prefix_of(rq), &keys, err) == 0)
-		rc = keys_respond(rs, &keys, err);
+	if (auth_approle_role_list(auth_req_store(rq), auth_req_prefix(rq), &keys, err) == 0)
+		rc = resp_keys(rs, &keys, err);
 	sg_strlist_clear(&keys);
 	return rc;
 }
@@ -80,7 +62,7 @@ static int h_role_write(struct req *rq, struct resp *rs, struct sg_err *err)
 	auth_approle_role_init(&r);
 	if (auth_approle_name_check(name, err) != 0)
 		goto out;
-	got = auth_approle_role_load(st_of(rq), prefix_of(rq), name, &r, err);
+	got = auth_approle_role_load(auth_req_store(rq), auth_req_prefix(rq), name, &r, err);
 	if (got < 0)
 		goto out;
 	if (got == 1)
@@ -88,7 +70,7 @@ static int h_role_write(struct req *rq, struct resp *rs, struct sg_err *err)
 	else
 		r.name = sg_xstrdup(name);
 	if (auth_approle_role_apply(&r, rq->body, got == 0, err) != 0 ||
-	    auth_approle_role_store(st_of(rq), prefix_of(rq), &r, old_id, err) != 0)
+	    auth_approle_role_store(auth_req_store(rq), auth_req_prefix(rq), &r, old_id, err) != 0)
 		goto out;
 	rc = 0;
 out:
@@ -104,7 +86,7 @@ static int h_role_delete(struct req *rq, struct resp *rs, struct sg_err *err)
 	(void)rs;
 	if (auth_approle_name_check(name, err) != 0)
 		return -1;
-	return auth_approle_role_delete(st_of(rq), prefix_of(rq), name, err);
+	return auth_approle_role_delete(auth_req_store(rq), auth_req_prefix(rq), name, err);
 }
 
 static int h_role_id_read(struct req *rq, struct resp *rs, struct sg_err *err)
@@ -139,7 +121,7 @@ static int h_role_id_write(struct req *rq, struct resp *rs, struct sg_err *err)
 	}
 	old_id = r.role_id;
 	r.role_id = sg_xstrdup(id);
-	if (auth_approle_role_store(st_of(rq), prefix_of(rq), &r, old_id, err) != 0)
+	if (auth_approle_role_store(auth_req_store(rq), auth_req_prefix(rq), &r, old_id, err) != 0)
 		goto out;
 	rc = 0;
 out:
@@ -160,7 +142,7 @@ static int secret_generate(struct req *rq, struct resp *rs, bool custom, struct 
 	memset(&p, 0, sizeof(p));
 	memset(&s, 0, sizeof(s));
 	if (role_get(rq, &r, SG_BAD_REQUEST, err) != 0 || auth_approle_secret_params_parse(rq->body, custom, &p, err) != 0 ||
-	    auth_approle_secret_create(st_of(rq), prefix_of(rq), &r, &p, secret, sizeof(secret), &s, err) != 0)
+	    auth_approle_secret_create(auth_req_store(rq), auth_req_prefix(rq), &r, &p, secret, sizeof(secret), &s, err) != 0)
 		goto out;
 	resp_data(rs, json_pack("{s:s, s:s, s:I, s:I}", "secret_id", secret, "secret_id_accessor", s.accessor,
 	                        "secret_id_ttl", (json_int_t)s.ttl, "secret_id_num_uses", (json_int_t)s.num_uses));
@@ -191,8 +173,8 @@ static int h_secret_list(struct req *rq, struct resp *rs, struct sg_err *err)
 
 	auth_approle_role_init(&r);
 	if (role_get(rq, &r, SG_BAD_REQUEST, err) == 0 &&
-	    auth_approle_secret_list(st_of(rq), prefix_of(rq), r.name, &keys, err) == 0)
-		rc = keys_respond(rs, &keys, err);
+	    auth_approle_secret_list(auth_req_store(rq), auth_req_prefix(rq), r.name, &keys, err) == 0)
+		rc = resp_keys(rs, &keys, err);
 	sg_strlist_clear(&keys);
 	auth_approle_role_clear(&r);
 	return rc;
@@ -223,8 +205,8 @@ static int secret_read(struct req *rq, struct resp *rs, bool by_accessor, struct
 	if (role_get(rq, &r, SG_BAD_REQUEST, err) != 0 ||
 	    body_str(rq, by_accessor ? "secret_id_accessor" : "secret_id", &v, err) != 0)
 		goto out;
-	got = by_accessor ? auth_approle_secret_lookup_accessor(st_of(rq), prefix_of(rq), &r, v, &s, err)
-	                  : auth_approle_secret_lookup(st_of(rq), prefix_of(rq), &r, v, &s, err);
+	got = by_accessor ? auth_approle_secret_lookup_accessor(auth_req_store(rq), auth_req_prefix(rq), &r, v, &s, err)
+	                  : auth_approle_secret_lookup(auth_req_store(rq), auth_req_prefix(rq), &r, v, &s, err);
 	if (got < 0)
 		goto out;
 	if (got == 0) {
@@ -262,8 +244,8 @@ static int secret_destroy(struct req *rq, bool by_accessor, struct sg_err *err)
 	if (role_get(rq, &r, SG_BAD_REQUEST, err) != 0 ||
 	    body_str(rq, by_accessor ? "secret_id_accessor" : "secret_id", &v, err) != 0)
 		goto out;
-	got = by_accessor ? auth_approle_secret_destroy_accessor(st_of(rq), prefix_of(rq), &r, v, err)
-	                  : auth_approle_secret_destroy(st_of(rq), prefix_of(rq), &r, v, err);
+	got = by_accessor ? auth_approle_secret_destroy_accessor(auth_req_store(rq), auth_req_prefix(rq), &r, v, err)
+	                  : auth_approle_secret_destroy(auth_req_store(rq), auth_req_prefix(rq), &r, v, err);
 	if (got < 0)
 		goto out;
 	/* Vault: destroying an unknown secret id succeeds; an unknown accessor is an error. */
@@ -293,7 +275,7 @@ static int h_tidy(struct req *rq, struct resp *rs, struct sg_err *err)
 {
 	uint64_t n = 0;
 
-	if (auth_approle_tidy(st_of(rq), prefix_of(rq), &n, err) != 0)
+	if (auth_approle_tidy(auth_req_store(rq), auth_req_prefix(rq), &n, err) != 0)
 		return -1;
 	resp_warn(rs, "removed %llu expired secret IDs", (unsigned long long)n);
 	return 0;
@@ -311,7 +293,7 @@ static int h_login(struct req *rq, struct resp *rs, struct sg_err *err)
 	auth_token_params_init(&p);
 	if (sg_json_str(rq->body, "role_id", &role_id, err) < 0 || sg_json_str(rq->body, "secret_id", &secret_id, err) < 0)
 		goto out;
-	if (auth_approle_login(st_of(rq), prefix_of(rq), role_id, secret_id, rq->remote_addr, &l, err) != 0)
+	if (auth_approle_login(auth_req_store(rq), auth_req_prefix(rq), role_id, secret_id, rq->remote_addr, &l, err) != 0)
 		goto out;
 	auth_tokenfields_to_params(&l.role.tf, &p);
 	sg_strlist_clear(&p.bound_cidrs);

@@ -8,31 +8,13 @@
 #include "server/auth_mounts.h"
 #include "server/internal.h"
 
-static struct store *st_of(const struct req *rq)
-{
-	return server_store(rq->srv);
-}
-
-static const char *prefix_of(const struct req *rq)
-{
-	return rq->auth_mount->prefix;
-}
-
 static int h_certs_list(struct req *rq, struct resp *rs, struct sg_err *err)
 {
 	struct sg_strlist keys = {0};
 	int rc = -1;
 
-	if (auth_cert_role_list(st_of(rq), prefix_of(rq), &keys, err) != 0)
-		goto out;
-	/* Vault answers an empty LIST with 404. */
-	if (keys.n == 0) {
-		sg_err_set(err, SG_NOT_FOUND, "%s", "");
-		goto out;
-	}
-	resp_data(rs, json_pack("{s:o}", "keys", sg_strlist_to_json(&keys)));
-	rc = 0;
-out:
+	if (auth_cert_role_list(auth_req_store(rq), auth_req_prefix(rq), &keys, err) == 0)
+		rc = resp_keys(rs, &keys, err);
 	sg_strlist_clear(&keys);
 	return rc;
 }
@@ -46,7 +28,7 @@ static int h_cert_read(struct req *rq, struct resp *rs, struct sg_err *err)
 	auth_cert_role_init(&r);
 	if (auth_cert_name_check(name, err) != 0)
 		goto out;
-	got = auth_cert_role_load(st_of(rq), prefix_of(rq), name, &r, err);
+	got = auth_cert_role_load(auth_req_store(rq), auth_req_prefix(rq), name, &r, err);
 	if (got < 0)
 		goto out;
 	if (got == 0) {
@@ -71,7 +53,7 @@ static int h_cert_write(struct req *rq, struct resp *rs, struct sg_err *err)
 	auth_cert_role_init(&r);
 	if (auth_cert_name_check(name, err) != 0)
 		goto out;
-	got = auth_cert_role_load(st_of(rq), prefix_of(rq), name, &r, err);
+	got = auth_cert_role_load(auth_req_store(rq), auth_req_prefix(rq), name, &r, err);
 	if (got < 0)
 		goto out;
 	if (got == 0) {
@@ -86,7 +68,7 @@ static int h_cert_write(struct req *rq, struct resp *rs, struct sg_err *err)
 		free(r.display_name);
 		r.display_name = sg_xstrdup(r.name);
 	}
-	if (auth_cert_role_store(st_of(rq), prefix_of(rq), &r, err) != 0)
+	if (auth_cert_role_store(auth_req_store(rq), auth_req_prefix(rq), &r, err) != 0)
 		goto out;
 	rc = 0;
 out:
@@ -101,7 +83,7 @@ static int h_cert_delete(struct req *rq, struct resp *rs, struct sg_err *err)
 	(void)rs;
 	if (auth_cert_name_check(name, err) != 0)
 		return -1;
-	return auth_cert_role_delete(st_of(rq), prefix_of(rq), name, err);
+	return auth_cert_role_delete(auth_req_store(rq), auth_req_prefix(rq), name, err);
 }
 
 /* POST login {name?}: the certificate comes from the TLS handshake, never from the body. */
@@ -129,7 +111,7 @@ static int h_login(struct req *rq, struct resp *rs, struct sg_err *err)
 			chain.len[i] = rq->peer->len[i];
 			chain.n++;
 		}
-	if (auth_cert_login(st_of(rq), prefix_of(rq), name, &chain, &l, err) != 0)
+	if (auth_cert_login(auth_req_store(rq), auth_req_prefix(rq), name, &chain, &l, err) != 0)
 		goto out;
 	auth_tokenfields_to_params(&l.role.tf, &p);
 	p.display_name = l.role.display_name != NULL && *l.role.display_name != '\0' ? l.role.display_name : l.role.name;

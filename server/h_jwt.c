@@ -25,20 +25,10 @@
 #define JWT_GROUP_NAME_MAX 256
 #define JWT_KEY_MAX (sizeof(JWT_GROUP_DIR) + JWT_GROUP_NAME_MAX + 1)
 
-static struct store *st_of(const struct req *rq)
-{
-	return server_store(rq->srv);
-}
-
-static const char *prefix_of(const struct req *rq)
-{
-	return rq->auth_mount->prefix;
-}
-
 static int config_load(const struct req *rq, struct oidc_config *c, struct sg_err *err)
 {
 	json_t *rec = NULL;
-	int got = auth_record_load(st_of(rq), prefix_of(rq), JWT_CONFIG_RECORD, &rec, err);
+	int got = auth_record_load(auth_req_store(rq), auth_req_prefix(rq), JWT_CONFIG_RECORD, &rec, err);
 
 	if (got == 1 && oidc_config_decode(c, rec, err) != 0)
 		got = -1;
@@ -67,7 +57,7 @@ static int role_load(const struct req *rq, const char *name, struct oidc_role *r
 
 	if (role_key(name, lower, sizeof(lower), key, sizeof(key), err) != 0)
 		return -1;
-	got = auth_record_load(st_of(rq), prefix_of(rq), key, &rec, err);
+	got = auth_record_load(auth_req_store(rq), auth_req_prefix(rq), key, &rec, err);
 	if (got == 1 && oidc_role_decode(r, rec, err) != 0)
 		got = -1;
 	json_decref(rec);
@@ -79,15 +69,8 @@ static int list_respond(const struct req *rq, struct resp *rs, const char *dir, 
 	struct sg_strlist keys = {0};
 	int rc = -1;
 
-	if (auth_record_list(st_of(rq), prefix_of(rq), dir, &keys, err) != 0)
-		goto out;
-	if (keys.n == 0) {
-		sg_err_set(err, SG_NOT_FOUND, "%s", ""); /* empty LIST is 404, as Vault */
-		goto out;
-	}
-	resp_data(rs, json_pack("{s:o}", "keys", sg_strlist_to_json(&keys)));
-	rc = 0;
-out:
+	if (auth_record_list(auth_req_store(rq), auth_req_prefix(rq), dir, &keys, err) == 0)
+		rc = resp_keys(rs, &keys, err);
 	sg_strlist_clear(&keys);
 	return rc;
 }
@@ -125,7 +108,7 @@ static int h_config_write(struct req *rq, struct resp *rs, struct sg_err *err)
 	if (oidc_config_check_remote(&c, err) != 0)
 		goto out;
 	rec = oidc_config_encode(&c, true);
-	rc = auth_record_store(st_of(rq), prefix_of(rq), JWT_CONFIG_RECORD, rec, err);
+	rc = auth_record_store(auth_req_store(rq), auth_req_prefix(rq), JWT_CONFIG_RECORD, rec, err);
 out:
 	json_decref(rec);
 	oidc_config_clear(&c);
@@ -167,7 +150,7 @@ static int h_role_write(struct req *rq, struct resp *rs, struct sg_err *err)
 	    role_load(rq, lower, &r, err) < 0 || oidc_role_apply(&r, rq->body, err) != 0)
 		goto out;
 	rec = oidc_role_encode(&r);
-	rc = auth_record_store(st_of(rq), prefix_of(rq), key, rec, err);
+	rc = auth_record_store(auth_req_store(rq), auth_req_prefix(rq), key, rec, err);
 out:
 	json_decref(rec);
 	oidc_role_clear(&r);
@@ -181,7 +164,7 @@ static int h_role_delete(struct req *rq, struct resp *rs, struct sg_err *err)
 	(void)rs;
 	if (role_key(req_param(rq, "name"), lower, sizeof(lower), key, sizeof(key), err) != 0)
 		return -1;
-	return auth_record_delete(st_of(rq), prefix_of(rq), key, err);
+	return auth_record_delete(auth_req_store(rq), auth_req_prefix(rq), key, err);
 }
 
 /* ---------------- groups ---------------- */
@@ -212,7 +195,7 @@ static int h_group_read(struct req *rq, struct resp *rs, struct sg_err *err)
 
 	if (group_key(req_param(rq, "name"), key, sizeof(key), err) != 0)
 		return -1;
-	got = auth_record_load(st_of(rq), prefix_of(rq), key, &rec, err);
+	got = auth_record_load(auth_req_store(rq), auth_req_prefix(rq), key, &rec, err);
 	if (got == 1) {
 		json_object_set_new(rec, "name", json_string(req_param(rq, "name")));
 		resp_data(rs, rec);
@@ -235,7 +218,7 @@ static int h_group_write(struct req *rq, struct resp *rs, struct sg_err *err)
 	    sg_json_list(rq->body, "policies", &pol, err) < 0 || auth_policies_sanitize(&pol, "policies", err) != 0)
 		goto out;
 	rec = json_pack("{s:o}", "policies", sg_strlist_to_json(&pol));
-	rc = auth_record_store(st_of(rq), prefix_of(rq), key, rec, err);
+	rc = auth_record_store(auth_req_store(rq), auth_req_prefix(rq), key, rec, err);
 out:
 	json_decref(rec);
 	sg_strlist_clear(&pol);
@@ -249,7 +232,7 @@ static int h_group_delete(struct req *rq, struct resp *rs, struct sg_err *err)
 	(void)rs;
 	if (group_key(req_param(rq, "name"), key, sizeof(key), err) != 0)
 		return -1;
-	return auth_record_delete(st_of(rq), prefix_of(rq), key, err);
+	return auth_record_delete(auth_req_store(rq), auth_req_prefix(rq), key, err);
 }
 
 /* Adds the policies of every mapped group the identity belongs to. */
@@ -268,7 +251,7 @@ static int group_policies(const struct req *rq, const struct sg_strlist *groups,
 		sg_err_init(&ignored);
 		if (group_key(groups->v[i], key, sizeof(key), &ignored) != 0)
 			continue; /* a group name we could never have mapped */
-		got = auth_record_load(st_of(rq), prefix_of(rq), key, &rec, err);
+		got = auth_record_load(auth_req_store(rq), auth_req_prefix(rq), key, &rec, err);
 		if (got < 0)
 			goto out;
 		if (got == 1 && sg_json_list(rec, "policies", &pol, err) < 0) {

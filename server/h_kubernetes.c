@@ -10,21 +10,11 @@
 #define K8S_CONFIG_RECORD "config"
 #define K8S_ROLE_DIR "role/"
 
-static struct store *st_of(const struct req *rq)
-{
-	return server_store(rq->srv);
-}
-
-static const char *prefix_of(const struct req *rq)
-{
-	return rq->auth_mount->prefix;
-}
-
 /* 1 loaded, 0 absent, -1 error. */
 static int config_load(const struct req *rq, struct k8s_config *c, struct sg_err *err)
 {
 	json_t *rec = NULL;
-	int got = auth_record_load(st_of(rq), prefix_of(rq), K8S_CONFIG_RECORD, &rec, err);
+	int got = auth_record_load(auth_req_store(rq), auth_req_prefix(rq), K8S_CONFIG_RECORD, &rec, err);
 
 	if (got == 1 && k8s_config_decode(c, rec, err) != 0)
 		got = -1;
@@ -48,7 +38,7 @@ static int role_load(const struct req *rq, const char *name, struct k8s_role *r,
 
 	if (role_key(name, key, sizeof(key), err) != 0)
 		return -1;
-	got = auth_record_load(st_of(rq), prefix_of(rq), key, &rec, err);
+	got = auth_record_load(auth_req_store(rq), auth_req_prefix(rq), key, &rec, err);
 	if (got == 1 && k8s_role_decode(r, rec, err) != 0)
 		got = -1;
 	json_decref(rec);
@@ -82,7 +72,7 @@ static int h_config_write(struct req *rq, struct resp *rs, struct sg_err *err)
 	if (k8s_config_apply(&c, rq->body, err) != 0)
 		goto out;
 	rec = k8s_config_encode(&c, true);
-	rc = auth_record_store(st_of(rq), prefix_of(rq), K8S_CONFIG_RECORD, rec, err);
+	rc = auth_record_store(auth_req_store(rq), auth_req_prefix(rq), K8S_CONFIG_RECORD, rec, err);
 out:
 	json_decref(rec);
 	k8s_config_clear(&c);
@@ -94,15 +84,8 @@ static int h_role_list(struct req *rq, struct resp *rs, struct sg_err *err)
 	struct sg_strlist keys = {0};
 	int rc = -1;
 
-	if (auth_record_list(st_of(rq), prefix_of(rq), K8S_ROLE_DIR, &keys, err) != 0)
-		goto out;
-	if (keys.n == 0) {
-		sg_err_set(err, SG_NOT_FOUND, "%s", "");
-		goto out;
-	}
-	resp_data(rs, json_pack("{s:o}", "keys", sg_strlist_to_json(&keys)));
-	rc = 0;
-out:
+	if (auth_record_list(auth_req_store(rq), auth_req_prefix(rq), K8S_ROLE_DIR, &keys, err) == 0)
+		rc = resp_keys(rs, &keys, err);
 	sg_strlist_clear(&keys);
 	return rc;
 }
@@ -137,7 +120,7 @@ static int h_role_write(struct req *rq, struct resp *rs, struct sg_err *err)
 	    k8s_role_apply(&r, rq->body, err) != 0)
 		goto out;
 	rec = k8s_role_encode(&r);
-	rc = auth_record_store(st_of(rq), prefix_of(rq), key, rec, err);
+	rc = auth_record_store(auth_req_store(rq), auth_req_prefix(rq), key, rec, err);
 out:
 	json_decref(rec);
 	k8s_role_clear(&r);
@@ -151,7 +134,7 @@ static int h_role_delete(struct req *rq, struct resp *rs, struct sg_err *err)
 	(void)rs;
 	if (role_key(req_param(rq, "name"), key, sizeof(key), err) != 0)
 		return -1;
-	return auth_record_delete(st_of(rq), prefix_of(rq), key, err);
+	return auth_record_delete(auth_req_store(rq), auth_req_prefix(rq), key, err);
 }
 
 static int h_login(struct req *rq, struct resp *rs, struct sg_err *err)

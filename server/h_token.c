@@ -215,21 +215,12 @@ out:
 static int h_token_roles_list(struct req *rq, struct resp *rs, struct sg_err *err)
 {
 	struct sg_strlist l = {0};
-	json_t *d;
+	int rc = -1;
 
-	if (auth_token_role_names(tokens(rq), &l, err) != 0) {
-		sg_strlist_clear(&l);
-		return -1;
-	}
-	if (l.n == 0) {
-		sg_strlist_clear(&l);
-		return sg_err_set(err, SG_NOT_FOUND, "%s", "");
-	}
-	d = json_object();
-	json_object_set_new(d, "keys", sg_strlist_to_json(&l));
-	resp_data(rs, d);
+	if (auth_token_role_names(tokens(rq), &l, err) == 0)
+		rc = resp_keys(rs, &l, err);
 	sg_strlist_clear(&l);
-	return 0;
+	return rc;
 }
 
 static int h_token_role_read(struct req *rq, struct resp *rs, struct sg_err *err)
@@ -469,24 +460,15 @@ static int h_token_revoke_orphan(struct req *rq, struct resp *rs, struct sg_err 
 static int h_token_accessors(struct req *rq, struct resp *rs, struct sg_err *err)
 {
 	struct sg_strlist l = {0};
-	json_t *d;
+	int rc = -1;
 
 	/* Root-protected in Vault; the router checks route.sudo as well, this holds without it. */
 	if (!caller_sudo(rq))
 		return sg_err_set(err, SG_PERMISSION_DENIED, "permission denied");
-	if (auth_token_accessors(tokens(rq), &l, err) != 0) {
-		sg_strlist_clear(&l);
-		return -1;
-	}
-	if (l.n == 0) {
-		sg_strlist_clear(&l);
-		return sg_err_set(err, SG_NOT_FOUND, "%s", ""); /* Vault: an empty LIST is a bare 404 */
-	}
-	d = json_object();
-	json_object_set_new(d, "keys", sg_strlist_to_json(&l));
-	resp_data(rs, d);
+	if (auth_token_accessors(tokens(rq), &l, err) == 0)
+		rc = resp_keys(rs, &l, err);
 	sg_strlist_clear(&l);
-	return 0;
+	return rc;
 }
 
 const struct route token_routes[] = {

@@ -148,6 +148,8 @@ struct ocsp *server_ocsp(struct server *s);
 
 /* Response helpers. */
 void resp_data(struct resp *rs, json_t *data); /* steals data */
+/* A LIST answer {"keys": [...]}; an empty list is 404 with no errors, as Vault answers. */
+int resp_keys(struct resp *rs, const struct sg_strlist *keys, struct sg_err *err);
 void resp_raw(struct resp *rs, const char *content_type, const void *body, size_t len); /* copies */
 void resp_warn(struct resp *rs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void resp_header(struct resp *rs, const char *name, const char *value);

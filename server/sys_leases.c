@@ -61,16 +61,8 @@ int h_leases_list(struct req *rq, struct resp *rs, struct sg_err *err)
 	struct sg_strlist keys = {0};
 	int ret = -1;
 
-	if (lease_list(server_leases(rq->srv), prefix != NULL ? prefix : "", &keys, err) < 0)
-		goto out;
-	if (keys.n == 0) {
-		/* Vault's empty LIST: 404 with an empty errors list. */
-		sg_err_set(err, SG_NOT_FOUND, "%s", "");
-		goto out;
-	}
-	resp_data(rs, json_pack("{s:o}", "keys", sg_strlist_to_json(&keys)));
-	ret = 0;
-out:
+	if (lease_list(server_leases(rq->srv), prefix != NULL ? prefix : "", &keys, err) == 0)
+		ret = resp_keys(rs, &keys, err);
 	sg_strlist_clear(&keys);
 	return ret;
 }
