@@ -90,7 +90,7 @@ $(foreach m,$(MODULES),$(eval $(call MODULE_LIB,$(m))))
 $(SIGIL): $(patsubst %.c,$(BUILD)/%.o,$(MAIN_SRCS)) $(foreach m,$(MODULES),$(call lib,$(m)))
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
-$(LOADGEN): $(BUILD)/bench/loadgen.o
+$(LOADGEN): $(BUILD)/bench/loadgen.o $(BUILD)/bench/acmeload.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 # In-process CRL build and tidy measurements at 100k-1M entries (no HTTP).
@@ -115,9 +115,10 @@ test:
 run: all
 	$(SIGIL) server -dev
 
-# The issuance benchmark against this build (BUILD=...); see README "Performance".
+# The issuance and ACME benchmarks against this build (BUILD=...); see README "Performance".
 bench: all
 	SIGIL_BUILD=$(BUILD) bench/run.sh
+	SIGIL_BUILD=$(BUILD) bench/acme.sh
 
 # libFuzzer targets, one per parser; each runs FUZZ_SECONDS on a scratch copy
 # of its committed corpus (new inputs are not written back).

@@ -12,38 +12,12 @@
 # 100k and 1M entries are measured in process (no HTTP) by sigil-crlbench.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-BUILD=${SIGIL_BUILD:-build}
+source "$(dirname "$0")/lib.sh"
 N=${CRL_N:-5000}
 C=${CRL_CONCURRENCY:-16}
 SINGLES=${CRL_SINGLES:-10}
-SIGIL=$BUILD/sigil
-[ -x "$SIGIL" ] || { echo "bench: $SIGIL is not built (run make)" >&2; exit 1; }
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/sigil-crlbench.XXXXXX")
-pid=
-cleanup() {
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid"
-		for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-		wait "$pid" 2>/dev/null || true
-	fi
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-token=bench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-"$SIGIL" server -dev -dev-listen-address=127.0.0.1:"$port" -dev-root-token-id="$token" \
-	-dev-data-dir="$work/data" >"$work/server.log" 2>&1 &
-pid=$!
-for _ in $(seq 300); do
-	curl -fsS -o /dev/null "http://127.0.0.1:$port/v1/sys/health" 2>/dev/null && break
-	kill -0 "$pid" 2>/dev/null || { echo "bench: server exited:" >&2; tail -n 20 "$work/server.log" >&2; exit 1; }
-	sleep 0.1
-done
+bench_init sigil-crlbench "$SIGIL"
+bench_start_server
 
 python3 - "$port" "$token" "$N" "$C" "$SINGLES" <<'EOF'
 import http.client, json, statistics, sys, threading, time

@@ -45,6 +45,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "bench/acmeload.h"
+
 #define MAX_CONNS 4096
 #define MAX_URL_BYTES 512
 #define MAX_NAME_BYTES 256          /* role, mount, CN, token */
@@ -816,6 +818,10 @@ static double pct_ms(double q)
 
 int main(int argc, char **argv)
 {
+	/* -mode acme is a different load (threads, signed requests): bench/acmeload.c. */
+	for (int i = 1; i + 1 < argc; i += 2)
+		if (strcmp(argv[i], "-mode") == 0 && strcmp(argv[i + 1], "acme") == 0)
+			return acmeload_main(argc, argv);
 	parse_args(argc, argv);
 	build_request();
 

@@ -10,45 +10,12 @@
 #   make && bench/ocsp.sh                   BENCH_SECONDS=10, BENCH_CONCURRENCY="1 16 64"
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-BUILD=${SIGIL_BUILD:-build}
+source "$(dirname "$0")/lib.sh"
 SECS=${BENCH_SECONDS:-10}
 CONCURRENCY=${BENCH_CONCURRENCY:-1 16 64}
-SIGIL=$BUILD/sigil
-BENCH=$BUILD/sigil-bench
-for b in "$SIGIL" "$BENCH"; do
-	[ -x "$b" ] || { echo "bench: $b is not built (run make)" >&2; exit 1; }
-done
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/sigil-ocsp-bench.XXXXXX")
-pid=
-cleanup() {
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid"
-		for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-		wait "$pid" 2>/dev/null || true
-	fi
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-token=bench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-url=http://127.0.0.1:$port
-"$SIGIL" server -dev -dev-listen-address=127.0.0.1:"$port" -dev-root-token-id="$token" \
-	-dev-data-dir="$work/data" >"$work/server.log" 2>&1 &
-pid=$!
-for _ in $(seq 300); do
-	curl -fsS -o /dev/null "$url/v1/sys/health" 2>/dev/null && break
-	kill -0 "$pid" 2>/dev/null || { echo "bench: server exited:" >&2; tail -n 20 "$work/server.log" >&2; exit 1; }
-	sleep 0.1
-done
-
-api() { # method path [json]
-	curl -fsS -X "$1" -H "X-Vault-Token: $token" ${3:+-H "Content-Type: application/json" --data "$3"} "$url/v1/$2"
-}
+bench_init sigil-ocsp-bench "$SIGIL" "$BENCH"
+bench_start_server
+api() { bench_api "$@"; }
 jget() { python3 -c 'import json,sys; d=json.load(sys.stdin)["data"]; print(d[sys.argv[1]])' "$1"; }
 
 api POST sys/mounts/ocspbench '{"type":"pki"}' >/dev/null

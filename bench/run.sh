@@ -12,44 +12,13 @@
 # about 0.3 s of CPU.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-BUILD=${SIGIL_BUILD:-build}
+source "$(dirname "$0")/lib.sh"
 SECS=${BENCH_SECONDS:-5}
 CONCURRENCY=${BENCH_CONCURRENCY:-1 16 64}
 KEYS=${BENCH_KEYS:-ec rsa}
 MODES=${BENCH_MODES:-sign issue}
-SIGIL=$BUILD/sigil
-BENCH=$BUILD/sigil-bench
-for b in "$SIGIL" "$BENCH"; do
-	[ -x "$b" ] || { echo "bench: $b is not built (run make)" >&2; exit 1; }
-done
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/sigil-bench.XXXXXX")
-pid=
-cleanup() {
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid"
-		for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-		wait "$pid" 2>/dev/null || true
-	fi
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-token=bench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-url=http://127.0.0.1:$port
-"$SIGIL" server -dev -dev-listen-address=127.0.0.1:"$port" -dev-root-token-id="$token" \
-	-dev-data-dir="$work/data" >"$work/server.log" 2>&1 &
-pid=$!
-for _ in $(seq 300); do
-	curl -fsS -o /dev/null "$url/v1/sys/health" 2>/dev/null && break
-	kill -0 "$pid" 2>/dev/null || { echo "bench: server exited:" >&2; tail -n 20 "$work/server.log" >&2; exit 1; }
-	sleep 0.1
-done
-curl -fsS -o /dev/null "$url/v1/sys/health" || { echo "bench: server not healthy" >&2; exit 1; }
+bench_init sigil-bench "$SIGIL" "$BENCH"
+bench_start_server
 
 # Mounts bench-ec / bench-rsa: root and intermediate of the key type, the
 # intermediate as default issuer, role "bench" for leaves of the same type.
@@ -88,7 +57,7 @@ openssl req -new -newkey rsa:2048 -nodes -keyout /dev/null \
 	-subj /CN=bench.example.com -out "$work/rsa.csr" 2>/dev/null
 
 rows=()
-load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+load_start=$(bench_load)
 for kt in $KEYS; do
 	for mode in $MODES; do
 		for c in $CONCURRENCY; do
@@ -111,7 +80,7 @@ for kt in $KEYS; do
 	done
 done
 
-load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+load_end=$(bench_load)
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 fs=$(df -T "$work" | awk 'NR==2 {print $2}')
 echo
