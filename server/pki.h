@@ -45,6 +45,8 @@ char *pki_cert_string(X509 *x, bool der);
 json_t *pki_chain_json(STACK_OF(X509) *chain, bool der, bool remove_roots);
 /* The chain as one PEM text, certificates joined by "\n", trimmed. */
 char *pki_chain_pem(STACK_OF(X509) *chain);
+/* A raw answer with one certificate: PEM (CT_PEM_CHAIN) or DER (CT_DER). */
+int pki_cert_raw(struct resp *rs, X509 *x, bool pem, struct sg_err *err) SG_WUR;
 /* Lower-case colon hex of a certificate's serial number. */
 char *pki_cert_serial(X509 *x);
 /* Self-signed: subject equals issuer and the certificate verifies under its own key. */

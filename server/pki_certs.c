@@ -27,6 +27,28 @@ static int default_issuer(struct req *rq, struct ca_issuer_info *info, struct sg
 	return -1;
 }
 
+int pki_cert_raw(struct resp *rs, X509 *x, bool pem, struct sg_err *err)
+{
+	unsigned char *der = NULL;
+	char *text;
+	int n;
+
+	if (pem) {
+		text = ca_x509_to_pem(x);
+		if (text == NULL)
+			sg_die("cannot encode a certificate as PEM");
+		resp_raw(rs, CT_PEM_CHAIN, text, strlen(text));
+		free(text);
+		return 0;
+	}
+	n = i2d_X509(x, &der);
+	if (n <= 0)
+		return sg_err_ossl(err, SG_CRYPTO, "cannot encode the certificate");
+	resp_raw(rs, CT_DER, der, (size_t)n);
+	OPENSSL_free(der);
+	return 0;
+}
+
 /*
  * Raw reads of the default issuer. Vault answers 204 with an empty body
  * when the mount has no CA yet, and clients (hvac's read_ca_certificate)
@@ -35,9 +57,8 @@ static int default_issuer(struct req *rq, struct ca_issuer_info *info, struct sg
 static int ca_raw(struct req *rq, struct resp *rs, bool pem, bool chain, struct sg_err *err)
 {
 	struct ca_issuer_info info = {0};
-	unsigned char *der = NULL;
 	char *text = NULL;
-	int n, got, ret = -1;
+	int got, ret = -1;
 
 	got = default_issuer(rq, &info, err);
 	if (got < 0)
@@ -48,23 +69,14 @@ static int ca_raw(struct req *rq, struct resp *rs, bool pem, bool chain, struct 
 		ret = 0;
 		goto out;
 	}
-	if (chain) {
-		text = pki_chain_pem(info.chain);
-		resp_raw(rs, CT_PEM_CHAIN, text, strlen(text));
-	} else if (pem) {
-		text = pki_cert_string(info.cert, false);
-		resp_raw(rs, CT_PEM_CHAIN, text, strlen(text));
-	} else {
-		n = i2d_X509(info.cert, &der);
-		if (n <= 0) {
-			sg_err_ossl(err, SG_CRYPTO, "cannot encode the CA certificate");
-			goto out;
-		}
-		resp_raw(rs, CT_DER, der, (size_t)n);
+	if (!chain) {
+		ret = pki_cert_raw(rs, info.cert, pem, err);
+		goto out;
 	}
+	text = pki_chain_pem(info.chain);
+	resp_raw(rs, CT_PEM_CHAIN, text, strlen(text));
 	ret = 0;
 out:
-	OPENSSL_free(der);
 	free(text);
 	ca_issuer_info_clear(&info);
 	return ret;

@@ -169,10 +169,59 @@ static void secret_free(char *s)
 	free(s);
 }
 
-/* "key\ncertificate" for format=pem_bundle with an exported key, as Vault. */
-static char *join2(const char *a, const char *b)
+/* The body of a root or intermediate generate request. */
+static int gen_parse(struct req *rq, struct ca_ca_params *p, enum pki_format *fmt, struct sg_err *err)
 {
-	return sg_xasprintf("%s\n%s", a, b);
+	enum gen_type type;
+	const char *key_ref = NULL;
+
+	if (gen_type_parse(req_param(rq, "type"), true, &type, err) < 0 ||
+	    ca_params_parse(rq->body, p, type != GEN_EXISTING, err) < 0 || require_cn(p, err) < 0 ||
+	    pki_format_parse(rq->body, fmt, err) < 0)
+		return -1;
+	if (type == GEN_EXISTING) {
+		if (sg_json_str(rq->body, "key_ref", &key_ref, err) < 0)
+			return -1;
+		p->key_ref = key_ref != NULL && *key_ref != '\0' ? key_ref : "default";
+	}
+	p->exported = type == GEN_EXPORTED;
+	return 0;
+}
+
+/*
+ * The answer's main field (certificate or csr) and, with an exported key,
+ * private_key and private_key_type; format=pem_bundle puts the key before
+ * the main field's text, as Vault does.
+ */
+static int gen_respond(struct resp *rs, json_t *d, const struct ca_gen_result *res, enum pki_format fmt,
+                       const char *field, const char *text, struct sg_err *err)
+{
+	char *key = NULL, *bundle = NULL;
+
+	if (res->private_key_pem != NULL) {
+		key = key_string(res->private_key_pem, fmt == PKI_FORMAT_DER, err);
+		if (key == NULL) {
+			json_decref(d);
+			return -1;
+		}
+	}
+	if (fmt == PKI_FORMAT_PEM_BUNDLE && key != NULL) {
+		bundle = sg_xasprintf("%s\n%s", key, text);
+		json_object_set_new(d, field, json_string(bundle));
+	} else {
+		json_object_set_new(d, field, json_string(text));
+	}
+	json_object_set_new(d, "key_id", json_string(res->key_id));
+	if (key != NULL) {
+		json_object_set_new(d, "private_key", json_string(key));
+		json_object_set_new(d, "private_key_type",
+		                    json_string(res->private_key_type != NULL ? res->private_key_type : ""));
+	}
+	resp_data(rs, d);
+	pki_warn_all(rs, &res->warnings);
+	secret_free(key);
+	secret_free(bundle);
+	return 0;
 }
 
 /* POST root/generate/:type and issuers/generate/root/:type. */
@@ -180,59 +229,25 @@ int h_root_generate(struct req *rq, struct resp *rs, struct sg_err *err)
 {
 	struct ca_ca_params p;
 	struct ca_gen_result res = {0};
-	enum gen_type type;
 	enum pki_format fmt;
-	char *cert = NULL, *key = NULL, *bundle = NULL;
-	const char *key_ref = NULL;
+	char *cert = NULL;
 	json_t *d;
 	int ret = -1;
 
 	ca_ca_params_init(&p);
-	if (gen_type_parse(req_param(rq, "type"), true, &type, err) < 0 ||
-	    ca_params_parse(rq->body, &p, type != GEN_EXISTING, err) < 0 || require_cn(&p, err) < 0 ||
-	    pki_format_parse(rq->body, &fmt, err) < 0)
+	if (gen_parse(rq, &p, &fmt, err) < 0 || ca_root_generate(server_ca(rq->srv), pki_mount(rq), &p, &res, err) < 0)
 		goto out;
-	if (type == GEN_EXISTING) {
-		if (sg_json_str(rq->body, "key_ref", &key_ref, err) < 0)
-			goto out;
-		p.key_ref = key_ref != NULL && *key_ref != '\0' ? key_ref : "default";
-	}
-	p.exported = type == GEN_EXPORTED;
-	if (ca_root_generate(server_ca(rq->srv), pki_mount(rq), &p, &res, err) < 0)
-		goto out;
-
 	cert = pki_cert_string(res.cert, fmt == PKI_FORMAT_DER);
-	if (res.private_key_pem != NULL) {
-		key = key_string(res.private_key_pem, fmt == PKI_FORMAT_DER, err);
-		if (key == NULL)
-			goto out;
-	}
 	d = json_object();
-	if (fmt == PKI_FORMAT_PEM_BUNDLE && key != NULL) {
-		bundle = join2(key, cert);
-		json_object_set_new(d, "certificate", json_string(bundle));
-	} else {
-		json_object_set_new(d, "certificate", json_string(cert));
-	}
 	json_object_set_new(d, "issuing_ca", json_string(cert));
 	json_object_set_new(d, "serial_number", json_string(res.serial != NULL ? res.serial : ""));
 	json_object_set_new(d, "expiration", json_integer(res.expiration));
 	json_object_set_new(d, "issuer_id", json_string(res.issuer_id));
 	json_object_set_new(d, "issuer_name", json_string(res.issuer_name != NULL ? res.issuer_name : ""));
-	json_object_set_new(d, "key_id", json_string(res.key_id));
 	json_object_set_new(d, "key_name", json_string(res.key_name != NULL ? res.key_name : ""));
-	if (key != NULL) {
-		json_object_set_new(d, "private_key", json_string(key));
-		json_object_set_new(d, "private_key_type",
-		                    json_string(res.private_key_type != NULL ? res.private_key_type : ""));
-	}
-	resp_data(rs, d);
-	pki_warn_all(rs, &res.warnings);
-	ret = 0;
+	ret = gen_respond(rs, d, &res, fmt, "certificate", cert, err);
 out:
 	free(cert);
-	secret_free(key);
-	secret_free(bundle);
 	ca_gen_result_clear(&res);
 	ca_ca_params_clear(&p);
 	return ret;
@@ -266,55 +281,19 @@ int h_intermediate_generate(struct req *rq, struct resp *rs, struct sg_err *err)
 {
 	struct ca_ca_params p;
 	struct ca_gen_result res = {0};
-	enum gen_type type;
 	enum pki_format fmt;
-	char *csr = NULL, *key = NULL, *bundle = NULL;
-	const char *key_ref = NULL;
-	json_t *d;
+	char *csr = NULL;
 	int ret = -1;
 
 	ca_ca_params_init(&p);
-	if (gen_type_parse(req_param(rq, "type"), true, &type, err) < 0 ||
-	    ca_params_parse(rq->body, &p, type != GEN_EXISTING, err) < 0 || require_cn(&p, err) < 0 ||
-	    pki_format_parse(rq->body, &fmt, err) < 0)
+	if (gen_parse(rq, &p, &fmt, err) < 0 ||
+	    ca_intermediate_generate(server_ca(rq->srv), pki_mount(rq), &p, &res, err) < 0)
 		goto out;
-	if (type == GEN_EXISTING) {
-		if (sg_json_str(rq->body, "key_ref", &key_ref, err) < 0)
-			goto out;
-		p.key_ref = key_ref != NULL && *key_ref != '\0' ? key_ref : "default";
-	}
-	p.exported = type == GEN_EXPORTED;
-	if (ca_intermediate_generate(server_ca(rq->srv), pki_mount(rq), &p, &res, err) < 0)
-		goto out;
-
 	csr = csr_string(res.csr, fmt == PKI_FORMAT_DER, err);
-	if (csr == NULL)
-		goto out;
-	if (res.private_key_pem != NULL) {
-		key = key_string(res.private_key_pem, fmt == PKI_FORMAT_DER, err);
-		if (key == NULL)
-			goto out;
-	}
-	d = json_object();
-	if (fmt == PKI_FORMAT_PEM_BUNDLE && key != NULL) {
-		bundle = join2(key, csr);
-		json_object_set_new(d, "csr", json_string(bundle));
-	} else {
-		json_object_set_new(d, "csr", json_string(csr));
-	}
-	json_object_set_new(d, "key_id", json_string(res.key_id));
-	if (key != NULL) {
-		json_object_set_new(d, "private_key", json_string(key));
-		json_object_set_new(d, "private_key_type",
-		                    json_string(res.private_key_type != NULL ? res.private_key_type : ""));
-	}
-	resp_data(rs, d);
-	pki_warn_all(rs, &res.warnings);
-	ret = 0;
+	if (csr != NULL)
+		ret = gen_respond(rs, json_object(), &res, fmt, "csr", csr, err);
 out:
 	free(csr);
-	secret_free(key);
-	secret_free(bundle);
 	ca_gen_result_clear(&res);
 	ca_ca_params_clear(&p);
 	return ret;
@@ -790,29 +769,10 @@ int h_issuer_json_read(struct req *rq, struct resp *rs, struct sg_err *err)
 static int issuer_raw(struct req *rq, struct resp *rs, bool pem, struct sg_err *err)
 {
 	struct ca_issuer_info info = {0};
-	unsigned char *der = NULL;
-	char *text = NULL;
-	int n, ret = -1;
+	int ret = -1;
 
-	if (ca_issuer_get(server_ca(rq->srv), pki_mount(rq), req_param(rq, "ref"), &info, err) < 0)
-		goto out;
-	if (pem) {
-		text = ca_x509_to_pem(info.cert);
-		if (text == NULL)
-			sg_die("cannot encode a certificate as PEM");
-		resp_raw(rs, CT_PEM_CHAIN, text, strlen(text));
-	} else {
-		n = i2d_X509(info.cert, &der);
-		if (n <= 0) {
-			sg_err_ossl(err, SG_CRYPTO, "cannot encode the issuer certificate");
-			goto out;
-		}
-		resp_raw(rs, CT_DER, der, (size_t)n);
-	}
-	ret = 0;
-out:
-	OPENSSL_free(der);
-	free(text);
+	if (ca_issuer_get(server_ca(rq->srv), pki_mount(rq), req_param(rq, "ref"), &info, err) == 0)
+		ret = pki_cert_raw(rs, info.cert, pem, err);
 	ca_issuer_info_clear(&info);
 	return ret;
 }
