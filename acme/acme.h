@@ -3,7 +3,8 @@
 
 /*
  * The ACME core (RFC 8555): JWS verification, nonces, accounts, orders,
- * authorizations, http-01 validation and External Account Binding. Knows
+ * authorizations, http-01, dns-01 and tls-alpn-01 validation, CAA, and
+ * External Account Binding. Knows
  * nothing of HTTP routing: server/pki_acme.c translates requests into
  * these calls and renders problem documents. Objects are JSON records in
  * STORE_ACME under "<mount-id>/":
@@ -118,7 +119,9 @@ struct acme_config {
 	char *default_directory_policy;    /* "forbid" or "role:<name>" */
 	enum acme_eab_policy eab_policy;
 	int64_t http01_port;               /* 80 */
-	char *dns_resolver;                /* host:port, stored for dns-01 (not yet used) */
+	char *dns_resolver;                /* "ip:port" for validation lookups; "" = /etc/resolv.conf */
+	int64_t tls_alpn01_port;           /* 443 */
+	struct sg_strlist caa_identities;  /* issuer domain names for CAA (RFC 8659); empty = not checked */
 };
 void acme_config_init(struct acme_config *c);
 void acme_config_clear(struct acme_config *c);
@@ -191,10 +194,11 @@ int acme_eab_verify(struct store *st, const char *mount_id, const char *director
 
 /*
  * Validates newOrder identifiers (dns and ip, RFC 8738; lower-cased,
- * deduplicated) and creates the order and one authorization per
- * identifier with an http-01 challenge (wildcards cannot use http-01 and
- * get none here: dns-01 is not implemented yet, so they are refused as
- * rejectedIdentifier). not_after (RFC 3339, checked by the caller; NULL
+ * deduplicated; a wildcard is "*." and a name) and creates the order and
+ * one authorization per identifier: http-01, dns-01 and tls-alpn-01 for a
+ * name, dns-01 only for a wildcard (whose authorization names the domain
+ * without "*." and carries "wildcard": true), http-01 and tls-alpn-01
+ * for an address. not_after (RFC 3339, checked by the caller; NULL
  * for the role's validity) is kept for finalize. check(arg, identifiers) refuses names the
  * directory's role does not allow before anything is stored.
  */
@@ -212,7 +216,69 @@ int acme_order_load(struct store *st, const char *mount_id, const char *id, json
 int acme_authz_load(struct store *st, const char *mount_id, const char *id, json_t **out,
                     struct sg_err *err) SG_WUR;
 
-/* ---------------- Challenges (challenge.c) ---------------- */
+/* ---------------- DNS lookups for validation (dns.c) ---------------- */
+
+#define ACME_DNS_TIMEOUT_S 3       /* per try of one query */
+#define ACME_DNS_TRIES 2
+#define ACME_DNS_MAX_CNAME 8       /* CNAME links followed in one lookup */
+#define ACME_DNS_MAX_RRS 64        /* records of the asked type taken from one answer */
+#define ACME_DNS_MAX_TXT 1024      /* bytes of one TXT record, its strings joined */
+#define ACME_DNS_MAX_NAME 253
+#define ACME_CAA_MAX_VALUE 512
+#define ACME_CAA_MAX_IDENTITIES 16
+
+/*
+ * A resolver for validation lookups: "ip:port" or "[ipv6]:port" (port 53
+ * when absent), or "" for the servers of /etc/resolv.conf. Recursion is
+ * asked for, truncated UDP answers are retried over TCP, search domains
+ * are never applied.
+ */
+struct acme_dns;
+struct acme_dns *acme_dns_new(const char *resolver, struct sg_err *err) SG_WUR;
+void acme_dns_free(struct acme_dns *d);
+/* Checks a dns_resolver setting (config/acme): 0, or -1 with SG_BAD_REQUEST. */
+int acme_dns_resolver_check(const char *resolver, struct sg_err *err) SG_WUR;
+/*
+ * The TXT records at name (each record's strings joined), CNAMEs followed
+ * (at most ACME_DNS_MAX_CNAME links). 1 found, 0 none (NXDOMAIN or no
+ * data), -1 with SG_ACME_DNS (timeout, SERVFAIL, REFUSED, a CNAME chain
+ * too long).
+ */
+int acme_dns_txt(struct acme_dns *d, const char *name, struct sg_strlist *out, struct sg_err *err) SG_WUR;
+/* The A and AAAA addresses of name as text, CNAMEs followed; as acme_dns_txt. */
+int acme_dns_addrs(struct acme_dns *d, const char *name, struct sg_strlist *out, struct sg_err *err) SG_WUR;
+/*
+ * The addresses to connect to for host: itself when an IP literal; else
+ * through resolver when set, through the system (getaddrinfo) when "".
+ * 0 with at least one address, -1 with SG_ACME_DNS.
+ */
+int acme_dns_host_addrs(const char *resolver, const char *host, struct sg_strlist *out, struct sg_err *err) SG_WUR;
+
+struct acme_caa_rr {
+	unsigned flags;
+	char *tag;                 /* lower-cased */
+	char *value;
+};
+struct acme_caa_set {
+	struct acme_caa_rr *rr;
+	size_t n;
+	char *owner;               /* the name the records were found at */
+};
+void acme_caa_set_clear(struct acme_caa_set *s);
+/*
+ * RFC 8659 3: the Relevant RRset of name, climbing from name to its
+ * parents up to, not including, the root; an empty set when no name has
+ * CAA records. -1 with SG_ACME_DNS when a lookup fails.
+ */
+int acme_dns_caa(struct acme_dns *d, const char *name, struct acme_caa_set *out, struct sg_err *err) SG_WUR;
+/*
+ * RFC 8659 4: whether set lets one of identities issue for name (issuewild
+ * for a wildcard, falling back to issue). 0 permitted, -1 with SG_ACME_CAA.
+ */
+int acme_caa_check(const struct acme_caa_set *set, const struct sg_strlist *identities, const char *name,
+                   bool wildcard, struct sg_err *err) SG_WUR;
+
+/* ---------------- Challenges (challenge.c, tlsalpn.c) ---------------- */
 
 /*
  * RFC 8555 8.3 http-01: GET http://<identifier>:<port>/.well-known/acme-challenge/<token>
@@ -223,8 +289,35 @@ int acme_authz_load(struct store *st, const char *mount_id, const char *id, json
  * HTTP error status) when a retry may succeed; -2 with
  * SG_ACME_INCORRECT_RESPONSE when the target answered with the wrong body.
  */
-int acme_http01_validate(const char *host, int64_t port, const char *token, const char *key_authz,
-                         struct sg_err *err) SG_WUR;
+int acme_http01_validate(const char *resolver, const char *host, int64_t port, const char *token,
+                         const char *key_authz, struct sg_err *err) SG_WUR;
+/*
+ * RFC 8555 8.4 dns-01: a TXT record at _acme-challenge.<domain> (CNAMEs
+ * followed) equal to base64url(SHA-256(key_authz)). 0 valid; -1 with
+ * SG_ACME_DNS (lookup failed) or SG_ACME_UNAUTHORIZED (no TXT record yet)
+ * when a retry may succeed; -2 with SG_ACME_INCORRECT_RESPONSE when TXT
+ * records exist and none matches.
+ */
+int acme_dns01_validate(const char *resolver, const char *domain, const char *key_authz, struct sg_err *err) SG_WUR;
+/*
+ * RFC 8737 tls-alpn-01 (RFC 8738 6 for an IP identifier): a TLS 1.2+
+ * handshake with <identifier>:<port>, SNI the name (the reverse-mapping
+ * name for an address), ALPN acme-tls/1 only. The certificate must hold
+ * exactly one subjectAltName, the identifier, and a critical
+ * id-pe-acmeIdentifier extension with SHA-256(key_authz). 0 valid; -1
+ * with SG_ACME_CONNECTION, SG_ACME_TLS or SG_ACME_DNS when a retry may
+ * succeed; -2 with SG_ACME_INCORRECT_RESPONSE when the certificate is wrong.
+ */
+#define ACME_TLSALPN01_TIMEOUT_S 8
+int acme_tlsalpn01_validate(const char *resolver, const char *identifier, bool is_ip, int64_t port,
+                            const char *key_authz, struct sg_err *err) SG_WUR;
+/*
+ * The CAA check of one identifier before its authorization becomes valid
+ * (RFC 8659; the authorization is reused at finalize within the order's
+ * lifetime). 0 permitted; -1 with SG_ACME_DNS; -2 with SG_ACME_CAA.
+ */
+int acme_caa_validate(const char *resolver, const char *domain, bool wildcard, const struct sg_strlist *identities,
+                      struct sg_err *err) SG_WUR;
 /*
  * Validation runs on a small pool of threads so that a slow target does not
  * hold a request: a challenge POST waits up to ACME_VALIDATE_WAIT_MS and
@@ -256,7 +349,17 @@ void acme_validator_free(struct acme_validator *v);
  * A full queue is SG_UNAVAILABLE (503: cert-manager requeues on 5xx, while a
  * 4xx would fail its order).
  */
+/* What a validation needs from config/acme; borrowed, copied by acme_challenge_respond. */
+struct acme_validation_cfg {
+	int64_t http01_port;
+	int64_t tls_alpn01_port;
+	const char *dns_resolver;                    /* "" = the system's */
+	const struct sg_strlist *caa_identities;     /* NULL or empty = CAA not checked */
+};
+/* The validation settings of a config (borrowing from it). */
+void acme_validation_cfg_of(const struct acme_config *c, struct acme_validation_cfg *out);
 int acme_challenge_respond(struct acme_validator *v, const char *mount_id, const char *authz_id, const char *type,
-                           const char *thumbprint, int64_t http01_port, json_t **authz, struct sg_err *err) SG_WUR;
+                           const char *thumbprint, const struct acme_validation_cfg *vcfg, json_t **authz,
+                           struct sg_err *err) SG_WUR;
 
 #endif

@@ -1,8 +1,9 @@
 /*
- * Challenge validation. http-01 (RFC 8555 8.3) through libcurl: the
- * validation runs inside the challenge POST, bounded by
- * ACME_HTTP01_TIMEOUT_S, so a client usually sees the challenge valid (or
- * invalid) in the response itself, as step-ca answers.
+ * Challenge validation: http-01 (RFC 8555 8.3) through libcurl here,
+ * dns-01 (8.4, dns.c) and tls-alpn-01 (RFC 8737, tlsalpn.c), dispatched
+ * by type on a pool of threads; then the CAA check (RFC 8659) when
+ * config/acme names caa_identities. A client usually sees the challenge
+ * valid (or invalid) in the response to its POST, as step-ca answers.
  */
 #include "acme/acme.h"
 
@@ -11,6 +12,7 @@
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct body_buf {
 	char data[ACME_HTTP01_MAX_BODY + 1];
@@ -32,13 +34,70 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-int acme_http01_validate(const char *host, int64_t port, const char *token, const char *key_authz,
-                         struct sg_err *err)
+/*
+ * With a configured resolver, the host of each hop is resolved through it
+ * and pinned with CURLOPT_RESOLVE ("host:port:addr,..."), so that a
+ * validation sees the names the validation DNS serves (libcurl has no
+ * per-handle DNS server without c-ares). *pins is replaced.
+ */
+static int pin_host(CURL *c, const char *resolver, const char *url, struct curl_slist **pins, struct sg_err *err)
+{
+	CURLU *u = curl_url();
+	char *host = NULL, *port = NULL, *entry = NULL;
+	struct sg_strlist addrs = {0};
+	int rc = -1;
+
+	if (u == NULL)
+		sg_die("curl_url failed");
+	curl_slist_free_all(*pins);
+	*pins = NULL;
+	curl_easy_setopt(c, CURLOPT_RESOLVE, NULL);
+	if (resolver == NULL || resolver[0] == '\0') {
+		rc = 0;
+		goto out;
+	}
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
+		sg_err_set(err, SG_ACME_CONNECTION, "cannot parse the URL %s", url);
+		goto out;
+	}
+	if (host[0] == '[') {
+		rc = 0; /* an IPv6 literal needs no lookup */
+		goto out;
+	}
+	if (acme_dns_host_addrs(resolver, host, &addrs, err) != 0)
+		goto out;
+	entry = sg_xasprintf("%s:%s:", host, port);
+	for (size_t i = 0; i < addrs.n && i < 8; i++) {
+		char *next = strchr(addrs.v[i], ':') != NULL ? sg_xasprintf("%s%s[%s]", entry, i ? "," : "", addrs.v[i])
+		                                             : sg_xasprintf("%s%s%s", entry, i ? "," : "", addrs.v[i]);
+
+		free(entry);
+		entry = next;
+	}
+	*pins = curl_slist_append(NULL, entry);
+	if (*pins == NULL)
+		sg_die("curl_slist_append failed");
+	curl_easy_setopt(c, CURLOPT_RESOLVE, *pins);
+	rc = 0;
+out:
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+	sg_strlist_clear(&addrs);
+	free(entry);
+	return rc;
+}
+
+int acme_http01_validate(const char *resolver, const char *host, int64_t port, const char *token,
+                         const char *key_authz, struct sg_err *err)
 {
 	CURL *c;
 	CURLcode cc;
 	struct body_buf *body = sg_xcalloc(1, sizeof(*body));
-	char *url;
+	struct curl_slist *pins = NULL;
+	char *url, *first;
 	long status = 0;
 	int rc = -1;
 
@@ -46,28 +105,58 @@ int acme_http01_validate(const char *host, int64_t port, const char *token, cons
 	url = strchr(host, ':') != NULL
 	          ? sg_xasprintf("http://[%s]:%lld/.well-known/acme-challenge/%s", host, (long long)port, token)
 	          : sg_xasprintf("http://%s:%lld/.well-known/acme-challenge/%s", host, (long long)port, token);
+	first = sg_xstrdup(url);
 	c = curl_easy_init();
 	if (c == NULL)
 		sg_die("curl_easy_init failed");
-	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)ACME_HTTP01_TIMEOUT_S);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
-	/* RFC 8555 8.3 / 10.2: redirects may be followed; only to http and https, a bounded number of them. */
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(c, CURLOPT_MAXREDIRS, (long)ACME_HTTP01_MAX_REDIRS);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	/* A redirect to HTTPS is followed without certificate checks: the key authorisation is what proves control. */
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "sigil-acme-validator");
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
-	cc = curl_easy_perform(c);
-	if (cc != CURLE_OK && !body->too_long) {
-		sg_err_set(err, SG_ACME_CONNECTION, "fetching %s: %s", url, curl_easy_strerror(cc));
-		goto out;
+	/*
+	 * RFC 8555 8.3 / 10.2: redirects may be followed; only to http and
+	 * https, a bounded number of them. They are followed here rather than
+	 * by libcurl so that each hop's host is resolved like the first.
+	 */
+	for (int hop = 0;; hop++) {
+		const char *next = NULL;
+
+		body->len = 0;
+		body->too_long = false;
+		if (pin_host(c, resolver, url, &pins, err) != 0)
+			goto out;
+		curl_easy_setopt(c, CURLOPT_URL, url);
+		cc = curl_easy_perform(c);
+		if (cc != CURLE_OK && !body->too_long) {
+			sg_err_set(err, SG_ACME_CONNECTION, "fetching %s: %s", url, curl_easy_strerror(cc));
+			goto out;
+		}
+		if (body->too_long)
+			break;
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+		if (status < 300 || status > 399 || curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &next) != CURLE_OK ||
+		    next == NULL)
+			break;
+		if (hop == ACME_HTTP01_MAX_REDIRS) {
+			sg_err_set(err, SG_ACME_CONNECTION, "fetching %s: more than %d redirects", first, ACME_HTTP01_MAX_REDIRS);
+			goto out;
+		}
+		if (strncasecmp(next, "http://", 7) != 0 && strncasecmp(next, "https://", 8) != 0) {
+			sg_err_set(err, SG_ACME_CONNECTION, "fetching %s: redirect to a scheme other than http or https", first);
+			goto out;
+		}
+		{
+			char *n = sg_xstrdup(next);
+
+			free(url);
+			url = n;
+		}
 	}
 	if (body->too_long) {
 		sg_err_set(err, SG_ACME_INCORRECT_RESPONSE, "response to %s is larger than %d bytes", url,
@@ -75,7 +164,6 @@ int acme_http01_validate(const char *host, int64_t port, const char *token, cons
 		rc = -2;
 		goto out;
 	}
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	if (status != 200) {
 		sg_err_set(err, SG_ACME_INCORRECT_RESPONSE, "fetching %s: HTTP %ld", url, status);
 		goto out;
@@ -92,7 +180,9 @@ int acme_http01_validate(const char *host, int64_t port, const char *token, cons
 	rc = 0;
 out:
 	curl_easy_cleanup(c);
+	curl_slist_free_all(pins);
 	free(url);
+	free(first);
 	free(body);
 	return rc;
 }
@@ -105,7 +195,9 @@ struct job {
 	bool done;
 	pthread_cond_t cv;
 	char *mount_id, *authz_id, *type, *thumbprint;
-	int64_t port;
+	int64_t http01_port, tls_alpn01_port;
+	char *resolver;
+	struct sg_strlist caa_identities;
 };
 
 struct acme_validator {
@@ -134,6 +226,8 @@ static void job_unref(struct acme_validator *v, struct job *j)
 	free(j->authz_id);
 	free(j->type);
 	free(j->thumbprint);
+	free(j->resolver);
+	sg_strlist_clear(&j->caa_identities);
 	free(j);
 }
 
@@ -148,6 +242,39 @@ static json_t *find_challenge(json_t *az, const char *type)
 			ch = v;
 	}
 	return ch;
+}
+
+void acme_validation_cfg_of(const struct acme_config *c, struct acme_validation_cfg *out)
+{
+	out->http01_port = c->http01_port;
+	out->tls_alpn01_port = c->tls_alpn01_port;
+	out->dns_resolver = c->dns_resolver;
+	out->caa_identities = &c->caa_identities;
+}
+
+/* One attempt of the job's challenge, then CAA; 0, -1 (retry) or -2 (final), as the validators. */
+static int validate_once(const struct job *j, const json_t *az, const char *token, const char *key_authz,
+                         struct sg_err *err)
+{
+	const json_t *ident = json_object_get(az, "identifier");
+	const char *value = json_string_value(json_object_get(ident, "value"));
+	bool is_ip = json_is_string(json_object_get(ident, "type")) &&
+	             strcmp(json_string_value(json_object_get(ident, "type")), "ip") == 0;
+	bool wildcard = json_is_true(json_object_get(az, "wildcard"));
+	int rc;
+
+	if (strcmp(j->type, "http-01") == 0)
+		rc = acme_http01_validate(j->resolver, value, j->http01_port, token, key_authz, err);
+	else if (strcmp(j->type, "dns-01") == 0)
+		rc = acme_dns01_validate(j->resolver, value, key_authz, err);
+	else if (strcmp(j->type, "tls-alpn-01") == 0)
+		rc = acme_tlsalpn01_validate(j->resolver, value, is_ip, j->tls_alpn01_port, key_authz, err);
+	else
+		rc = sg_err_set(err, SG_INTERNAL, "no validator for %s", j->type) - 1;
+	/* RFC 8659 3: CAA is a property of DNS names; IP identifiers have none. */
+	if (rc == 0 && !is_ip)
+		rc = acme_caa_validate(j->resolver, value, wildcard, &j->caa_identities, err);
+	return rc;
 }
 
 /* Validates with retries and records the outcome; failures to record are left for a later response. */
@@ -174,7 +301,7 @@ static void job_run(struct acme_validator *v, struct job *j)
 		bool stop;
 
 		sg_err_init(&verr);
-		rc = acme_http01_validate(host, j->port, token, key_authz, &verr);
+		rc = validate_once(j, az, token, key_authz, &verr);
 		/* A wrong answer is final; an unreachable target or an error status may be a deployment in progress. */
 		if (rc == 0 || rc == -2 || attempt == ACME_VALIDATE_ATTEMPTS)
 			break;
@@ -291,7 +418,8 @@ void acme_validator_free(struct acme_validator *v)
 }
 
 int acme_challenge_respond(struct acme_validator *v, const char *mount_id, const char *authz_id, const char *type,
-                           const char *thumbprint, int64_t http01_port, json_t **authz, struct sg_err *err)
+                           const char *thumbprint, const struct acme_validation_cfg *vcfg, json_t **authz,
+                           struct sg_err *err)
 {
 	json_t *az = NULL, *ch;
 	struct store_batch *b = NULL;
@@ -308,7 +436,7 @@ int acme_challenge_respond(struct acme_validator *v, const char *mount_id, const
 	if (r == 0)
 		return sg_err_set(err, SG_NOT_FOUND, "no such authorization");
 	ch = find_challenge(az, type);
-	if (ch == NULL || strcmp(type, "http-01") != 0) {
+	if (ch == NULL) {
 		sg_err_set(err, SG_NOT_FOUND, "no such challenge");
 		goto out;
 	}
@@ -347,7 +475,11 @@ int acme_challenge_respond(struct acme_validator *v, const char *mount_id, const
 	j->authz_id = sg_xstrdup(authz_id);
 	j->type = sg_xstrdup(type);
 	j->thumbprint = sg_xstrdup(thumbprint);
-	j->port = http01_port;
+	j->http01_port = vcfg->http01_port;
+	j->tls_alpn01_port = vcfg->tls_alpn01_port;
+	j->resolver = sg_xstrdup(vcfg->dns_resolver != NULL ? vcfg->dns_resolver : "");
+	if (vcfg->caa_identities != NULL)
+		sg_strlist_copy(&j->caa_identities, vcfg->caa_identities);
 	{
 		struct timespec until;
 

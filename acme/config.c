@@ -17,6 +17,7 @@ void acme_config_init(struct acme_config *c)
 	c->eab_policy = ACME_EAB_NOT_REQUIRED;
 	c->http01_port = 80;
 	c->dns_resolver = sg_xstrdup("");
+	c->tls_alpn01_port = 443;
 }
 
 void acme_config_clear(struct acme_config *c)
@@ -27,6 +28,7 @@ void acme_config_clear(struct acme_config *c)
 	sg_strlist_clear(&c->allowed_issuers);
 	free(c->default_directory_policy);
 	free(c->dns_resolver);
+	sg_strlist_clear(&c->caa_identities);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -44,11 +46,15 @@ const char *acme_eab_policy_name(enum acme_eab_policy p)
 
 json_t *acme_config_json(const struct acme_config *c)
 {
-	return json_pack("{s:b, s:o, s:o, s:s, s:s, s:I, s:s}", "enabled", c->enabled, "allowed_roles",
+	json_t *j = json_pack("{s:b, s:o, s:o, s:s, s:s, s:I, s:s}", "enabled", c->enabled, "allowed_roles",
 	                 sg_strlist_to_json(&c->allowed_roles), "allowed_issuers",
 	                 sg_strlist_to_json(&c->allowed_issuers), "default_directory_policy",
 	                 c->default_directory_policy, "eab_policy", acme_eab_policy_name(c->eab_policy),
 	                 "http01_port", (json_int_t)c->http01_port, "dns_resolver", c->dns_resolver);
+
+	json_object_set_new(j, "tls_alpn01_port", json_integer((json_int_t)c->tls_alpn01_port));
+	json_object_set_new(j, "caa_identities", sg_strlist_to_json(&c->caa_identities));
+	return j;
 }
 
 static int apply(struct acme_config *c, const json_t *body, struct sg_err *err)
@@ -110,8 +116,27 @@ static int apply(struct acme_config *c, const json_t *body, struct sg_err *err)
 	if (r == 1) {
 		if (strlen(s) > 300)
 			return sg_err_set(err, SG_BAD_REQUEST, "dns_resolver too long");
+		if (acme_dns_resolver_check(s, err) != 0)
+			return -1;
 		free(c->dns_resolver);
 		c->dns_resolver = sg_xstrdup(s);
+	}
+	if ((r = sg_json_int(body, "tls_alpn01_port", &port, err)) < 0)
+		return -1;
+	if (r == 1) {
+		if (port < 1 || port > 65535)
+			return sg_err_set(err, SG_BAD_REQUEST, "tls_alpn01_port must be 1..65535");
+		c->tls_alpn01_port = port;
+	}
+	if (json_object_get(body, "caa_identities") != NULL) {
+		if (sg_json_list(body, "caa_identities", &c->caa_identities, err) < 0)
+			return -1;
+		if (c->caa_identities.n > ACME_CAA_MAX_IDENTITIES)
+			return sg_err_set(err, SG_BAD_REQUEST, "at most %d caa_identities", ACME_CAA_MAX_IDENTITIES);
+		for (size_t i = 0; i < c->caa_identities.n; i++)
+			if (strlen(c->caa_identities.v[i]) > ACME_DNS_MAX_NAME || strchr(c->caa_identities.v[i], ';') != NULL ||
+			    strchr(c->caa_identities.v[i], ' ') != NULL)
+				return sg_err_set(err, SG_BAD_REQUEST, "caa_identities are issuer domain names (RFC 8659 4.2)");
 	}
 	return 0;
 }

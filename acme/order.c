@@ -35,10 +35,14 @@ static int ident_normalise(const json_t *in, json_t **out, struct sg_err *err)
 			return sg_err_set(err, SG_ACME_REJECTED_IDENTIFIER, "identifier \"%s\" must not end with a dot", buf);
 		if (!role_hostname_valid(buf))
 			return sg_err_set(err, SG_ACME_REJECTED_IDENTIFIER, "identifier \"%s\" is not a valid DNS name", buf);
-		if (strchr(buf, '*') != NULL)
-			/* Wildcards need dns-01 (RFC 8555 8.4 via 7.1.3), which this server does not offer yet. */
+		/*
+		 * RFC 8555 7.1.3: a wildcard is "*." and a name; the role decides
+		 * whether wildcards are allowed at all (allow_wildcard_certificates).
+		 */
+		if (strchr(buf, '*') != NULL &&
+		    (strncmp(buf, "*.", 2) != 0 || strchr(buf + 2, '*') != NULL || strchr(buf + 2, '.') == NULL))
 			return sg_err_set(err, SG_ACME_REJECTED_IDENTIFIER,
-			                  "wildcard identifier \"%s\" needs dns-01, which is not supported", buf);
+			                  "identifier \"%s\": a wildcard is \"*.\" followed by a domain name", buf);
 		*out = json_pack("{s:s, s:s}", "type", "dns", "value", buf);
 		return 0;
 	}
@@ -56,6 +60,31 @@ static int ident_normalise(const json_t *in, json_t **out, struct sg_err *err)
 		return 0;
 	}
 	return sg_err_set(err, SG_ACME_UNSUPPORTED_IDENTIFIER, "identifier type must be dns or ip");
+}
+
+/* RFC 8555 7.1.4: a wildcard's authorization names the domain without "*." and says "wildcard": true. */
+static json_t *authz_identifier(const json_t *id, bool *wildcard)
+{
+	const char *value = json_string_value(json_object_get(id, "value"));
+
+	*wildcard = strcmp(json_string_value(json_object_get(id, "type")), "dns") == 0 && strncmp(value, "*.", 2) == 0;
+	if (!*wildcard)
+		return json_deep_copy(id);
+	return json_pack("{s:s, s:s}", "type", "dns", "value", value + 2);
+}
+
+/*
+ * The challenges of an identifier: http-01 and tls-alpn-01 (RFC 8738 for
+ * addresses, 7.1.3 of RFC 8555 and RFC 8737 3 forbid them for wildcards),
+ * dns-01 for DNS names only (RFC 8738 7: no dns-01 for IP identifiers).
+ */
+static bool challenge_offered(const char *type, const json_t *id, bool wildcard)
+{
+	bool dns = strcmp(json_string_value(json_object_get(id, "type")), "dns") == 0;
+
+	if (strcmp(type, "dns-01") == 0)
+		return dns;
+	return !wildcard;
 }
 
 static bool ident_has(const json_t *list, const json_t *id)
@@ -107,18 +136,31 @@ int acme_order_create(struct store *st, const char *mount_id, const char *accoun
 	sg_time_format_rfc3339(t, now, sizeof(now));
 	json_array_foreach(ids, i, v) {
 		char aid[ACME_ID_LEN + 1];
+		static const char *const types[] = {"http-01", "dns-01", "tls-alpn-01"};
 		unsigned char tok[ACME_TOKEN_BYTES];
 		char *token;
-		json_t *az;
+		json_t *az, *chs;
+		bool wildcard = false;
+
 
 		acme_new_id(aid);
-		if (RAND_bytes(tok, sizeof(tok)) != 1)
-			sg_die("RAND_bytes failed");
-		token = acme_b64url(tok, sizeof(tok));
-		az = json_pack("{s:s, s:s, s:s, s:O, s:s, s:s, s:[{s:s, s:s, s:s}]}", "id", aid, "account", account,
-		               "order", oid, "identifier", v, "status", "pending", "expires", expires, "challenges",
-		               "type", "http-01", "token", token, "status", "pending");
-		free(token);
+		az = json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", aid, "account", account, "order", oid, "status",
+		               "pending", "expires", expires);
+		json_object_set_new(az, "identifier", authz_identifier(v, &wildcard));
+		if (wildcard)
+			json_object_set_new(az, "wildcard", json_true());
+		chs = json_array();
+		for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
+			if (!challenge_offered(types[k], v, wildcard))
+				continue;
+			if (RAND_bytes(tok, sizeof(tok)) != 1)
+				sg_die("RAND_bytes failed");
+			token = acme_b64url(tok, sizeof(tok));
+			json_array_append_new(chs, json_pack("{s:s, s:s, s:s}", "type", types[k], "token", token, "status",
+			                                     "pending"));
+			free(token);
+		}
+		json_object_set_new(az, "challenges", chs);
 		acme_rec_put_new(b, mount_id, "authz", aid, az);
 		json_decref(az);
 		json_array_append_new(authzs, json_string(aid));

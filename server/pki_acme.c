@@ -440,13 +440,17 @@ static json_t *challenge_json(const struct actx *c, const char *authz_id, const 
 static json_t *authz_json(const struct actx *c, const json_t *az)
 {
 	const char *id = json_string_value(json_object_get(az, "id"));
-	json_t *chs = json_array(), *v;
+	json_t *chs = json_array(), *v, *j;
 	size_t i;
 
 	json_array_foreach(json_object_get(az, "challenges"), i, v)
 		json_array_append_new(chs, challenge_json(c, id, v));
-	return json_pack("{s:O, s:O, s:O, s:o}", "identifier", json_object_get(az, "identifier"), "status",
-	                 json_object_get(az, "status"), "expires", json_object_get(az, "expires"), "challenges", chs);
+	j = json_pack("{s:O, s:O, s:O, s:o}", "identifier", json_object_get(az, "identifier"), "status",
+	              json_object_get(az, "status"), "expires", json_object_get(az, "expires"), "challenges", chs);
+	/* RFC 8555 7.1.4: the identifier of a wildcard authorization is the domain without "*.". */
+	if (json_is_true(json_object_get(az, "wildcard")))
+		json_object_set_new(j, "wildcard", json_true());
+	return j;
 }
 
 /* ---- Handlers ---- */
@@ -472,6 +476,9 @@ int h_acme_directory(struct req *rq, struct resp *rs, struct sg_err *err)
 	d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:b}}", "newNonce", nn, "newAccount", na, "newOrder", no,
 	              "revokeCert", rc, "keyChange", kc, "meta", "externalAccountRequired",
 	              c.cfg.eab_policy != ACME_EAB_NOT_REQUIRED);
+	/* RFC 8555 7.1.1: the CAA issuer domain names this server recognises as its own (RFC 8659 4.2). */
+	if (c.cfg.caa_identities.n > 0)
+		json_object_set_new(json_object_get(d, "meta"), "caaIdentities", sg_strlist_to_json(&c.cfg.caa_identities));
 	free(kc);
 	free(nn);
 	free(na);
@@ -1260,8 +1267,11 @@ int h_acme_challenge(struct req *rq, struct resp *rs, struct sg_err *err)
 	if (c.payload != NULL) {
 		json_decref(az);
 		az = NULL;
-		if (acme_challenge_respond(rq->srv->acme_validator, c.mount_id, aid, type, c.thumbprint, c.cfg.http01_port,
-		                           &az, &e) != 0)
+		struct acme_validation_cfg vcfg;
+
+		acme_validation_cfg_of(&c.cfg, &vcfg);
+		if (acme_challenge_respond(rq->srv->acme_validator, c.mount_id, aid, type, c.thumbprint, &vcfg, &az, &e) !=
+		    0)
 			goto fail;
 	}
 	json_array_foreach(json_object_get(az, "challenges"), i, v) {

@@ -387,8 +387,10 @@ def test_names_outside_role():
         eq(e.typ, "urn:ietf:params:acme:error:rejectedIdentifier", "denied name type")
     key, kid = state["kids"][0]
     d = dir_json()
-    r = jws_post(d["newOrder"], {"identifiers": [{"type": "dns", "value": "*." + DOMAIN}]}, key, kid=kid)
-    expect_problem(r, 400, "rejectedIdentifier", "wildcard without dns-01")
+    r = jws_post(d["newOrder"], {"identifiers": [{"type": "dns", "value": "*.evil.example"}]}, key, kid=kid)
+    expect_problem(r, 400, "rejectedIdentifier", "wildcard outside the role")
+    r = jws_post(d["newOrder"], {"identifiers": [{"type": "dns", "value": "a*." + DOMAIN}]}, key, kid=kid)
+    expect_problem(r, 400, "rejectedIdentifier", "partial-label wildcard (RFC 8555 7.1.3: only \"*.\")")
     r = jws_post(d["newOrder"], {"identifiers": [{"type": "email", "value": "a@b.c"}]}, key, kid=kid)
     expect_problem(r, 400, "unsupportedIdentifier", "email identifier")
 
