@@ -1101,74 +1101,23 @@ static int str_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* A delta CRL (RFC 5280 5.2.4) of the revocations since `base`: serials is the pending list (copied). */
-static int build_delta(struct crl *c, const struct ca_mount *m, const char *issuer_id, const struct crl_blob *base,
-                       struct sg_strlist *serials, struct build_result *res, struct sg_err *err)
-{
-	struct ca_issuer_info info = {0};
-	struct build b = {0};
-	struct crl_config cfg;
-	int rc = -1;
-
-	sg_err_init(&res->err);
-	sg_err_init(&b.err);
-	memcpy(res->issuer_id, issuer_id, 37);
-	if (crl_config_get(c, m, &cfg, err) < 0)
-		return -1;
-	if (ca_issuer_get(c->ca, m, issuer_id, &info, &b.err) < 0 ||
-	    build_prepare(c, m, &info, CRL_DELTA, &cfg, &b, &b.err) < 0)
-		goto fail;
-	b.base_number = base->number;
-	if (!cfg.disable && serials->n > 0) {
-		qsort(serials->v, serials->n, sizeof(char *), str_cmp);
-		for (size_t i = 0; i < serials->n; i++) {
-			struct ca_cert_record r = {0};
-			unsigned char mag[CA_MAX_SERIAL_BYTES];
-			size_t mlen = 0;
-			struct sg_err tmp;
-
-			if (i > 0 && strcmp(serials->v[i], serials->v[i - 1]) == 0)
-				continue;
-			sg_err_init(&tmp);
-			/* Gone (tidied) or unreadable: not listed; the next full CRL is the truth. */
-			if (ca_cert_get(c->ca, m, serials->v[i], &r, &tmp) < 0 || !r.revoked ||
-			    sg_hex_parse_serial(serials->v[i], mag, sizeof(mag), &mlen) < 0) {
-				ca_cert_record_clear(&r);
-				continue;
-			}
-			build_entry(&b, mag, mlen, r.revocation_time, r.reason, r.invalidity_date);
-			ca_cert_record_clear(&r);
-		}
-	}
-	if (build_finish(&b, &b.err) < 0)
-		goto fail;
-	res->ok = true;
-	res->blob = b.out;
-	b.out = NULL;
-	rc = 0;
-	goto out;
-fail:
-	notify_error(res, &b.err);
-	rc = 0;
-out:
-	build_clear(&b);
-	ca_issuer_info_clear(&info);
-	return rc;
-}
-
 /*
- * The next full CRL without a scan: the previous one's entries, copied as
- * they are, and the revocations since (serials, the pending list: copied),
- * read one by one. Revocations are never undone and only tidy removes
- * entries (tidy asks for a scan), so this is the same CRL a scan would
- * build, for the cost of a copy and a signature.
+ * A CRL built from `base` and the revocations since (serials, the pending
+ * list: copied), read one by one:
+ * - CRL_DELTA: a delta CRL (RFC 5280 5.2.4) of those revocations;
+ * - CRL_FULL: the next full CRL without a scan: base's entries, copied as
+ *   they are, plus those revocations. Revocations are never undone and
+ *   only tidy removes entries (tidy asks for a scan), so this is the CRL a
+ *   scan would build, for the cost of a copy and a signature.
  */
-static int build_append(struct crl *c, const struct ca_mount *m, const char *issuer_id, const struct crl_blob *base,
-                        struct sg_strlist *serials, struct build_result *res, struct sg_err *err)
+static int build_from_base(struct crl *c, const struct ca_mount *m, const char *issuer_id, const struct crl_blob *base,
+                           enum crl_kind kind, struct sg_strlist *serials, struct build_result *res,
+                           struct sg_err *err)
 {
 	struct ca_issuer_info info = {0};
 	struct build b = {0};
 	struct crl_config cfg;
+	size_t n;
 	int rc = -1;
 
 	sg_err_init(&res->err);
@@ -1177,13 +1126,18 @@ static int build_append(struct crl *c, const struct ca_mount *m, const char *iss
 	if (crl_config_get(c, m, &cfg, err) < 0)
 		return -1;
 	if (ca_issuer_get(c->ca, m, issuer_id, &info, &b.err) < 0 ||
-	    build_prepare(c, m, &info, CRL_FULL, &cfg, &b, &b.err) < 0)
+	    build_prepare(c, m, &info, kind, &cfg, &b, &b.err) < 0)
 		goto fail;
-	dbuf_put(&b.buf, base->der + priv(base)->list_off, priv(base)->list_len);
-	b.entries = base->entries;
-	if (serials->n > 0)
-		qsort(serials->v, serials->n, sizeof(char *), str_cmp);
-	for (size_t i = 0; i < serials->n; i++) {
+	if (kind == CRL_DELTA) {
+		b.base_number = base->number;
+	} else {
+		dbuf_put(&b.buf, base->der + priv(base)->list_off, priv(base)->list_len);
+		b.entries = base->entries;
+	}
+	n = kind == CRL_DELTA && cfg.disable ? 0 : serials->n;
+	if (n > 0)
+		qsort(serials->v, n, sizeof(char *), str_cmp);
+	for (size_t i = 0; i < n; i++) {
 		struct ca_cert_record r = {0};
 		unsigned char mag[CA_MAX_SERIAL_BYTES];
 		size_t mlen = 0;
@@ -1192,12 +1146,13 @@ static int build_append(struct crl *c, const struct ca_mount *m, const char *iss
 		if (i > 0 && strcmp(serials->v[i], serials->v[i - 1]) == 0)
 			continue;
 		sg_err_init(&tmp);
+		/* Gone (tidied) or unreadable: not listed; the next full CRL from a scan is the truth. */
 		if (ca_cert_get(c->ca, m, serials->v[i], &r, &tmp) < 0 || !r.revoked ||
 		    sg_hex_parse_serial(serials->v[i], mag, sizeof(mag), &mlen) < 0) {
 			ca_cert_record_clear(&r);
 			continue;
 		}
-		if (b.max_entries > 0 && (int64_t)b.entries >= b.max_entries) {
+		if (kind == CRL_FULL && b.max_entries > 0 && (int64_t)b.entries >= b.max_entries) {
 			ca_cert_record_clear(&r);
 			sg_err_set(&b.err, SG_BAD_REQUEST, "CRL of issuer %s exceeds max_crl_entries (%lld)", issuer_id,
 			           (long long)b.max_entries);
@@ -1518,7 +1473,7 @@ static void run_append(struct crl *c, struct crl_mnt *mn, struct crl_iss *i)
 	memset(&i->pending, 0, sizeof(i->pending));
 	pthread_mutex_unlock(&c->lock);
 	sg_err_init(&err);
-	if (build_append(c, &m, id, base, &i->inflight, &res, &err) < 0)
+	if (build_from_base(c, &m, id, base, CRL_FULL, &i->inflight, &res, &err) < 0)
 		notify_error(&res, &err);
 	pthread_mutex_lock(&c->lock);
 	if (!res.ok)
@@ -1568,7 +1523,7 @@ static void run_delta(struct crl *c, struct crl_mnt *mn, struct crl_iss *i)
 	sg_strlist_copy(&serials, &i->pending);
 	pthread_mutex_unlock(&c->lock);
 	sg_err_init(&err);
-	if (build_delta(c, &m, id, base, &serials, &res, &err) < 0)
+	if (build_from_base(c, &m, id, base, CRL_DELTA, &serials, &res, &err) < 0)
 		notify_error(&res, &err);
 	pthread_mutex_lock(&c->lock);
 	/* A base replaced meanwhile makes this delta refer to an old base: build again. */
