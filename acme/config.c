@@ -18,6 +18,7 @@ void acme_config_init(struct acme_config *c)
 	c->http01_port = 80;
 	c->dns_resolver = sg_xstrdup("");
 	c->tls_alpn01_port = 443;
+	c->profiles = json_object();
 }
 
 void acme_config_clear(struct acme_config *c)
@@ -29,6 +30,7 @@ void acme_config_clear(struct acme_config *c)
 	free(c->default_directory_policy);
 	free(c->dns_resolver);
 	sg_strlist_clear(&c->caa_identities);
+	json_decref(c->profiles);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -54,7 +56,94 @@ json_t *acme_config_json(const struct acme_config *c)
 
 	json_object_set_new(j, "tls_alpn01_port", json_integer((json_int_t)c->tls_alpn01_port));
 	json_object_set_new(j, "caa_identities", sg_strlist_to_json(&c->caa_identities));
+	json_object_set_new(j, "profiles", json_deep_copy(c->profiles));
+	json_object_set_new(j, "rate_limits",
+	                    json_pack("{s:I, s:I}", "orders_per_account_per_hour",
+	                              (json_int_t)c->orders_per_account_per_hour, "orders_per_identifier_per_hour",
+	                              (json_int_t)c->orders_per_identifier_per_hour));
 	return j;
+}
+
+const char *acme_config_profile_role(const struct acme_config *c, const char *name)
+{
+	return json_string_value(json_object_get(json_object_get(c->profiles, name), "role"));
+}
+
+static bool profile_name_ok(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n] != '\0'; n++) {
+		char ch = s[n];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+		      ch == '_' || ch == '.'))
+			return false;
+	}
+	return n > 0 && n <= ACME_MAX_PROFILE_NAME;
+}
+
+/*
+ * profiles: {"<name>": "<role>"} or {"<name>": {"role": "<role>",
+ * "description": "..."}}, stored in the second form.
+ */
+static int apply_profiles(struct acme_config *c, const json_t *in, struct sg_err *err)
+{
+	json_t *out = json_object();
+	const char *name;
+	json_t *v;
+
+	if (!json_is_object(in) || json_object_size(in) > ACME_MAX_PROFILES) {
+		json_decref(out);
+		return sg_err_set(err, SG_BAD_REQUEST, "profiles must be an object of at most %d name -> role entries",
+		                  ACME_MAX_PROFILES);
+	}
+	json_object_foreach((json_t *)in, name, v) {
+		const char *role = json_is_string(v) ? json_string_value(v) : json_string_value(json_object_get(v, "role"));
+		const char *desc = json_string_value(json_object_get(v, "description"));
+
+		if (!profile_name_ok(name) || role == NULL || role[0] == '\0' || strlen(role) > 128 ||
+		    (desc != NULL && strlen(desc) > ACME_MAX_PROFILE_DESC)) {
+			json_decref(out);
+			return sg_err_set(err, SG_BAD_REQUEST,
+			                  "profile \"%.64s\": a name of [A-Za-z0-9._-] and a role (or {\"role\", \"description\"})",
+			                  name);
+		}
+		{
+			char *d = desc != NULL ? sg_xstrdup(desc) : sg_xasprintf("certificates of role %s", role);
+
+			json_object_set_new(out, name, json_pack("{s:s, s:s}", "role", role, "description", d));
+			free(d);
+		}
+	}
+	json_decref(c->profiles);
+	c->profiles = out;
+	return 0;
+}
+
+static int apply_rate_limits(struct acme_config *c, const json_t *in, struct sg_err *err)
+{
+	int64_t v = 0;
+	int r;
+
+	if (!json_is_object(in))
+		return sg_err_set(err, SG_BAD_REQUEST, "rate_limits must be an object");
+	if ((r = sg_json_int(in, "orders_per_account_per_hour", &v, err)) < 0)
+		return -1;
+	if (r == 1) {
+		if (v < 0 || v > ACME_RL_MAX_LIMIT)
+			return sg_err_set(err, SG_BAD_REQUEST, "orders_per_account_per_hour must be 0..%d", ACME_RL_MAX_LIMIT);
+		c->orders_per_account_per_hour = v;
+	}
+	if ((r = sg_json_int(in, "orders_per_identifier_per_hour", &v, err)) < 0)
+		return -1;
+	if (r == 1) {
+		if (v < 0 || v > ACME_RL_MAX_LIMIT)
+			return sg_err_set(err, SG_BAD_REQUEST, "orders_per_identifier_per_hour must be 0..%d",
+			                  ACME_RL_MAX_LIMIT);
+		c->orders_per_identifier_per_hour = v;
+	}
+	return 0;
 }
 
 static int apply(struct acme_config *c, const json_t *body, struct sg_err *err)
@@ -138,6 +227,11 @@ static int apply(struct acme_config *c, const json_t *body, struct sg_err *err)
 			    strchr(c->caa_identities.v[i], ' ') != NULL)
 				return sg_err_set(err, SG_BAD_REQUEST, "caa_identities are issuer domain names (RFC 8659 4.2)");
 	}
+	if (json_object_get(body, "profiles") != NULL && apply_profiles(c, json_object_get(body, "profiles"), err) != 0)
+		return -1;
+	if (json_object_get(body, "rate_limits") != NULL &&
+	    apply_rate_limits(c, json_object_get(body, "rate_limits"), err) != 0)
+		return -1;
 	return 0;
 }
 
@@ -169,6 +263,19 @@ int acme_config_set(struct store *st, const char *mount_id, const json_t *body, 
 		return -1;
 	if (apply(out, body, err) != 0)
 		return -1;
+	{
+		/* A profile is a way into its role: only roles the directories may use. */
+		const char *name;
+		json_t *v;
+
+		json_object_foreach(out->profiles, name, v) {
+			const char *role = json_string_value(json_object_get(v, "role"));
+
+			if (!sg_strlist_has(&out->allowed_roles, "*") && !sg_strlist_has(&out->allowed_roles, role))
+				return sg_err_set(err, SG_BAD_REQUEST, "profile \"%s\": role \"%s\" is not in allowed_roles",
+				                  name, role);
+		}
+	}
 	j = acme_config_json(out);
 	b = store_batch_new();
 	acme_rec_put(b, mount_id, "config", "acme", j);

@@ -103,6 +103,14 @@ int acme_order_create(struct store *st, const char *mount_id, const char *accoun
                       const char *role, const json_t *identifiers, const char *not_after, acme_names_check check,
                       void *check_arg, json_t **order, struct sg_err *err)
 {
+	return acme_order_create_ex(st, mount_id, account, directory, role, identifiers, not_after, NULL, check,
+	                            check_arg, order, err);
+}
+
+int acme_order_create_ex(struct store *st, const char *mount_id, const char *account, const char *directory,
+                         const char *role, const json_t *identifiers, const char *not_after, const json_t *extra,
+                         acme_names_check check, void *check_arg, json_t **order, struct sg_err *err)
+{
 	json_t *ids = json_array(), *authzs = json_array(), *ord = NULL;
 	struct store_batch *b = store_batch_new();
 	char oid[ACME_ID_LEN + 1], expires[32], now[32];
@@ -142,7 +150,6 @@ int acme_order_create(struct store *st, const char *mount_id, const char *accoun
 		json_t *az, *chs;
 		bool wildcard = false;
 
-
 		acme_new_id(aid);
 		az = json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", aid, "account", account, "order", oid, "status",
 		               "pending", "expires", expires);
@@ -170,6 +177,8 @@ int acme_order_create(struct store *st, const char *mount_id, const char *accoun
 	                expires, "created", now);
 	if (not_after != NULL)
 		json_object_set_new(ord, "not_after", json_string(not_after));
+	if (extra != NULL)
+		json_object_update_missing(ord, (json_t *)extra);
 	acme_rec_put_new(b, mount_id, "order", oid, ord);
 	{
 		/* The account's orders list (RFC 8555 7.1.2.1): "<mount>/acctorder/<account>/<order>". */

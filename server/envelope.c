@@ -134,6 +134,27 @@ void resp_header(struct resp *rs, const char *name, const char *value)
 	json_object_set_new(rs->headers, name, json_string(value));
 }
 
+void resp_header_add(struct resp *rs, const char *name, const char *value)
+{
+	json_t *cur;
+
+	if (rs->headers == NULL)
+		rs->headers = json_object();
+	cur = json_object_get(rs->headers, name);
+	if (cur == NULL) {
+		json_object_set_new(rs->headers, name, json_string(value));
+		return;
+	}
+	if (!json_is_array(cur)) {
+		json_t *a = json_array();
+
+		json_array_append(a, cur);
+		json_object_set_new(rs->headers, name, a);
+		cur = a;
+	}
+	json_array_append_new(cur, json_string(value));
+}
+
 void resp_clear(struct resp *rs)
 {
 	if (rs == NULL)

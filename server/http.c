@@ -326,15 +326,20 @@ static enum MHD_Result send_buf(struct http_ctx *c, int status, const char *cont
 		json_t *v;
 
 		json_object_foreach((json_t *)extra, k, v) {
-			const char *val = json_string_value(v);
+			/* An array is one field line per value (resp_header_add). */
+			size_t nv = json_is_array(v) ? json_array_size(v) : 1;
 
-			if (val == NULL || !header_ok(k, true) || !header_ok(val, false) ||
-			    strcasecmp(k, MHD_HTTP_HEADER_CONTENT_TYPE) == 0 ||
-			    strcasecmp(k, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
-				continue;
-			if (strcasecmp(k, MHD_HTTP_HEADER_CACHE_CONTROL) == 0)
-				cache_set = true;
-			MHD_add_response_header(r, k, val);
+			for (size_t i = 0; i < nv; i++) {
+				const char *val = json_string_value(json_is_array(v) ? json_array_get(v, i) : v);
+
+				if (val == NULL || !header_ok(k, true) || !header_ok(val, false) ||
+				    strcasecmp(k, MHD_HTTP_HEADER_CONTENT_TYPE) == 0 ||
+				    strcasecmp(k, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+					continue;
+				if (strcasecmp(k, MHD_HTTP_HEADER_CACHE_CONTROL) == 0)
+					cache_set = true;
+				MHD_add_response_header(r, k, val);
+			}
 		}
 	}
 	if (!cache_set)

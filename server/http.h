@@ -153,6 +153,12 @@ int resp_keys(struct resp *rs, const struct sg_strlist *keys, struct sg_err *err
 void resp_raw(struct resp *rs, const char *content_type, const void *body, size_t len); /* copies */
 void resp_warn(struct resp *rs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void resp_header(struct resp *rs, const char *name, const char *value);
+/*
+ * Adds one more field line `name: value` (RFC 9110 5.3), kept apart from
+ * the others of that name: some clients parse one Link per line (compat
+ * cert-manager 1.8). resp_header replaces all lines of the name.
+ */
+void resp_header_add(struct resp *rs, const char *name, const char *value);
 /* Frees everything a response owns and leaves it zeroed (NULL-safe). */
 void resp_clear(struct resp *rs);
 

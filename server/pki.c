@@ -128,11 +128,14 @@ const struct route pki_routes[] = {
 	{P "acme/new-account", HTTP_POST, h_acme_new_account, PUBLIC, false}, \
 	{P "acme/account/:kid", HTTP_POST, h_acme_account, PUBLIC, false}, \
 	{P "acme/account/:kid/orders", HTTP_POST, h_acme_account_orders, PUBLIC, false}, \
+	{P "acme/account/:kid/orders/:after", HTTP_POST, h_acme_account_orders, PUBLIC, false}, \
+	{P "acme/renewal-info/:certid", HTTP_GET, h_acme_renewal_info, PUBLIC, false}, \
 	{P "acme/key-change", HTTP_POST, h_acme_key_change, PUBLIC, false}, \
 	{P "acme/new-order", HTTP_POST, h_acme_new_order, PUBLIC, false}, \
 	{P "acme/order/:id", HTTP_POST, h_acme_order, PUBLIC, false}, \
 	{P "acme/order/:id/finalize", HTTP_POST, h_acme_finalize, PUBLIC, false}, \
 	{P "acme/order/:id/cert", HTTP_POST, h_acme_cert, PUBLIC, false}, \
+	{P "acme/order/:id/cert/:alt", HTTP_POST, h_acme_cert, PUBLIC, false}, \
 	{P "acme/authorization/:id", HTTP_POST, h_acme_authz, PUBLIC, false}, \
 	{P "acme/challenge/:auth/:type", HTTP_POST, h_acme_challenge, PUBLIC, false}, \
 	{P "acme/revoke-cert", HTTP_POST, h_acme_revoke, PUBLIC, false}, \
@@ -144,6 +147,7 @@ const struct route pki_routes[] = {
 	{P "acme/order/:id", HTTP_GET, h_acme_post_only, PUBLIC, false}, \
 	{P "acme/order/:id/finalize", HTTP_GET, h_acme_post_only, PUBLIC, false}, \
 	{P "acme/order/:id/cert", HTTP_GET, h_acme_post_only, PUBLIC, false}, \
+	{P "acme/order/:id/cert/:alt", HTTP_GET, h_acme_post_only, PUBLIC, false}, \
 	{P "acme/authorization/:id", HTTP_GET, h_acme_post_only, PUBLIC, false}, \
 	{P "acme/challenge/:auth/:type", HTTP_GET, h_acme_post_only, PUBLIC, false}, \
 	{P "acme/revoke-cert", HTTP_GET, h_acme_post_only, PUBLIC, false}

@@ -12,6 +12,8 @@
  */
 #include "server/pki_acme.h"
 
+#include <arpa/inet.h>
+#include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -24,7 +26,9 @@
 #include "server/pki.h"
 
 #define ACME_HOST_MAX 255
-#define ACME_ORDERS_LIST_MAX 1000
+#define ACME_ORDERS_PAGE 100      /* orders per page of an account's list (RFC 8555 7.1.2.1) */
+#define ACME_MAX_ALT_CHAINS 8     /* alternate chains offered per certificate */
+#define ACME_RL_WINDOW_S 3600
 
 /*
  * One nonce service per process (one server per process). Its key is
@@ -43,6 +47,21 @@ static struct acme_nonces *nonce_service(void)
 {
 	pthread_once(&nonces_once, nonces_init);
 	return nonces;
+}
+
+/* The new-order rate limits' counters: per process, in memory (acme.h, ratelimit.c). */
+static pthread_once_t limits_once = PTHREAD_ONCE_INIT;
+static struct acme_ratelimit *limits;
+
+static void limits_init(void)
+{
+	limits = acme_ratelimit_new(ACME_RL_WINDOW_S);
+}
+
+static struct acme_ratelimit *limit_service(void)
+{
+	pthread_once(&limits_once, limits_init);
+	return limits;
 }
 
 /* A directory's path inside the mount: "[issuer/<ref>/][roles/<role>/]acme/". */
@@ -75,6 +94,7 @@ struct actx {
 	char *thumbprint;     /* of the request's key */
 	struct acme_jws jws;
 	json_t *payload;      /* parsed payload (NULL for POST-as-GET) */
+	int64_t retry_after;  /* newOrder: set when a rate limit refused it */
 	bool ready;
 };
 
@@ -109,7 +129,8 @@ static void add_index_link(struct actx *c)
 	if (c->dir_url != NULL) {
 		char *l = sg_xasprintf("<%sdirectory>;rel=\"index\"", c->dir_url);
 
-		resp_header(c->rs, "Link", l);
+		/* RFC 8555 7.1: every resource links its directory, beside any other Link. */
+		resp_header_add(c->rs, "Link", l);
 		free(l);
 	}
 }
@@ -150,8 +171,29 @@ static int answer(struct actx *c, int status, json_t *j, const char *location)
 	add_nonce(c->rs);
 	if (location != NULL)
 		resp_header(c->rs, "Location", location);
-	if (json_object_get(c->rs->headers, "Link") == NULL)
-		add_index_link(c);
+	add_index_link(c);
+	return 0;
+}
+
+/*
+ * A problem whose type has no sg_code of its own (RFC 8555 6.7, RFC 9773
+ * 7.4, draft-ietf-acme-profiles): the body's status equals the HTTP
+ * status, which cert-manager reads to tell final (4xx) from retried (5xx).
+ */
+static int problem_typed(struct actx *c, const char *type, const char *detail, int status)
+{
+	char *t = sg_xasprintf("urn:ietf:params:acme:error:%s", type);
+	json_t *doc = json_pack("{s:s, s:s, s:i}", "type", t, "detail", detail, "status", status);
+	char *body = json_dumps(doc, JSON_COMPACT);
+
+	resp_clear(c->rs);
+	resp_raw(c->rs, "application/problem+json", body, strlen(body));
+	c->rs->status = status;
+	add_nonce(c->rs);
+	add_index_link(c);
+	free(body);
+	free(t);
+	json_decref(doc);
 	return 0;
 }
 
@@ -418,6 +460,10 @@ static json_t *order_json(const struct actx *c, const json_t *ord)
 	}
 	if (json_object_get(ord, "not_after") != NULL)
 		json_object_set(j, "notAfter", json_object_get(ord, "not_after"));
+	if (json_object_get(ord, "profile") != NULL)
+		json_object_set(j, "profile", json_object_get(ord, "profile"));
+	if (json_object_get(ord, "replaces") != NULL)
+		json_object_set(j, "replaces", json_object_get(ord, "replaces"));
 	if (json_object_get(ord, "error") != NULL)
 		json_object_set(j, "error", json_object_get(ord, "error"));
 	return j;
@@ -460,7 +506,7 @@ int h_acme_directory(struct req *rq, struct resp *rs, struct sg_err *err)
 	struct actx c;
 	struct sg_err e;
 	json_t *d;
-	char *nn, *na, *no, *rc, *kc;
+	char *nn, *na, *no, *rc, *kc, *ri;
 
 	(void)err;
 	sg_err_init(&e);
@@ -473,12 +519,24 @@ int h_acme_directory(struct req *rq, struct resp *rs, struct sg_err *err)
 	no = url_of(&c, "new-order", NULL, NULL);
 	rc = url_of(&c, "revoke-cert", NULL, NULL);
 	kc = url_of(&c, "key-change", NULL, NULL);
-	d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:b}}", "newNonce", nn, "newAccount", na, "newOrder", no,
-	              "revokeCert", rc, "keyChange", kc, "meta", "externalAccountRequired",
+	ri = url_of(&c, "renewal-info", NULL, NULL);
+	/* RFC 9773 3: renewalInfo is the base URL the certID is appended to, after a '/'. */
+	d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:b}}", "newNonce", nn, "newAccount", na, "newOrder", no,
+	              "revokeCert", rc, "keyChange", kc, "renewalInfo", ri, "meta", "externalAccountRequired",
 	              c.cfg.eab_policy != ACME_EAB_NOT_REQUIRED);
+	if (json_object_size(c.cfg.profiles) > 0) {
+		/* draft-ietf-acme-profiles 3: meta.profiles maps each name to a description. */
+		json_t *pr = json_object(), *v;
+		const char *name;
+
+		json_object_foreach(c.cfg.profiles, name, v)
+			json_object_set(pr, name, json_object_get(v, "description"));
+		json_object_set_new(json_object_get(d, "meta"), "profiles", pr);
+	}
 	/* RFC 8555 7.1.1: the CAA issuer domain names this server recognises as its own (RFC 8659 4.2). */
 	if (c.cfg.caa_identities.n > 0)
 		json_object_set_new(json_object_get(d, "meta"), "caaIdentities", sg_strlist_to_json(&c.cfg.caa_identities));
+	free(ri);
 	free(kc);
 	free(nn);
 	free(na);
@@ -717,44 +775,71 @@ struct orders_scan {
 	json_t *urls;
 	const struct actx *c;
 	size_t prefix_len;
+	size_t seen;
+	char last[ACME_ID_LEN + 1];
 };
 
 static int orders_cb(void *arg, const char *key, size_t klen, const void *val, size_t vlen)
 {
 	struct orders_scan *s = arg;
-	char *id = sg_xstrndup(key + s->prefix_len, klen - s->prefix_len);
-	char *u = url_of(s->c, "order", id, NULL);
+	char *id, *u;
 
 	(void)val;
 	(void)vlen;
+	/* One more than a page is read only to know whether a next page exists. */
+	if (++s->seen > ACME_ORDERS_PAGE)
+		return 1;
+	id = sg_xstrndup(key + s->prefix_len, klen - s->prefix_len);
+	u = url_of(s->c, "order", id, NULL);
 	json_array_append_new(s->urls, json_string(u));
+	snprintf(s->last, sizeof(s->last), "%s", id);
 	free(u);
 	free(id);
 	return 0;
 }
 
+/*
+ * RFC 8555 7.1.2.1: the account's orders, ACME_ORDERS_PAGE per page, the
+ * next page linked with rel="next" ("orders/<last order id of this page>").
+ */
 int h_acme_account_orders(struct req *rq, struct resp *rs, struct sg_err *err)
 {
 	struct actx c;
 	struct sg_err e;
 	struct orders_scan s;
-	char *prefix = NULL;
+	const char *after = req_param(rq, "after");
+	char *prefix = NULL, *after_key = NULL;
 
 	(void)err;
 	sg_err_init(&e);
+	memset(&s, 0, sizeof(s));
 	if (begin(&c, rq, rs, KEY_KID) != 0)
 		goto out;
 	if (strcmp(req_param(rq, "kid"), json_string_value(json_object_get(c.account, "id"))) != 0) {
 		sg_err_set(&e, SG_ACME_UNAUTHORIZED, "the orders of another account");
 		goto fail;
 	}
+	if (after != NULL && !acme_id_valid(after)) {
+		sg_err_set(&e, SG_ACME_MALFORMED, "no such page of orders");
+		goto fail;
+	}
 	prefix = sg_xasprintf("%s/acctorder/%s/", c.mount_id, req_param(rq, "kid"));
+	if (after != NULL)
+		after_key = sg_xasprintf("%s%s", prefix, after);
 	s.urls = json_array();
 	s.c = &c;
 	s.prefix_len = strlen(prefix);
-	if (store_scan(c.st, STORE_ACME, prefix, NULL, ACME_ORDERS_LIST_MAX, orders_cb, &s, &e) < 0) {
+	if (store_scan(c.st, STORE_ACME, prefix, after_key, ACME_ORDERS_PAGE + 1, orders_cb, &s, &e) < 0) {
 		json_decref(s.urls);
 		goto fail;
+	}
+	if (s.seen > ACME_ORDERS_PAGE) {
+		char *next = url_of(&c, "account", req_param(rq, "kid"), "orders");
+		char *link = sg_xasprintf("<%s/%s>;rel=\"next\"", next, s.last);
+
+		resp_header_add(rs, "Link", link);
+		free(link);
+		free(next);
 	}
 	answer(&c, 200, json_pack("{s:o}", "orders", s.urls), NULL);
 	goto out;
@@ -762,14 +847,53 @@ fail:
 	problem(&c, &e);
 out:
 	free(prefix);
+	free(after_key);
 	actx_clear(&c);
 	return 0;
 }
 
-/* newOrder's check: the directory's role must allow every identifier (rejectedIdentifier otherwise). */
+/*
+ * The new-order rate limits (config/acme rate_limits) over the normalised
+ * identifiers. A refusal is SG_UNAVAILABLE with c->retry_after set: the
+ * handler answers 503 rateLimited, which cert-manager retries with back-off
+ * where a 429 would fail its Order for good (compat 1.6).
+ */
+static int order_rate_check(struct actx *c, const json_t *ids, struct sg_err *err)
+{
+	const char *keys[ACME_RL_MAX_KEYS];
+	int64_t lim[ACME_RL_MAX_KEYS], wait = 0;
+	char *owned[ACME_RL_MAX_KEYS];
+	size_t n = 0, i;
+	const json_t *v;
+	int r;
+
+	if (c->cfg.orders_per_account_per_hour <= 0 && c->cfg.orders_per_identifier_per_hour <= 0)
+		return 0;
+	owned[n] = sg_xasprintf("%s|acct|%s", c->mount_id, json_string_value(json_object_get(c->account, "id")));
+	keys[n] = owned[n];
+	lim[n++] = c->cfg.orders_per_account_per_hour;
+	json_array_foreach(ids, i, v) {
+		if (n >= ACME_RL_MAX_KEYS)
+			break;
+		owned[n] = sg_xasprintf("%s|ident|%s|%s", c->mount_id, json_string_value(json_object_get(v, "type")),
+		                        json_string_value(json_object_get(v, "value")));
+		keys[n] = owned[n];
+		lim[n++] = c->cfg.orders_per_identifier_per_hour;
+	}
+	r = acme_ratelimit_take(limit_service(), keys, lim, n, sg_now(), &wait);
+	for (i = 0; i < n; i++)
+		free(owned[i]);
+	if (r == 0)
+		return 0;
+	c->retry_after = wait;
+	return sg_err_set(err, SG_UNAVAILABLE, "too many new orders for this account or identifier; retry after %llds",
+	                  (long long)wait);
+}
+
+/* newOrder's check: the order's role must allow every identifier (rejectedIdentifier otherwise), then the rate limits. */
 static int order_names_check(void *arg, const json_t *ids, struct sg_err *err)
 {
-	const struct actx *c = arg;
+	struct actx *c = arg;
 	struct role_names n;
 	const json_t *v;
 	size_t i;
@@ -792,6 +916,118 @@ static int order_names_check(void *arg, const json_t *ids, struct sg_err *err)
 	if (rc != 0 && err->code == SG_ROLE_DENIED)
 		err->code = SG_ACME_REJECTED_IDENTIFIER;
 	role_names_clear(&n);
+	if (rc == 0)
+		rc = order_rate_check(c, ids, err);
+	return rc;
+}
+
+/*
+ * eab_policy always-required (Vault's semantics): every account must be
+ * bound to an EAB key, those made before the policy changed included;
+ * new-account-required only governs newAccount.
+ */
+static int eab_bound(const struct actx *c, struct sg_err *err)
+{
+	if (c->cfg.eab_policy == ACME_EAB_ALWAYS_REQUIRED && json_object_get(c->account, "eab_kid") == NULL)
+		return sg_err_set(err, SG_ACME_UNAUTHORIZED,
+		                  "this directory requires accounts bound by external account binding (eab_policy "
+		                  "always-required); create a new account with an EAB key");
+	return 0;
+}
+
+/* The certificate shares an identifier with the new order's (raw, not yet normalised) identifiers. */
+static bool cert_shares_identifier(X509 *x, const json_t *ids)
+{
+	GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	bool hit = false;
+
+	for (int k = 0; gens != NULL && !hit && k < sk_GENERAL_NAME_num(gens); k++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, k);
+		const json_t *v;
+		size_t i;
+
+		json_array_foreach(ids, i, v) {
+			const char *type = json_string_value(json_object_get(v, "type"));
+			const char *value = json_string_value(json_object_get(v, "value"));
+			unsigned char addr[16];
+
+			if (type == NULL || value == NULL)
+				continue;
+			if (g->type == GEN_DNS && strcmp(type, "dns") == 0 &&
+			    (size_t)ASN1_STRING_length(g->d.dNSName) == strlen(value) &&
+			    strncasecmp((const char *)ASN1_STRING_get0_data(g->d.dNSName), value, strlen(value)) == 0)
+				hit = true;
+			else if (g->type == GEN_IPADD && strcmp(type, "ip") == 0) {
+				int len = ASN1_STRING_length(g->d.iPAddress);
+
+				if ((len == 4 && inet_pton(AF_INET, value, addr) == 1) ||
+				    (len == 16 && inet_pton(AF_INET6, value, addr) == 1))
+					hit = memcmp(ASN1_STRING_get0_data(g->d.iPAddress), addr, (size_t)len) == 0;
+			}
+			if (hit)
+				break;
+		}
+	}
+	GENERAL_NAMES_free(gens);
+	return hit;
+}
+
+/*
+ * newOrder "replaces" (RFC 9773 5): a certificate of this mount, issued to
+ * this account, sharing an identifier with the order, not yet replaced by
+ * a finalized order. 0 ok (*serial set), -1 malformed (the detail names
+ * "replaces", so cert-manager retries without it), -2 alreadyReplaced.
+ */
+static int replaces_check(struct actx *c, const char *certid, char **serial, struct sg_err *err)
+{
+	struct ca_cert_record rec;
+	unsigned char *aki = NULL;
+	size_t aki_len = 0;
+	X509 *x = NULL;
+	json_t *mark = NULL;
+	struct sg_err tmp;
+	int rc = -1, r;
+
+	memset(&rec, 0, sizeof(rec));
+	sg_err_init(&tmp);
+	*serial = NULL;
+	if (acme_certid_parse(certid, &aki, &aki_len, serial, &tmp) != 0) {
+		sg_err_set(err, SG_ACME_MALFORMED, "replaces: %s", tmp.detail);
+		goto out;
+	}
+	if (ca_cert_get(server_ca(c->rq->srv), pki_mount(c->rq), *serial, &rec, &tmp) != 0 ||
+	    (x = ca_cert_parse(rec.der, rec.der_len, &tmp)) == NULL || !acme_certid_aki_matches(x, aki, aki_len)) {
+		sg_err_set(err, SG_ACME_MALFORMED, "replaces: no certificate of this CA has that certID");
+		goto out;
+	}
+	if (rec.owner == NULL || strcmp(rec.owner, json_string_value(json_object_get(c->account, "id"))) != 0) {
+		sg_err_set(err, SG_ACME_MALFORMED, "replaces: the certificate was not issued to this account");
+		goto out;
+	}
+	if (!cert_shares_identifier(x, json_object_get(c->payload, "identifiers"))) {
+		sg_err_set(err, SG_ACME_MALFORMED, "replaces: the certificate shares no identifier with the order");
+		goto out;
+	}
+	r = acme_rec_get(c->st, c->mount_id, "replaced", *serial, &mark, err);
+	if (r < 0)
+		goto out;
+	if (r == 1) {
+		sg_err_set(err, SG_CONFLICT, "replaces: the certificate was already replaced by order %s",
+		           json_string_value(json_object_get(mark, "order")) ? json_string_value(json_object_get(mark, "order"))
+		                                                             : "?");
+		rc = -2;
+		goto out;
+	}
+	rc = 0;
+out:
+	if (rc != 0) {
+		free(*serial);
+		*serial = NULL;
+	}
+	json_decref(mark);
+	X509_free(x);
+	free(aki);
+	ca_cert_record_clear(&rec);
 	return rc;
 }
 
@@ -799,9 +1035,9 @@ int h_acme_new_order(struct req *rq, struct resp *rs, struct sg_err *err)
 {
 	struct actx c;
 	struct sg_err e;
-	json_t *ord = NULL;
+	json_t *ord = NULL, *extra = NULL;
 	const char *not_after = NULL;
-	char *loc = NULL;
+	char *loc = NULL, *replaced = NULL;
 
 	(void)err;
 	sg_err_init(&e);
@@ -810,6 +1046,39 @@ int h_acme_new_order(struct req *rq, struct resp *rs, struct sg_err *err)
 	if (c.payload == NULL) {
 		sg_err_set(&e, SG_ACME_MALFORMED, "newOrder needs a JSON payload");
 		goto fail;
+	}
+	if (eab_bound(&c, &e) != 0)
+		goto fail;
+	{
+		/* draft-ietf-acme-profiles 4: the profile names the role; an unknown one is invalidProfile. */
+		const json_t *pj = json_object_get(c.payload, "profile");
+		const char *pname = json_string_value(pj), *prole;
+
+		if (pj != NULL) {
+			prole = pname != NULL ? acme_config_profile_role(&c.cfg, pname) : NULL;
+			if (prole == NULL) {
+				char *d = sg_xasprintf("profile \"%.64s\" is not offered by this directory (see meta.profiles)",
+				                       pname != NULL ? pname : "");
+
+				problem_typed(&c, "invalidProfile", d, 400);
+				free(d);
+				goto out;
+			}
+			if (!role_allowed(&c.cfg, prole)) {
+				sg_err_set(&e, SG_ACME_UNAUTHORIZED, "profile \"%s\": role \"%s\" is not in allowed_roles", pname,
+				           prole);
+				goto fail;
+			}
+			role_free(c.role);
+			c.role = NULL;
+			free(c.role_name);
+			c.role_name = sg_xstrdup(prole);
+			if (pki_role_load(rq, c.role_name, &c.role, &e) != 0) {
+				e.code = SG_ACME_UNAUTHORIZED;
+				goto fail;
+			}
+			extra = json_pack("{s:s}", "profile", pname);
+		}
 	}
 	/*
 	 * RFC 8555 7.4 notAfter (cert-manager's enableDurationFeature): honoured
@@ -837,9 +1106,36 @@ int h_acme_new_order(struct req *rq, struct resp *rs, struct sg_err *err)
 			goto fail;
 		}
 	}
-	if (acme_order_create(c.st, c.mount_id, json_string_value(json_object_get(c.account, "id")), c.dir, c.role_name,
-	                      json_object_get(c.payload, "identifiers"), not_after, order_names_check, &c, &ord, &e) != 0)
+	if (json_object_get(c.payload, "replaces") != NULL) {
+		const char *certid = json_string_value(json_object_get(c.payload, "replaces"));
+		int r = certid != NULL ? replaces_check(&c, certid, &replaced, &e)
+		                       : sg_err_set(&e, SG_ACME_MALFORMED, "replaces must be a certID string");
+
+		if (r == -2) {
+			/* RFC 9773 5: a certificate already replaced is 409 alreadyReplaced. */
+			problem_typed(&c, "alreadyReplaced", e.detail, 409);
+			goto out;
+		}
+		if (r != 0)
+			goto fail;
+		if (extra == NULL)
+			extra = json_object();
+		json_object_set_new(extra, "replaces", json_string(certid));
+		json_object_set_new(extra, "replaces_serial", json_string(replaced));
+	}
+	if (acme_order_create_ex(c.st, c.mount_id, json_string_value(json_object_get(c.account, "id")), c.dir,
+	                         c.role_name, json_object_get(c.payload, "identifiers"), not_after, extra,
+	                         order_names_check, &c, &ord, &e) != 0) {
+		if (c.retry_after > 0) {
+			char ra[32];
+
+			problem_typed(&c, "rateLimited", e.detail, 503);
+			snprintf(ra, sizeof(ra), "%lld", (long long)c.retry_after);
+			resp_header(rs, "Retry-After", ra);
+			goto out;
+		}
 		goto fail;
+	}
 	loc = url_of(&c, "order", json_string_value(json_object_get(ord, "id")), NULL);
 	/* cert-manager accepts only 201 here (compat 0 #4). */
 	answer(&c, 201, order_json(&c, ord), loc);
@@ -848,6 +1144,8 @@ fail:
 	problem(&c, &e);
 out:
 	json_decref(ord);
+	json_decref(extra);
+	free(replaced);
 	free(loc);
 	actx_clear(&c);
 	return 0;
@@ -961,6 +1259,17 @@ static int finalize_hook_run(void *arg, const struct ca_result *res, struct stor
 	json_object_set_new(h->order, "issuer_id", json_string(res->issuer_id));
 	json_object_set_new(h->order, "lease_id", json_string(h->lease.lease_id));
 	acme_rec_put(b, h->mount_id, "order", json_string_value(json_object_get(h->order, "id")), h->order);
+	if (json_object_get(h->order, "replaces_serial") != NULL) {
+		/*
+		 * RFC 9773 5: the replaced certificate is marked with the issuance
+		 * (put_new: of two orders replacing it, one finalize wins).
+		 */
+		json_t *mark = json_pack("{s:O, s:s}", "order", json_object_get(h->order, "id"), "by", res->serial);
+
+		acme_rec_put_new(b, h->mount_id, "replaced", json_string_value(json_object_get(h->order, "replaces_serial")),
+		                 mark);
+		json_decref(mark);
+	}
 	return 0;
 }
 
@@ -991,8 +1300,27 @@ int h_acme_finalize(struct req *rq, struct resp *rs, struct sg_err *err)
 	memset(&fh, 0, sizeof(fh));
 	if (begin(&c, rq, rs, KEY_KID) != 0)
 		goto out;
-	if (order_get(&c, req_param(rq, "id"), &ord, &e) != 0)
+	if (eab_bound(&c, &e) != 0 || order_get(&c, req_param(rq, "id"), &ord, &e) != 0)
 		goto fail;
+	{
+		/* A profile's order is issued under the profile's role, not the directory's. */
+		const char *orole = json_string_value(json_object_get(ord, "role"));
+
+		if (orole != NULL && strcmp(orole, c.role_name) != 0) {
+			if (!role_allowed(&c.cfg, orole)) {
+				sg_err_set(&e, SG_ACME_UNAUTHORIZED, "role \"%s\" is not in config/acme allowed_roles", orole);
+				goto fail;
+			}
+			role_free(c.role);
+			c.role = NULL;
+			free(c.role_name);
+			c.role_name = sg_xstrdup(orole);
+			if (pki_role_load(rq, c.role_name, &c.role, &e) != 0) {
+				e.code = SG_ACME_UNAUTHORIZED;
+				goto fail;
+			}
+		}
+	}
 	/* RFC 8555 7.4: only a ready order can be finalized. */
 	if (strcmp(json_string_value(json_object_get(ord, "status")), "ready") != 0) {
 		sg_err_set(&e, SG_ACME_ORDER_NOT_READY, "the order is %s, not ready",
@@ -1087,6 +1415,12 @@ int h_acme_finalize(struct req *rq, struct resp *rs, struct sg_err *err)
 	if (ca_issue_ex(server_ca(rq->srv), pki_mount(rq), issuing_role, &creq, finalize_hook_run, &fh, &res, &e) != 0) {
 		if (e.code == SG_ROLE_DENIED)
 			e.code = SG_ACME_REJECTED_IDENTIFIER;
+		if (e.code == SG_CONFLICT && json_object_get(ord, "replaces_serial") != NULL) {
+			/* Another order replacing the same certificate was finalized first. */
+			problem_typed(&c, "alreadyReplaced", "replaces: the certificate was already replaced by another order",
+			              409);
+			goto unclaim;
+		}
 		goto fail;
 	}
 	claimed = false; /* the order is valid now: the marker stays, harmless */
@@ -1096,6 +1430,7 @@ int h_acme_finalize(struct req *rq, struct resp *rs, struct sg_err *err)
 	goto out;
 fail:
 	problem(&c, &e);
+unclaim:
 	if (claimed) {
 		struct store_batch *ub = store_batch_new();
 		struct sg_err ue;
@@ -1125,32 +1460,71 @@ out:
 	return 0;
 }
 
+/*
+ * The certificate chains of an order (RFC 8555 7.4.2): chain 0 through the
+ * issuer that signed, then one per other issuer of the mount with the same
+ * subject and public key (a cross-signed copy of it, imported with
+ * issuers/import/cert), in the mount's issuer order.
+ */
+struct chains {
+	struct ca_issuer_info *all;  /* ca_issuer_list */
+	size_t n_all;
+	struct ca_issuer_info signer;
+	const struct ca_issuer_info *alt[ACME_MAX_ALT_CHAINS];
+	size_t n_alt;
+};
+
+static void chains_clear(struct chains *ch)
+{
+	for (size_t i = 0; i < ch->n_all; i++)
+		ca_issuer_info_clear(&ch->all[i]);
+	free(ch->all);
+	ca_issuer_info_clear(&ch->signer);
+	memset(ch, 0, sizeof(*ch));
+}
+
+static int chains_load(struct actx *c, const char *issuer_id, struct chains *ch, struct sg_err *err)
+{
+	X509 *sc;
+
+	memset(ch, 0, sizeof(*ch));
+	if (ca_issuer_get(server_ca(c->rq->srv), pki_mount(c->rq), issuer_id, &ch->signer, err) != 0 ||
+	    ca_issuer_list(server_ca(c->rq->srv), pki_mount(c->rq), &ch->all, &ch->n_all, err) != 0)
+		return -1;
+	sc = ch->signer.cert;
+	for (size_t i = 0; sc != NULL && i < ch->n_all && ch->n_alt < ACME_MAX_ALT_CHAINS; i++) {
+		const struct ca_issuer_info *o = &ch->all[i];
+
+		if (strcmp(o->id, ch->signer.id) == 0 || o->cert == NULL || o->revoked)
+			continue;
+		/* The leaf's signature verifies under either: same name, same key. */
+		if (X509_NAME_cmp(X509_get_subject_name(o->cert), X509_get_subject_name(sc)) == 0 &&
+		    EVP_PKEY_eq(X509_get0_pubkey(o->cert), X509_get0_pubkey(sc)) == 1)
+			ch->alt[ch->n_alt++] = o;
+	}
+	ERR_clear_error();
+	return 0;
+}
+
 /* Leaf first, then the issuer's chain without the self-signed root (clients hold it as a trust anchor). */
-static char *chain_pem(struct actx *c, const json_t *ord, struct sg_err *err)
+static char *chain_pem(struct actx *c, const json_t *ord, const struct ca_issuer_info *info, struct sg_err *err)
 {
 	const char *serial = json_string_value(json_object_get(ord, "serial"));
-	const char *issuer = json_string_value(json_object_get(ord, "issuer_id"));
 	struct ca_cert_record rec = {0};
-	struct ca_issuer_info info = {0};
 	STACK_OF(X509) *all = NULL;
 	X509 *leaf = NULL;
 	char *pem = NULL, *out = NULL;
 
-	if (serial == NULL || issuer == NULL) {
-		sg_err_set(err, SG_NOT_FOUND, "the order has no certificate");
-		return NULL;
-	}
-	if (ca_cert_get(server_ca(c->rq->srv), pki_mount(c->rq), serial, &rec, err) != 0 ||
-	    ca_issuer_get(server_ca(c->rq->srv), pki_mount(c->rq), issuer, &info, err) != 0)
+	if (ca_cert_get(server_ca(c->rq->srv), pki_mount(c->rq), serial, &rec, err) != 0)
 		goto out;
 	leaf = ca_cert_parse(rec.der, rec.der_len, err);
 	if (leaf == NULL)
 		goto out;
 	all = sk_X509_new_null();
 	sk_X509_push(all, leaf);
-	for (int i = 0; info.chain != NULL && i < sk_X509_num(info.chain); i++)
-		if (!pki_self_signed(sk_X509_value(info.chain, i)))
-			sk_X509_push(all, sk_X509_value(info.chain, i));
+	for (int i = 0; info->chain != NULL && i < sk_X509_num(info->chain); i++)
+		if (!pki_self_signed(sk_X509_value(info->chain, i)))
+			sk_X509_push(all, sk_X509_value(info->chain, i));
 	pem = pki_chain_pem(all);
 	out = sg_xasprintf("%s\n", pem);
 out:
@@ -1158,42 +1532,132 @@ out:
 	sk_X509_free(all);
 	X509_free(leaf);
 	ca_cert_record_clear(&rec);
-	ca_issuer_info_clear(&info);
 	return out;
+}
+
+/* cert/:alt: 1..n_alt; absent = 0 (the default chain); -1 when not a chain number. */
+static long alt_index(const char *s)
+{
+	long v = 0;
+
+	if (s == NULL)
+		return 0;
+	if (s[0] < '1' || s[0] > '9' || strlen(s) > 3)
+		return -1;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		v = v * 10 + (*s - '0');
+	}
+	return v;
 }
 
 int h_acme_cert(struct req *rq, struct resp *rs, struct sg_err *err)
 {
 	struct actx c;
 	struct sg_err e;
+	struct chains ch;
 	json_t *ord = NULL;
-	char *pem = NULL;
+	char *pem = NULL, *base = NULL;
+	long want = alt_index(req_param(rq, "alt"));
 
 	(void)err;
 	sg_err_init(&e);
+	memset(&ch, 0, sizeof(ch));
 	if (begin(&c, rq, rs, KEY_KID) != 0)
 		goto out;
-	if (order_get(&c, req_param(rq, "id"), &ord, &e) != 0) {
-		problem(&c, &e);
-		goto out;
-	}
-	if (strcmp(json_string_value(json_object_get(ord, "status")), "valid") != 0) {
+	if (order_get(&c, req_param(rq, "id"), &ord, &e) != 0)
+		goto fail;
+	if (strcmp(json_string_value(json_object_get(ord, "status")), "valid") != 0 ||
+	    json_string_value(json_object_get(ord, "serial")) == NULL ||
+	    json_string_value(json_object_get(ord, "issuer_id")) == NULL) {
 		sg_err_set(&e, SG_NOT_FOUND, "the order has no certificate");
-		problem(&c, &e);
-		goto out;
+		goto fail;
 	}
-	pem = chain_pem(&c, ord, &e);
-	if (pem == NULL) {
-		problem(&c, &e);
-		goto out;
+	if (chains_load(&c, json_string_value(json_object_get(ord, "issuer_id")), &ch, &e) != 0)
+		goto fail;
+	if (want < 0 || (size_t)want > ch.n_alt) {
+		sg_err_set(&e, SG_NOT_FOUND, "no such certificate chain");
+		goto fail;
 	}
+	pem = chain_pem(&c, ord, want == 0 ? &ch.signer : ch.alt[want - 1], &e);
+	if (pem == NULL)
+		goto fail;
 	/* No charset parameter: strict clients refuse it (compat 4, step-ca#1171). */
 	resp_raw(rs, "application/pem-certificate-chain", pem, strlen(pem));
 	add_nonce(rs);
+	/*
+	 * RFC 8555 7.4.2: the other chains as Link rel="alternate", one field
+	 * line each (cert-manager's parser reads one link per line, compat 1.8).
+	 */
+	base = url_of(&c, "order", req_param(rq, "id"), "cert");
+	for (size_t i = 0; i <= ch.n_alt; i++) {
+		char *l;
+
+		if ((long)i == want)
+			continue;
+		l = i == 0 ? sg_xasprintf("<%s>;rel=\"alternate\"", base)
+		           : sg_xasprintf("<%s/%zu>;rel=\"alternate\"", base, i);
+		resp_header_add(rs, "Link", l);
+		free(l);
+	}
 	add_index_link(&c);
+	goto out;
+fail:
+	problem(&c, &e);
 out:
 	free(pem);
+	free(base);
+	chains_clear(&ch);
 	json_decref(ord);
+	actx_clear(&c);
+	return 0;
+}
+
+/*
+ * RFC 9773 4: GET renewal-info/<certID>, unauthenticated. The certificate
+ * must be of this mount (serial) with the AKI the certID names; the answer
+ * is its suggested window and a Retry-After.
+ */
+int h_acme_renewal_info(struct req *rq, struct resp *rs, struct sg_err *err)
+{
+	struct actx c;
+	struct sg_err e;
+	struct ca_cert_record rec;
+	unsigned char *aki = NULL;
+	size_t aki_len = 0;
+	char *serial = NULL;
+	X509 *x = NULL;
+	int64_t start = 0, end = 0, retry = 0;
+	char ts[32], te[32], ra[32];
+
+	(void)err;
+	sg_err_init(&e);
+	memset(&rec, 0, sizeof(rec));
+	if (actx_init(&c, rq, rs, &e) != 0)
+		goto fail;
+	if (acme_certid_parse(req_param(rq, "certid"), &aki, &aki_len, &serial, &e) != 0)
+		goto fail;
+	if (ca_cert_get(server_ca(rq->srv), pki_mount(rq), serial, &rec, &e) != 0 ||
+	    (x = ca_cert_parse(rec.der, rec.der_len, &e)) == NULL || !acme_certid_aki_matches(x, aki, aki_len)) {
+		sg_err_init(&e);
+		sg_err_set(&e, SG_NOT_FOUND, "no certificate of this CA has that certID");
+		goto fail;
+	}
+	acme_ari_window(rec.not_before, rec.not_after, rec.revoked, sg_now(), &start, &end, &retry);
+	sg_time_format_rfc3339(start, ts, sizeof(ts));
+	sg_time_format_rfc3339(end, te, sizeof(te));
+	snprintf(ra, sizeof(ra), "%lld", (long long)retry);
+	resp_header(rs, "Retry-After", ra);
+	answer(&c, 200, json_pack("{s:{s:s, s:s}}", "suggestedWindow", "start", ts, "end", te), NULL);
+	goto out;
+fail:
+	problem(&c, &e);
+out:
+	free(aki);
+	free(serial);
+	X509_free(x);
+	ca_cert_record_clear(&rec);
 	actx_clear(&c);
 	return 0;
 }
@@ -1285,14 +1749,15 @@ int h_acme_challenge(struct req *rq, struct resp *rs, struct sg_err *err)
 	/* RFC 8555 8.2: a client polls a processing challenge; Retry-After paces it (compat 4). */
 	if (strcmp(json_string_value(json_object_get(ch, "status")), "processing") == 0)
 		resp_header(rs, "Retry-After", "1");
+	answer(&c, 200, challenge_json(&c, aid, ch), NULL);
 	up = url_of(&c, "authorization", aid, NULL);
 	{
+		/* RFC 8555 7.5: the authorization, rel="up", on its own line after rel="index". */
 		char *link = sg_xasprintf("<%s>;rel=\"up\"", up);
 
-		resp_header(rs, "Link", link);
+		resp_header_add(rs, "Link", link);
 		free(link);
 	}
-	answer(&c, 200, challenge_json(&c, aid, ch), NULL);
 	goto out;
 fail:
 	problem(&c, &e);

@@ -25,6 +25,8 @@ int h_acme_cert(struct req *rq, struct resp *rs, struct sg_err *err);
 int h_acme_authz(struct req *rq, struct resp *rs, struct sg_err *err);
 int h_acme_challenge(struct req *rq, struct resp *rs, struct sg_err *err);
 int h_acme_revoke(struct req *rq, struct resp *rs, struct sg_err *err);
+/* RFC 9773 renewal information: GET renewal-info/:certid, unauthenticated. */
+int h_acme_renewal_info(struct req *rq, struct resp *rs, struct sg_err *err);
 /* GET on a POST-only resource: 405 with a problem document (RFC 8555 6.3: POST-as-GET). */
 int h_acme_post_only(struct req *rq, struct resp *rs, struct sg_err *err);
 
