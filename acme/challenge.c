@@ -14,6 +14,14 @@
 #include <string.h>
 #include <strings.h>
 
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 struct body_buf {
 	char data[ACME_HTTP01_MAX_BODY + 1];
 	size_t len;
@@ -99,6 +107,7 @@ int acme_http01_validate(const char *resolver, const char *host, int64_t port, c
 	struct curl_slist *pins = NULL;
 	char *url, *first;
 	long status = 0;
+	int64_t deadline = mono_ms() + ACME_HTTP01_TIMEOUT_S * 1000;
 	int rc = -1;
 
 	/* An IPv6 identifier is bracketed in the URL (RFC 8738 7). */
@@ -110,7 +119,6 @@ int acme_http01_validate(const char *resolver, const char *host, int64_t port, c
 	if (c == NULL)
 		sg_die("curl_easy_init failed");
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)ACME_HTTP01_TIMEOUT_S);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	/* A redirect to HTTPS is followed without certificate checks: the key authorisation is what proves control. */
@@ -126,11 +134,19 @@ int acme_http01_validate(const char *resolver, const char *host, int64_t port, c
 	 */
 	for (int hop = 0;; hop++) {
 		const char *next = NULL;
+		int64_t left;
 
 		body->len = 0;
 		body->too_long = false;
 		if (pin_host(c, resolver, url, &pins, err) != 0)
 			goto out;
+		/* ACME_HTTP01_TIMEOUT_S bounds the fetches of all hops together. */
+		left = deadline - mono_ms();
+		if (left <= 0) {
+			sg_err_set(err, SG_ACME_CONNECTION, "fetching %s: no answer within %d s", first, ACME_HTTP01_TIMEOUT_S);
+			goto out;
+		}
+		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)left);
 		curl_easy_setopt(c, CURLOPT_URL, url);
 		cc = curl_easy_perform(c);
 		if (cc != CURLE_OK && !body->too_long) {

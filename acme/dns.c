@@ -24,10 +24,20 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
 struct acme_dns {
 	ldns_resolver *res;
+	int64_t deadline_ms;      /* all lookups of this handle end by then (ACME_DNS_BUDGET_S) */
 };
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* "ip", "ip:port" or "[ipv6]:port" into addr (text) and port. */
 static int resolver_parse(const char *s, char *addr, size_t addr_len, uint16_t *port, struct sg_err *err)
@@ -122,6 +132,7 @@ struct acme_dns *acme_dns_new(const char *resolver, struct sg_err *err)
 	ldns_resolver_set_dnssec(res, false);
 	d = sg_xcalloc(1, sizeof(*d));
 	d->res = res;
+	d->deadline_ms = now_ms() + ACME_DNS_BUDGET_S * 1000;
 	return d;
 }
 
@@ -194,7 +205,20 @@ static ldns_pkt *query(struct acme_dns *d, const ldns_rdf *name, ldns_rr_type ty
 	ldns_status st;
 	uint16_t id;
 	char *txt = dname_text(name);
+	int64_t left = d->deadline_ms - now_ms();
 
+	/* A CNAME chain or a CAA climb is many queries: together they get ACME_DNS_BUDGET_S. */
+	if (left <= 0) {
+		sg_err_set(err, SG_ACME_DNS, "DNS lookups for %s took longer than %d s", txt, ACME_DNS_BUDGET_S);
+		free(txt);
+		return NULL;
+	}
+	if (left < ACME_DNS_TIMEOUT_S * 1000) {
+		struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
+
+		ldns_resolver_set_timeout(d->res, tv);
+		ldns_resolver_set_retry(d->res, 1);
+	}
 	q = ldns_pkt_query_new(ldns_rdf_clone(name), type, LDNS_RR_CLASS_IN, LDNS_RD);
 	if (q == NULL)
 		sg_die("ldns_pkt_query_new failed");
