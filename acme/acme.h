@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -119,6 +120,14 @@ struct acme_config {
 	char *default_directory_policy;    /* "forbid" or "role:<name>" */
 	enum acme_eab_policy eab_policy;
 	int64_t http01_port;               /* 80 */
+	/*
+	 * draft-ietf-acme-profiles: name -> {"role", "description"}; a newOrder
+	 * "profile" issues under that role. Every role must be in allowed_roles.
+	 */
+	json_t *profiles;
+	/* New orders per account / per identifier in a sliding hour; 0 = unlimited (ratelimit.c). */
+	int64_t orders_per_account_per_hour;
+	int64_t orders_per_identifier_per_hour;
 	char *dns_resolver;                /* "ip:port" for validation lookups; "" = /etc/resolv.conf */
 	int64_t tls_alpn01_port;           /* 443 */
 	struct sg_strlist caa_identities;  /* issuer domain names for CAA (RFC 8659); empty = not checked */
@@ -132,6 +141,12 @@ int acme_config_set(struct store *st, const char *mount_id, const json_t *body, 
                     struct sg_err *err) SG_WUR;
 json_t *acme_config_json(const struct acme_config *c);
 const char *acme_eab_policy_name(enum acme_eab_policy p);
+
+#define ACME_MAX_PROFILES 32
+#define ACME_MAX_PROFILE_NAME 64
+#define ACME_MAX_PROFILE_DESC 256
+/* The profile's role (borrowed from cfg), or NULL when the profile is unknown. */
+const char *acme_config_profile_role(const struct acme_config *c, const char *name);
 
 /* ---------------- Records ---------------- */
 
@@ -206,6 +221,10 @@ typedef int (*acme_names_check)(void *arg, const json_t *identifiers, struct sg_
 int acme_order_create(struct store *st, const char *mount_id, const char *account, const char *directory,
                       const char *role, const json_t *identifiers, const char *not_after, acme_names_check check,
                       void *check_arg, json_t **order, struct sg_err *err) SG_WUR;
+/* As acme_order_create; the members of extra (NULL: none), e.g. profile and replaces, are kept on the order. */
+int acme_order_create_ex(struct store *st, const char *mount_id, const char *account, const char *directory,
+                         const char *role, const json_t *identifiers, const char *not_after, const json_t *extra,
+                         acme_names_check check, void *check_arg, json_t **order, struct sg_err *err) SG_WUR;
 /*
  * The order with its status brought up to date from its authorizations
  * (pending -> ready when all are valid, invalid when one is, expiry).
@@ -364,5 +383,64 @@ void acme_validation_cfg_of(const struct acme_config *c, struct acme_validation_
 int acme_challenge_respond(struct acme_validator *v, const char *mount_id, const char *authz_id, const char *type,
                            const char *thumbprint, const struct acme_validation_cfg *vcfg, json_t **authz,
                            struct sg_err *err) SG_WUR;
+
+/* ---------------- ARI, RFC 9773 (ari.c) ---------------- */
+
+#define ACME_CERTID_MAX 256        /* text of a certID: base64url AKI "." base64url serial */
+#define ACME_AKI_MAX 64
+#define ACME_SERIAL_MAX 20         /* RFC 5280 4.1.2.2: at most 20 octets */
+#define ACME_ARI_RETRY_S (6 * 3600)
+
+/*
+ * A certID (RFC 9773 4.1): base64url(AKI keyIdentifier) "." base64url(the
+ * serial's DER INTEGER content octets). *aki receives the key identifier
+ * (malloc'ed), *serial the serial in colon hex as the store keys it.
+ * SG_ACME_MALFORMED when malformed (the serial must be positive and
+ * minimally encoded).
+ */
+int acme_certid_parse(const char *s, unsigned char **aki, size_t *aki_len, char **serial, struct sg_err *err) SG_WUR;
+/* The certID of a certificate (with an AKI keyIdentifier), or NULL. Caller frees. */
+char *acme_certid_of(X509 *x);
+/* The certificate's AKI keyIdentifier equals aki. */
+bool acme_certid_aki_matches(X509 *x, const unsigned char *aki, size_t aki_len);
+
+/*
+ * The suggested renewal window (RFC 9773 4.2) of a certificate valid
+ * [not_before, not_after]: around two thirds of its lifetime, ending
+ * before expiry; for a revoked certificate a window in the past, so that
+ * clients renew at once. *retry_after: when to ask again (ACME_ARI_RETRY_S,
+ * less when the window is near).
+ */
+void acme_ari_window(int64_t not_before, int64_t not_after, bool revoked, int64_t now, int64_t *start, int64_t *end,
+                     int64_t *retry_after);
+
+/* ---------------- Rate limits (ratelimit.c) ---------------- */
+
+/*
+ * Request counters kept in memory per process, one table for all mounts:
+ * a sliding window estimated from the counts of the current and previous
+ * fixed windows (so a key costs a few words, whatever its limit). The
+ * table has ACME_RL_SLOTS entries; when a probe finds no free or stale
+ * slot the least recently used one of the probe is reused, so memory is
+ * bounded and an attacker flooding keys can only make limits forget, never
+ * refuse others. Several nodes behind one name would each count their own
+ * share: a shared table (the store or a peer protocol) is future work.
+ */
+#define ACME_RL_SLOTS (1u << 16)
+#define ACME_RL_PROBE 16
+#define ACME_RL_MAX_KEYS (ACME_MAX_IDENTIFIERS + 1)
+#define ACME_RL_MAX_LIMIT 10000000
+
+struct acme_ratelimit;
+struct acme_ratelimit *acme_ratelimit_new(int64_t window_s);
+void acme_ratelimit_free(struct acme_ratelimit *rl);
+/*
+ * Takes one unit of each key (limits[i] > 0; 0 = unlimited, skipped) when
+ * every one has room, atomically; nothing is taken otherwise. Returns 0
+ * when taken, 1 when limited with *retry_after the seconds until the
+ * fullest key has room again (>= 1).
+ */
+int acme_ratelimit_take(struct acme_ratelimit *rl, const char *const *keys, const int64_t *limits, size_t n,
+                        int64_t now, int64_t *retry_after);
 
 #endif
