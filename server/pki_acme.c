@@ -912,7 +912,16 @@ static int order_names_check(void *arg, const json_t *ids, struct sg_err *err)
 			sg_strlist_add(&n.ips, value);
 		}
 	}
-	rc = role_check_names(c->role, &n, err);
+	if (n.common_name == NULL && c->role->require_cn) {
+		/* As at finalize: an order of IP identifiers only has no common name (RFC 8738). */
+		struct role *r = role_dup(c->role);
+
+		r->require_cn = false;
+		rc = role_check_names(r, &n, err);
+		role_free(r);
+	} else {
+		rc = role_check_names(c->role, &n, err);
+	}
 	if (rc != 0 && err->code == SG_ROLE_DENIED)
 		err->code = SG_ACME_REJECTED_IDENTIFIER;
 	role_names_clear(&n);
@@ -1370,7 +1379,9 @@ int h_acme_finalize(struct req *rq, struct resp *rs, struct sg_err *err)
 			}
 		}
 	}
-	if (names.common_name != NULL && names.common_name[0] != '\0')
+	/* A CSR common name that is one of the order's IP addresses (uacme) stays an IP SAN only. */
+	if (names.common_name != NULL && names.common_name[0] != '\0' &&
+	    !sg_strlist_has(&creq.ip_sans, names.common_name))
 		creq.common_name = names.common_name;
 	/*
 	 * One finalize per order: a marker written with put_new claims the

@@ -55,8 +55,8 @@ def srv():
     return s
 
 
-def directory_url():
-    return srv().url + "/v1/%s/roles/%s/acme/directory" % (MOUNT, ROLE)
+def directory_url(role=ROLE):
+    return srv().url + "/v1/%s/roles/%s/acme/directory" % (MOUNT, role)
 
 
 def set_acme(**cfg):
@@ -81,7 +81,9 @@ def run(args, what, env=None, timeout=CLIENT_TIMEOUT, cwd=None):
 
 def run_ok(args, what, **kw):
     rc, out = run(args, what, **kw)
-    check(rc == 0, "%s exited %d: %s" % (what, rc, out[-2000:]))
+    if rc != 0:
+        H.log("---- %s output ----\n%s\n----" % (what, out[-6000:]))
+    check(rc == 0, "%s exited %d: ...%s" % (what, rc, out[-450:]))
     return out
 
 
@@ -238,8 +240,8 @@ def uacme_setup():
     return d, hook, log
 
 
-def uacme(conf, hook, *args):
-    return [need("uacme"), "-v", "-y", "-a", directory_url(), "-c", conf, "-h", hook, "-t", "EC"] + list(args)
+def uacme(conf, hook, *args, role=ROLE):
+    return [need("uacme"), "-v", "-y", "-a", directory_url(role), "-c", conf, "-h", hook, "-t", "EC"] + list(args)
 
 
 def test_uacme_hook_http01():
@@ -257,6 +259,23 @@ def test_uacme_hook_http01():
     # revoke with the account key.
     run_ok(uacme(conf, hook, "revoke", cert), "uacme revoke")
     check(revoked(leaf), "uacme revoke did not revoke")
+
+
+def test_uacme_ip_identifier():
+    """RFC 8738: uacme orders an "ip" identifier (http-01 fetched from
+    127.0.0.1 itself) under a role with require_cn (Vault's default): an
+    IP-only order has no common name, and uacme's CSR CN=127.0.0.1 stays an
+    IP SAN."""
+    d, hook, log = uacme_setup()
+    conf = os.path.join(d, "conf")
+    run_ok(uacme(conf, hook, "new"), "uacme new")
+    run_ok(uacme(conf, hook, "issue", "127.0.0.1"), "uacme issue 127.0.0.1")
+    check("begin http-01 127.0.0.1" in read(log).split("\n"), "hook calls %r" % read(log))
+    ders = H.pem_certs(read(os.path.join(conf, "127.0.0.1", "cert.pem")))
+    leaf = x509.load_der_x509_certificate(ders[0])
+    dns, ips, _, _ = H.cert_sans(leaf)
+    eq((dns, ips), ([], ["127.0.0.1"]), "IP identifier SANs")
+    verify_chain(H.der_to_pem(ders[0]), "".join(H.der_to_pem(x) for x in ders[1:]))
 
 
 def test_uacme_eab():
