@@ -123,11 +123,19 @@ def dig(name, rtype):
 class _Http01(http.server.BaseHTTPRequestHandler):
     tokens = {}
     hosts = []
+    redirects = {}   # Host header -> host to redirect to (same port and path)
 
     def do_GET(self):
         prefix = "/.well-known/acme-challenge/"
         body = self.tokens.get(self.path[len(prefix):]) if self.path.startswith(prefix) else None
-        self.hosts.append(self.headers.get("Host"))
+        host = self.headers.get("Host")
+        self.hosts.append(host)
+        if host in self.redirects:
+            self.send_response(302)
+            self.send_header("Location", "http://%s%s" % (self.redirects[host], self.path))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if body is None:
             self.send_response(404)
             self.end_headers()
@@ -416,6 +424,16 @@ def test_http01_through_configured_resolver():
     eq(cr.body.status, messages.STATUS_VALID, "http-01 (%s)" % (cr.body.error,))
     check("web.acme.test:%d" % http01_port() in _Http01.hosts, "Host header: %r" % _Http01.hosts)
     verify_chain(finalize(orderr).fullchain_pem)
+    # A redirect to another name that only the test named knows: each hop is resolved through it.
+    nsupdate("update add web2.acme.test 60 A 127.0.0.1", "update add web3.acme.test 60 A 127.0.0.1")
+    _Http01.redirects["web2.acme.test:%d" % http01_port()] = "web3.acme.test:%d" % http01_port()
+    orderr = order(["web2.acme.test"])
+    ch = pick(orderr.authorizations[0], challenges.HTTP01)
+    response, validation = ch.response_and_validation(account().net.key)
+    _Http01.tokens[ch.chall.encode("token")] = validation
+    cr = account().answer_challenge(ch, response)
+    eq(cr.body.status, messages.STATUS_VALID, "http-01 through a redirect (%s)" % (cr.body.error,))
+    check("web3.acme.test:%d" % http01_port() in _Http01.hosts, "redirect followed: %r" % _Http01.hosts)
 
 
 def test_caa():
