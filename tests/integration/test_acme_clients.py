@@ -12,10 +12,15 @@ Identifiers are under acme.localhost, which the server's libcurl resolves to
 loopback by itself (RFC 6761 6.3); config/acme http01_port is pointed at
 the loopback port each client (or its web server) listens on.
 
-Not covered: lego tls-alpn-01 and dns-01 (the server has neither yet), and
-renewal with ARI (lego 4.9.1 has no ARI option and the server no
-renewalInfo)."""
+lego also solves tls-alpn-01 (its own TLS listener on config/acme
+tls_alpn01_port) and dns-01 through its rfc2136 provider against a bind9
+started by the test (TSIG-signed updates; the server's dns_resolver points
+at it, and it answers 127.0.0.1 for every name under acme.localhost).
 
+Not covered: renewal with ARI (lego 4.9.1 has no ARI option; `lego renew
+--help` lists none)."""
+
+import base64
 import hashlib
 import os
 import shutil
@@ -353,6 +358,104 @@ def test_dehydrated_hook_http01_eab():
     verify_fullchain(read(os.path.join(d, "certs", name, "fullchain.pem")), name)
     rc, out = run([exe, "--config", cfg, "--cron", "--domain", DENIED], "dehydrated outside the role")
     check(rc != 0 and refused(out), "dehydrated for %s: rc %d %s" % (DENIED, rc, out[-800:]))
+
+
+# ---------------------------------------------------------------- bind9 + lego dns-01 / tls-alpn-01
+
+TSIG_NAME = "sigil-test."
+
+
+def bind9():
+    """named -g on a random loopback port, primary for DOMAIN: every name
+    under it has an A record 127.0.0.1; dynamic updates signed with a TSIG
+    key (hmac-sha256) are allowed, for lego's rfc2136 provider. Returns
+    (port, TSIG secret)."""
+    if "bind" in state:
+        return state["bind"]
+    named = shutil.which("named") or "/usr/sbin/named"
+    check(os.access(named, os.X_OK), "bind9 not installed (make deps)")
+    d = H.tmpdir("bind")
+    secret = base64.b64encode(os.urandom(32)).decode()
+    with open(os.path.join(d, "zone.db"), "w") as f:
+        f.write("$TTL 5\n@ IN SOA ns.%(z)s. hostmaster.%(z)s. 1 60 60 600 5\n"
+                "@ IN NS ns.%(z)s.\n@ IN A 127.0.0.1\n* IN A 127.0.0.1\n" % {"z": DOMAIN})
+    for attempt in range(3):
+        port = H.free_port()
+        conf = os.path.join(d, "named.conf")
+        with open(conf, "w") as f:
+            f.write('options { directory "%(d)s"; pid-file "%(d)s/named.pid"; session-keyfile none;\n'
+                    '  managed-keys-directory "%(d)s"; listen-on port %(p)d { 127.0.0.1; }; listen-on-v6 { none; };\n'
+                    '  recursion no; dnssec-validation no; notify no; allow-query { any; }; };\n'
+                    'controls { };\n'
+                    'key "%(k)s" { algorithm hmac-sha256; secret "%(s)s"; };\n'
+                    'zone "%(z)s" { type primary; file "%(d)s/zone.db"; allow-update { key "%(k)s"; }; };\n'
+                    % {"d": d, "p": port, "k": TSIG_NAME, "s": secret, "z": DOMAIN})
+        log = open(os.path.join(d, "named.log"), "ab")
+        p = subprocess.Popen([named, "-g", "-4", "-c", conf], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                             start_new_session=True)
+        log.close()
+        H._children.append(p)
+        deadline = time.time() + 20
+        up = False
+        while time.time() < deadline and p.poll() is None:
+            q = subprocess.run(["dig", "+short", "+time=1", "+tries=1", "-p", str(port), "@127.0.0.1",
+                                "probe." + DOMAIN, "A"], capture_output=True, text=True)
+            if q.stdout.strip() == "127.0.0.1":
+                up = True
+                break
+            time.sleep(0.2)
+        if up:
+            state["bind"] = (port, secret, p)
+            return state["bind"]
+        if p.poll() is None:
+            p.kill()
+            p.wait(timeout=5)
+        if attempt == 2:
+            raise H.TestFailure("named did not answer: %s" % read(os.path.join(d, "named.log"))[-1500:])
+    raise H.TestFailure("unreachable")
+
+
+def test_lego_dns01_rfc2136_bind9():
+    port, secret, _ = bind9()
+    home = H.tmpdir("lego-dns")
+    resolver = "127.0.0.1:%d" % port
+    env = {"RFC2136_NAMESERVER": resolver, "RFC2136_TSIG_ALGORITHM": "hmac-sha256.",
+           "RFC2136_TSIG_KEY": TSIG_NAME, "RFC2136_TSIG_SECRET": secret,
+           "RFC2136_PROPAGATION_TIMEOUT": "30", "RFC2136_POLLING_INTERVAL": "1", "RFC2136_TTL": "5",
+           # Both names share one TXT owner: lego solves them in sequence, 60 s apart by default.
+           "RFC2136_SEQUENCE_INTERVAL": "1"}
+    args = [need("lego"), "--server", directory_url(), "--path", home, "--email", "lego@example.com",
+            "--accept-tos", "--key-type", "ec256", "--dns", "rfc2136", "--dns.resolvers", resolver,
+            # The zone's NS is not reachable on port 53: no authoritative propagation check.
+            "--dns.disable-cp"]
+    set_acme(dns_resolver=resolver)
+    try:
+        # A wildcard needs dns-01 (RFC 8555 7.1.3); the base name rides along.
+        run_ok(args + ["-d", "*.dns." + DOMAIN, "-d", "dns." + DOMAIN, "run"], "lego dns-01", env=env)
+        rc, out = run(args + ["-d", DENIED, "run"], "lego dns-01 outside the role", env=env)
+    finally:
+        set_acme(dns_resolver="")
+    check(rc != 0 and refused(out), "lego dns-01 for %s: rc %d %s" % (DENIED, rc, out[-800:]))
+    text = read(os.path.join(home, "certificates", "_.dns." + DOMAIN + ".crt"))
+    ders = H.pem_certs(text)
+    leaf = x509.load_der_x509_certificate(ders[0])
+    eq(sorted(H.cert_sans(leaf)[0]), sorted(["*.dns." + DOMAIN, "dns." + DOMAIN]), "dns-01 SANs")
+    verify_chain(H.der_to_pem(ders[0]), "".join(H.der_to_pem(d) for d in ders[1:]))
+
+
+def test_lego_tls_alpn01():
+    port, _, _ = bind9()  # the name resolves to 127.0.0.1 through bind9
+    home = H.tmpdir("lego-tls")
+    tls_port = H.free_port()
+    name = "tls." + DOMAIN
+    set_acme(dns_resolver="127.0.0.1:%d" % port, tls_alpn01_port=tls_port)
+    try:
+        run_ok([need("lego"), "--server", directory_url(), "--path", home, "--email", "lego@example.com",
+                "--accept-tos", "--key-type", "rsa2048", "--tls", "--tls.port", "127.0.0.1:%d" % tls_port,
+                "-d", name, "run"], "lego tls-alpn-01")
+    finally:
+        set_acme(dns_resolver="", tls_alpn01_port=443)
+    verify_fullchain(read(os.path.join(home, "certificates", name + ".crt")), name)
 
 
 # ---------------------------------------------------------------- Go (x/crypto/acme), cert-manager's flow
