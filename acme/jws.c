@@ -13,6 +13,8 @@
 #include <string.h>
 
 #define JWK_MAX_MEMBER 2048 /* decoded bytes of n (16384-bit RSA) */
+#define JWK_CACHE_SLOTS 1024
+#define JWK_CACHE_MAX_ID 4096 /* longer keys (RSA over ~12k bits) are imported every time */
 
 static const char b64url_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -247,9 +249,87 @@ static EVP_PKEY *jwk_okp(const json_t *jwk, struct sg_err *err)
 	return k;
 }
 
+/*
+ * Imported keys, by the JWK members that define them. Every request of an
+ * account imports the same stored JWK, and OpenSSL 3's import with the EC
+ * point check (a scalar multiplication) costs as much as the signature
+ * verification itself. Only keys that passed every check are kept; the
+ * entry's id is the exact member text, so a hit is the same key. Keys are
+ * public: nothing here is secret. Direct-mapped: a collision replaces.
+ */
+struct jwk_cache_ent {
+	char *id;
+	EVP_PKEY *key;
+};
+static pthread_mutex_t jwk_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct jwk_cache_ent jwk_cache[JWK_CACHE_SLOTS];
+
+/* "kty|crv|x|y" / "RSA|n|e" / "OKP|crv|x"; NULL when a member is missing or the text is too long. */
+static char *jwk_cache_id(const json_t *jwk, const char *kty)
+{
+	static const char *const rsa[] = {"n", "e", NULL};
+	static const char *const ec[] = {"crv", "x", "y", NULL};
+	static const char *const okp[] = {"crv", "x", NULL};
+	const char *const *m = strcmp(kty, "RSA") == 0  ? rsa
+	                       : strcmp(kty, "EC") == 0 ? ec
+	                       : strcmp(kty, "OKP") == 0 ? okp
+	                                                 : NULL;
+	size_t len = strlen(kty) + 1, at;
+	char *id;
+
+	if (m == NULL)
+		return NULL;
+	for (size_t i = 0; m[i] != NULL; i++) {
+		const char *v = jwk_str(jwk, m[i]);
+
+		if (v == NULL)
+			return NULL;
+		len += strlen(v) + 1;
+	}
+	if (len > JWK_CACHE_MAX_ID)
+		return NULL;
+	id = sg_xmalloc(len);
+	at = strlen(kty);
+	memcpy(id, kty, at);
+	for (size_t i = 0; m[i] != NULL; i++) {
+		const char *v = jwk_str(jwk, m[i]);
+		size_t n = strlen(v);
+
+		id[at++] = '|';
+		memcpy(id + at, v, n);
+		at += n;
+	}
+	id[at] = '\0';
+	return id;
+}
+
+static size_t jwk_cache_slot(const char *id)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+	for (; *id != '\0'; id++)
+		h = (h ^ (unsigned char)*id) * 1099511628211ull;
+	return (size_t)(h % JWK_CACHE_SLOTS);
+}
+
+static EVP_PKEY *jwk_import(const json_t *jwk, const char *kty, struct sg_err *err)
+{
+	if (strcmp(kty, "RSA") == 0)
+		return jwk_rsa(jwk, err);
+	if (strcmp(kty, "EC") == 0)
+		return jwk_ec(jwk, err);
+	if (strcmp(kty, "OKP") == 0)
+		return jwk_okp(jwk, err);
+	sg_err_set(err, SG_ACME_BAD_PUBLIC_KEY, "unsupported JWK key type");
+	return NULL;
+}
+
 EVP_PKEY *acme_jwk_to_pkey(const json_t *jwk, struct sg_err *err)
 {
 	const char *kty = jwk_str(jwk, "kty");
+	struct jwk_cache_ent *e, old = {NULL, NULL};
+	EVP_PKEY *k = NULL;
+	char *id;
 
 	if (!json_is_object(jwk) || kty == NULL) {
 		sg_err_set(err, SG_ACME_BAD_PUBLIC_KEY, "JWK must be an object with \"kty\"");
@@ -260,14 +340,31 @@ EVP_PKEY *acme_jwk_to_pkey(const json_t *jwk, struct sg_err *err)
 		sg_err_set(err, SG_ACME_BAD_PUBLIC_KEY, "JWK must not contain private key members");
 		return NULL;
 	}
-	if (strcmp(kty, "RSA") == 0)
-		return jwk_rsa(jwk, err);
-	if (strcmp(kty, "EC") == 0)
-		return jwk_ec(jwk, err);
-	if (strcmp(kty, "OKP") == 0)
-		return jwk_okp(jwk, err);
-	sg_err_set(err, SG_ACME_BAD_PUBLIC_KEY, "unsupported JWK key type");
-	return NULL;
+	id = jwk_cache_id(jwk, kty);
+	if (id == NULL)
+		return jwk_import(jwk, kty, err);
+	e = &jwk_cache[jwk_cache_slot(id)];
+	pthread_mutex_lock(&jwk_cache_mu);
+	if (e->id != NULL && strcmp(e->id, id) == 0 && EVP_PKEY_up_ref(e->key) == 1)
+		k = e->key;
+	pthread_mutex_unlock(&jwk_cache_mu);
+	if (k != NULL) {
+		free(id);
+		return k;
+	}
+	k = jwk_import(jwk, kty, err);
+	if (k == NULL || EVP_PKEY_up_ref(k) != 1) {
+		free(id);
+		return k;
+	}
+	pthread_mutex_lock(&jwk_cache_mu);
+	old = *e;
+	e->id = id;
+	e->key = k;
+	pthread_mutex_unlock(&jwk_cache_mu);
+	free(old.id);
+	EVP_PKEY_free(old.key);
+	return k;
 }
 
 char *acme_jwk_thumbprint(const json_t *jwk, struct sg_err *err)

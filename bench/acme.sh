@@ -12,6 +12,11 @@
 # ACME_CSR_POOL=N: N keys and CSRs per worker made before the run (default
 # 0: a fresh key per order). ACME_EAB=1: the directory requires External
 # Account Binding (the accounts are made with EAB keys before the run).
+#
+# BENCH_CALLGRIND=N runs the server under valgrind's callgrind and counts the
+# instructions it executes for N orders at the last concurrency (stable on a
+# loaded machine, unlike orders/s); the profile stays in
+# $BENCH_CALLGRIND_OUT.1 (default /tmp/sigil-acme.callgrind.1).
 set -euo pipefail
 
 source "$(dirname "$0")/lib.sh"
@@ -20,7 +25,16 @@ CONCURRENCY=${BENCH_CONCURRENCY:-1 16 64}
 IDENT=${ACME_IDENT:-dns}
 POOL=${ACME_CSR_POOL:-0}
 EAB=${ACME_EAB:-0}
+CG=${BENCH_CALLGRIND:-}
+CG_OUT=${BENCH_CALLGRIND_OUT:-/tmp/sigil-acme.callgrind}
 bench_init sigil-acme-bench "$SIGIL" "$BENCH"
+if [ -n "$CG" ]; then
+	# Instrumentation starts once the setup is done (callgrind_control -i on below).
+	printf '#!/bin/sh\nexec valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=%s %s "$@"\n' \
+		"$CG_OUT" "$(realpath "$SIGIL")" >"$work/sigil-cg"
+	chmod +x "$work/sigil-cg"
+	SIGIL=$work/sigil-cg
+fi
 bench_start_server
 
 M=acmebench
@@ -48,10 +62,27 @@ cert = api("POST", m + "/root/sign-intermediate", {"csr": csr, "common_name": "a
 imported = api("POST", m + "/intermediate/set-signed", {"certificate": cert})["imported_issuers"]
 api("POST", m + "/config/issuers", {"default": imported[0]})
 api("POST", m + "/roles/bench", {"allowed_domains": "bench.localhost", "allow_subdomains": True,
-    "allow_ip_sans": True, "key_type": "ec", "ttl": "24h", "max_ttl": "72h"})
+    "allow_ip_sans": True, "require_cn": False, "key_type": "ec", "ttl": "24h", "max_ttl": "72h"})
 api("POST", m + "/config/acme", {"enabled": True, "allowed_roles": ["bench"], "http01_port": http01,
     "eab_policy": "new-account-required" if eab else "not-required"})
 EOF
+
+if [ -n "$CG" ]; then
+	c=${CONCURRENCY##* }
+	# Accounts are made (and instructions not yet counted) before the orders.
+	"$BENCH" -mode acme -url "$url" -mount "$M" -role bench -http01 "$http01" -ident "$IDENT" \
+		-csr-pool "$POOL" -c "$c" -n "$c" -d 1h -timeout 10m >/dev/null
+	rm -f "$CG_OUT"*
+	callgrind_control -i on "$pid" >/dev/null
+	"$BENCH" -mode acme -url "$url" -token "$token" -mount "$M" -role bench -http01 "$http01" -ident "$IDENT" \
+		-csr-pool "$POOL" -c "$c" -n "$CG" -d 1h -timeout 10m | grep -E '^(RESULT|requests)'
+	callgrind_control -d "$pid" >/dev/null
+	sleep 1
+	ir=$(sed -n 's/^totals: \([0-9]*\).*/\1/p' "$CG_OUT".1 | head -1)
+	echo "callgrind: $ir server instructions for $CG orders at c=$c: $((ir / CG)) per order" \
+		"(the accounts are made while instrumentation is on too: $c newAccount requests; profile: $CG_OUT.1)"
+	exit 0
+fi
 
 rows=()
 load_start=$(bench_load)

@@ -77,6 +77,7 @@
 #define CHAL_REQ_BYTES 4096             /* an http-01 request's head */
 #define CHAL_IO_TIMEOUT_MS 2000
 #define CSR_COST_SAMPLES 200
+#define GIVE_UP_FAILURES 100            /* a worker whose first orders all fail stops (misconfiguration) */
 
 /* ---------------------------------------------------------------- options and small helpers */
 
@@ -1385,6 +1386,8 @@ static void *worker_run(void *arg)
 		memset(w->cur_us, 0, sizeof w->cur_us);
 		if (do_order(w, seq, t0) == 0)
 			record(w, t0, now_us());
+		else if (w->ok == 0 && w->failed >= GIVE_UP_FAILURES)
+			break;
 	}
 	return NULL;
 }

@@ -7,6 +7,8 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -424,12 +426,96 @@ static void test_nonces(void)
 	acme_nonces_free(c2);
 }
 
+/*
+ * acme_jwk_to_pkey keeps imported keys: a hit must be the same key, a JWK
+ * that differs in any member must not hit, the refusals still apply to a
+ * cached key's JWK, and more keys than slots (collisions) stay correct,
+ * also from several threads at once.
+ */
+#define CACHE_KEYS 300
+#define CACHE_THREADS 4
+
+static EVP_PKEY *cache_keys[CACHE_KEYS];
+static json_t *cache_jwks[CACHE_KEYS];
+
+static void *cache_worker(void *arg)
+{
+	size_t start = (size_t)(uintptr_t)arg, bad = 0;
+	struct sg_err err;
+
+	for (size_t r = 0; r < 3; r++)
+		for (size_t i = 0; i < CACHE_KEYS; i++) {
+			size_t n = (i + start * 37) % CACHE_KEYS;
+			EVP_PKEY *k;
+
+			sg_err_init(&err);
+			k = acme_jwk_to_pkey(cache_jwks[n], &err);
+			if (k == NULL || EVP_PKEY_eq(k, cache_keys[n]) != 1)
+				bad++;
+			EVP_PKEY_free(k);
+		}
+	return (void *)(uintptr_t)bad;
+}
+
+static void test_jwk_cache(void)
+{
+	struct sg_err err;
+	pthread_t th[CACHE_THREADS];
+	size_t bad = 0;
+
+	sg_err_init(&err);
+	for (size_t i = 0; i < CACHE_KEYS; i++) {
+		cache_keys[i] = gen("p256");
+		cache_jwks[i] = acme_pkey_to_jwk(cache_keys[i], &err);
+	}
+	{
+		EVP_PKEY *a = acme_jwk_to_pkey(cache_jwks[0], &err), *b = acme_jwk_to_pkey(cache_jwks[0], &err);
+		EVP_PKEY *c = acme_jwk_to_pkey(cache_jwks[1], &err);
+		json_t *offcurve = json_deep_copy(cache_jwks[0]), *priv = json_deep_copy(cache_jwks[0]);
+		json_t *other_y = json_deep_copy(cache_jwks[0]);
+
+		T_OK(a != NULL && b != NULL && EVP_PKEY_eq(a, cache_keys[0]) == 1 && EVP_PKEY_eq(b, cache_keys[0]) == 1);
+		T_OK(c != NULL && EVP_PKEY_eq(c, cache_keys[1]) == 1 && EVP_PKEY_eq(c, a) != 1);
+		/* The cached key's JWK with another y: not a hit, and not on the curve. */
+		json_object_set_new(offcurve, "y", json_string("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+		sg_err_init(&err);
+		T_OK(acme_jwk_to_pkey(offcurve, &err) == NULL && err.code == SG_ACME_BAD_PUBLIC_KEY);
+		json_object_set_new(priv, "d", json_string("AQAB"));
+		sg_err_init(&err);
+		T_OK(acme_jwk_to_pkey(priv, &err) == NULL && err.code == SG_ACME_BAD_PUBLIC_KEY);
+		/* Another key's y with this key's x: another point (off the curve), never the cached key. */
+		json_object_set(other_y, "y", json_object_get(cache_jwks[1], "y"));
+		sg_err_init(&err);
+		T_OK(acme_jwk_to_pkey(other_y, &err) == NULL);
+		EVP_PKEY_free(a);
+		EVP_PKEY_free(b);
+		EVP_PKEY_free(c);
+		json_decref(offcurve);
+		json_decref(priv);
+		json_decref(other_y);
+	}
+	for (size_t i = 0; i < CACHE_THREADS; i++)
+		T_OK(pthread_create(&th[i], NULL, cache_worker, (void *)(uintptr_t)i) == 0);
+	for (size_t i = 0; i < CACHE_THREADS; i++) {
+		void *r = NULL;
+
+		pthread_join(th[i], &r);
+		bad += (size_t)(uintptr_t)r;
+	}
+	T_CHECK(bad == 0, "%zu cached imports were not the JWK's key", bad);
+	for (size_t i = 0; i < CACHE_KEYS; i++) {
+		EVP_PKEY_free(cache_keys[i]);
+		json_decref(cache_jwks[i]);
+	}
+}
+
 int main(void)
 {
 	test_algorithms();
 	test_refusals();
 	test_inner();
 	test_jwk();
+	test_jwk_cache();
 	test_b64url();
 	test_nonces();
 	return t_done();
