@@ -385,7 +385,7 @@ def bind9():
         with open(conf, "w") as f:
             f.write('options { directory "%(d)s"; pid-file "%(d)s/named.pid"; session-keyfile none;\n'
                     '  managed-keys-directory "%(d)s"; listen-on port %(p)d { 127.0.0.1; }; listen-on-v6 { none; };\n'
-                    '  recursion no; dnssec-validation no; notify no; allow-query { any; }; };\n'
+                    '  recursion no; dnssec-validation no; notify no; allow-query { any; }; querylog yes; };\n'
                     'controls { };\n'
                     'key "%(k)s" { algorithm hmac-sha256; secret "%(s)s"; };\n'
                     'zone "%(z)s" { type primary; file "%(d)s/zone.db"; allow-update { key "%(k)s"; }; };\n'
@@ -406,6 +406,7 @@ def bind9():
             time.sleep(0.2)
         if up:
             state["bind"] = (port, secret, p)
+            state["bind_log"] = os.path.join(d, "named.log")  # queries are logged (querylog)
             return state["bind"]
         if p.poll() is None:
             p.kill()

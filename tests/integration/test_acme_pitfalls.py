@@ -25,8 +25,10 @@ Rows already covered by test_acme.py, not repeated here:
     a wrong key authorization makes the challenge and authz invalid (no
     challenge left pending for ever): test_failed_challenge.
   - Wildcard without dns-01 refused as rejectedIdentifier: test_names_outside_role.
-Rows that do not apply: DNS propagation (no dns-01 yet), Retry-After on
-rate limits (no rate limits yet), Boulder staging/prod nonce scopes."""
+Covered by test_acme_protocol.py: Retry-After on rate limits
+(test_rate_limit_answers_503_then_works), one Link line per alternate chain
+(test_alternate_chains).
+Not applicable: Boulder's staging/prod nonce scopes (one server here)."""
 
 import base64
 import datetime
@@ -35,13 +37,16 @@ import hmac
 import json
 import os
 import re
+import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 from harness import check, eq  # noqa: E402
 import test_acme as A  # noqa: E402
+import test_acme_clients as C  # noqa: E402  (its bind9 fixture)
 
 import josepy as jose  # noqa: E402
 from cryptography import x509  # noqa: E402
@@ -329,6 +334,54 @@ def test_certificate_not_before_not_in_the_future():
     nb = leaf.not_valid_before.replace(tzinfo=datetime.timezone.utc)
     check(nb <= before, "NotBefore %s after the request (%s)" % (nb, before))
     check(before - nb <= datetime.timedelta(hours=2), "NotBefore %s backdated too far" % nb)
+
+
+def test_dns01_record_published_late_is_retried():
+    """cert-manager#7834: the client's self-check passed but the CA's
+    resolver does not see the TXT record yet. The first lookup finds none;
+    the server retries (RFC 8555 8.2) instead of failing the challenge, and
+    the record published a moment later validates it."""
+    s = A.srv()
+    port, secret, _ = C.bind9()
+    key, kid = new_account()
+    name = "pit-dns." + A.DOMAIN
+    r = A.jws_post(A.dir_json()["newOrder"], {"identifiers": [{"type": "dns", "value": name}]}, key, kid=kid)
+    eq(r.status, 201, "newOrder")
+    az_url = r.json()["authorizations"][0]
+    az = A.jws_post(az_url, None, key, kid=kid).json()
+    ch = [c for c in az["challenges"] if c["type"] == "dns-01"][0]
+    thumb = A.b64(jose.JWK.from_json(A.jwk_of(key)[0]).thumbprint())
+    txt = A.b64(hashlib.sha256((ch["token"] + "." + thumb).encode()).digest())
+    added = []
+
+    def publish():
+        # Only once the server has asked bind9 for the record (and found none).
+        end = time.time() + 15
+        while time.time() < end and ("_acme-challenge." + name) not in C.read(C.state["bind_log"]):
+            time.sleep(0.1)
+        time.sleep(0.2)
+        p = subprocess.run(["nsupdate", "-y", "hmac-sha256:%s:%s" % (C.TSIG_NAME, secret)],
+                           input="server 127.0.0.1 %d\nupdate add _acme-challenge.%s. 5 TXT \"%s\"\nsend\n"
+                           % (port, name, txt), capture_output=True, text=True, timeout=20)
+        added.append((p.returncode, p.stderr))
+
+    s.ok("POST", A.MOUNT + "/config/acme", {"dns_resolver": "127.0.0.1:%d" % port})
+    try:
+        t = threading.Thread(target=publish)
+        t.start()
+        r = A.jws_post(ch["url"], {}, key, kid=kid)
+        t.join()
+        eq(added, [(0, "")], "nsupdate")
+        eq(r.status, 200, "challenge POST: %s" % r.body[:300])
+        check(r.json()["status"] in ("processing", "valid"), "challenge after a failed lookup: %r" % r.json())
+        deadline = time.time() + 20
+        status = r.json()["status"]
+        while status == "processing" and time.time() < deadline:
+            time.sleep(1)
+            status = A.jws_post(ch["url"], None, key, kid=kid).json()["status"]
+        eq(status, "valid", "challenge once the record is visible")
+    finally:
+        s.ok("POST", A.MOUNT + "/config/acme", {"dns_resolver": ""})
 
 
 if __name__ == "__main__":
