@@ -142,6 +142,7 @@ const struct route pki_routes[] = {
 	{P "acme/new-account", HTTP_GET, h_acme_post_only, PUBLIC, false}, \
 	{P "acme/account/:kid", HTTP_GET, h_acme_post_only, PUBLIC, false}, \
 	{P "acme/account/:kid/orders", HTTP_GET, h_acme_post_only, PUBLIC, false}, \
+	{P "acme/account/:kid/orders/:after", HTTP_GET, h_acme_post_only, PUBLIC, false}, \
 	{P "acme/key-change", HTTP_GET, h_acme_post_only, PUBLIC, false}, \
 	{P "acme/new-order", HTTP_GET, h_acme_post_only, PUBLIC, false}, \
 	{P "acme/order/:id", HTTP_GET, h_acme_post_only, PUBLIC, false}, \

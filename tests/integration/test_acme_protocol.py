@@ -504,6 +504,8 @@ def test_orders_list_paged():
     page2 = r.json()["orders"]
     eq(sorted(page1 + page2), sorted(urls), "both pages hold every order once")
     check(not any(l.endswith(';rel="next"') for l in r.all("Link")), "last page has no next")
+    r = http_req(url)
+    eq(r.status, 405, "plain GET on a page of orders (POST-as-GET only)")
 
 
 def test_eab_always_required_refuses_old_accounts():

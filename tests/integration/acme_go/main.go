@@ -9,6 +9,11 @@
 // -port is the loopback port of the program's own http-01 listener (the
 // server's config/acme http01_port must name it). -denied is a name outside
 // the role: its newOrder must be refused with rejectedIdentifier.
+//
+// Built offline by test_acme_clients.py in GOPATH mode over Debian's
+// packaged sources (golang-golang-x-crypto-dev 0.4.0):
+//
+//	GO111MODULE=off GOPATH=/usr/share/gocode go build -o acmecm .
 package main
 
 import (
