@@ -268,6 +268,14 @@ int acme_dns_txt(struct acme_dns *d, const char *name, struct sg_strlist *out, s
 /* The A and AAAA addresses of name as text, CNAMEs followed; as acme_dns_txt. */
 int acme_dns_addrs(struct acme_dns *d, const char *name, struct sg_strlist *out, struct sg_err *err) SG_WUR;
 /*
+ * The values of the rrtype records (16 TXT, 1 A, 28 AAAA, 257 CAA as "flags
+ * tag value") that a DNS message in wire form gives name, as one step of
+ * a lookup reads them (CNAMEs inside the message followed). 1 found, 0
+ * none, -1 with SG_ACME_DNS. The fuzzed entry point of the answer reader.
+ */
+int acme_dns_answer_parse(const unsigned char *wire, size_t len, const char *name, int rrtype,
+                          struct sg_strlist *values, struct sg_err *err) SG_WUR;
+/*
  * The addresses to connect to for host: itself when an IP literal; else
  * through resolver when set, through the system (getaddrinfo) when "".
  * 0 with at least one address, -1 with SG_ACME_DNS.

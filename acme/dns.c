@@ -16,6 +16,7 @@
 #include <ldns/resolver.h>
 #include <ldns/rr.h>
 #include <ldns/str2host.h>
+#include <ldns/wire2host.h>
 #include <netdb.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -246,6 +247,59 @@ out:
 }
 
 /*
+ * One answer, walked from *cur: the records of type owned by *cur go to
+ * found (at most ACME_DNS_MAX_RRS), else a CNAME owned by *cur moves *cur
+ * to its target (RFC 1034 3.6.2), at most ACME_DNS_MAX_CNAME links in all
+ * (*links counts them across answers). 1 found, 0 none (*moved says
+ * whether the walk left the name asked), -1 with SG_ACME_DNS.
+ */
+static int walk(const ldns_pkt *a, ldns_rdf **cur, ldns_rr_type type, ldns_rr_list *found, unsigned *links,
+                bool *moved, struct sg_err *err)
+{
+	const ldns_rr_list *ans = ldns_pkt_answer(a);
+	ldns_pkt_rcode rcode = ldns_pkt_get_rcode(a);
+
+	*moved = false;
+	if (rcode != LDNS_RCODE_NOERROR && rcode != LDNS_RCODE_NXDOMAIN) {
+		char *txt = dname_text(*cur);
+
+		sg_err_set(err, SG_ACME_DNS, "DNS server answered %s for %s", rcode_name(rcode), txt);
+		free(txt);
+		return -1;
+	}
+	for (;;) {
+		const ldns_rdf *target = NULL;
+
+		for (size_t i = 0; ans != NULL && i < ldns_rr_list_rr_count(ans); i++) {
+			const ldns_rr *rr = ldns_rr_list_rr(ans, i);
+
+			if (ldns_dname_compare(ldns_rr_owner(rr), *cur) != 0 || ldns_rr_get_class(rr) != LDNS_RR_CLASS_IN)
+				continue;
+			if (ldns_rr_get_type(rr) == type) {
+				if (ldns_rr_list_rr_count(found) < ACME_DNS_MAX_RRS)
+					ldns_rr_list_push_rr(found, ldns_rr_clone(rr));
+			} else if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_CNAME && ldns_rr_rd_count(rr) == 1 && target == NULL) {
+				target = ldns_rr_rdf(rr, 0);
+			}
+		}
+		if (ldns_rr_list_rr_count(found) > 0)
+			return 1;
+		if (target == NULL || ldns_rdf_get_type(target) != LDNS_RDF_TYPE_DNAME)
+			return 0;
+		if (++*links > ACME_DNS_MAX_CNAME) {
+			char *txt = dname_text(*cur);
+
+			sg_err_set(err, SG_ACME_DNS, "more than %d CNAME links (a loop at %s?)", ACME_DNS_MAX_CNAME, txt);
+			free(txt);
+			return -1;
+		}
+		ldns_rdf_deep_free(*cur);
+		*cur = ldns_rdf_clone(target);
+		*moved = true;
+	}
+}
+
+/*
  * The records of type at name into *out (clones), CNAMEs followed inside an
  * answer and, when a server answers with the alias alone, by asking again
  * for its target. 1 found, 0 none, -1 error.
@@ -261,63 +315,16 @@ static int lookup(struct acme_dns *d, const char *name, ldns_rr_type type, ldns_
 	if (cur == NULL)
 		goto out;
 	for (;;) {
-		ldns_rr_list *ans;
-		ldns_pkt_rcode rcode;
 		bool moved = false;
 
 		ldns_pkt_free(a);
 		a = query(d, cur, type, err);
 		if (a == NULL)
 			goto out;
-		rcode = ldns_pkt_get_rcode(a);
-		if (rcode != LDNS_RCODE_NOERROR && rcode != LDNS_RCODE_NXDOMAIN) {
-			char *txt = dname_text(cur);
-
-			sg_err_set(err, SG_ACME_DNS, "DNS server answered %s for %s", rcode_name(rcode), txt);
-			free(txt);
-			goto out;
-		}
-		ans = ldns_pkt_answer(a);
-		for (;;) {
-			ldns_rdf *target = NULL;
-
-			for (size_t i = 0; ans != NULL && i < ldns_rr_list_rr_count(ans); i++) {
-				ldns_rr *rr = ldns_rr_list_rr(ans, i);
-
-				if (ldns_dname_compare(ldns_rr_owner(rr), cur) != 0 || ldns_rr_get_class(rr) != LDNS_RR_CLASS_IN)
-					continue;
-				if (ldns_rr_get_type(rr) == type) {
-					if (ldns_rr_list_rr_count(found) < ACME_DNS_MAX_RRS)
-						ldns_rr_list_push_rr(found, ldns_rr_clone(rr));
-				} else if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_CNAME && ldns_rr_rd_count(rr) == 1 &&
-				           target == NULL) {
-					target = ldns_rr_rdf(rr, 0);
-				}
-			}
-			if (ldns_rr_list_rr_count(found) > 0) {
-				rc = 1;
-				goto out;
-			}
-			if (target == NULL || ldns_rdf_get_type(target) != LDNS_RDF_TYPE_DNAME)
-				break;
-			/* RFC 1034 3.6.2: the alias's records are the target's; a chain is followed a bounded number of links. */
-			if (++links > ACME_DNS_MAX_CNAME) {
-				char *txt = dname_text(cur);
-
-				sg_err_set(err, SG_ACME_DNS, "more than %d CNAME links from %s (a loop at %s?)",
-				           ACME_DNS_MAX_CNAME, name, txt);
-				free(txt);
-				goto out;
-			}
-			ldns_rdf_deep_free(cur);
-			cur = ldns_rdf_clone(target);
-			moved = true;
-		}
+		rc = walk(a, &cur, type, found, &links, &moved, err);
 		/* An alias whose target the server did not answer for: ask for the target itself. */
-		if (!moved || rcode != LDNS_RCODE_NOERROR) {
-			rc = 0;
-			goto out;
-		}
+		if (rc != 0 || !moved || ldns_pkt_get_rcode(a) != LDNS_RCODE_NOERROR)
+			break;
 	}
 out:
 	ldns_pkt_free(a);
@@ -330,6 +337,86 @@ out:
 	return rc;
 }
 
+/* A TXT record's <character-string>s joined (RFC 1035 3.3.14) into out; false when too long or holding NUL. */
+static bool txt_value(const ldns_rr *rr, char *out, size_t cap, size_t *outlen)
+{
+	size_t len = 0;
+
+	for (size_t j = 0; j < ldns_rr_rd_count(rr); j++) {
+		const ldns_rdf *f = ldns_rr_rdf(rr, j);
+		const uint8_t *p = ldns_rdf_data(f);
+		size_t n = ldns_rdf_size(f);
+
+		if (ldns_rdf_get_type(f) != LDNS_RDF_TYPE_STR || n < 1 || (size_t)p[0] + 1 != n || len + p[0] > cap ||
+		    memchr(p + 1, '\0', p[0]) != NULL)
+			return false;
+		memcpy(out + len, p + 1, p[0]);
+		len += p[0];
+	}
+	*outlen = len;
+	return true;
+}
+
+/* An A or AAAA record's address as text into txt[INET6_ADDRSTRLEN]. */
+static bool addr_value(const ldns_rr *rr, char *txt)
+{
+	const ldns_rdf *f = ldns_rr_rd_count(rr) == 1 ? ldns_rr_rdf(rr, 0) : NULL;
+
+	if (f == NULL)
+		return false;
+	if (ldns_rdf_get_type(f) == LDNS_RDF_TYPE_A && ldns_rdf_size(f) == 4)
+		return inet_ntop(AF_INET, ldns_rdf_data(f), txt, INET6_ADDRSTRLEN) != NULL;
+	if (ldns_rdf_get_type(f) == LDNS_RDF_TYPE_AAAA && ldns_rdf_size(f) == 16)
+		return inet_ntop(AF_INET6, ldns_rdf_data(f), txt, INET6_ADDRSTRLEN) != NULL;
+	return false;
+}
+
+static bool caa_rr_take(const ldns_rr *rr, struct acme_caa_rr *out);
+
+int acme_dns_answer_parse(const unsigned char *wire, size_t len, const char *name, int rrtype,
+                          struct sg_strlist *values, struct sg_err *err)
+{
+	ldns_pkt *a = NULL;
+	ldns_rdf *cur = NULL;
+	ldns_rr_list *found = ldns_rr_list_new();
+	unsigned links = 0;
+	bool moved;
+	int rc = -1;
+
+	if (len > 65535 || ldns_wire2pkt(&a, wire, len) != LDNS_STATUS_OK) {
+		sg_err_set(err, SG_ACME_DNS, "undecodable DNS message");
+		goto out;
+	}
+	cur = dname_of(name, err);
+	if (cur == NULL)
+		goto out;
+	rc = walk(a, &cur, (ldns_rr_type)rrtype, found, &links, &moved, err);
+	for (size_t i = 0; rc == 1 && i < ldns_rr_list_rr_count(found); i++) {
+		const ldns_rr *rr = ldns_rr_list_rr(found, i);
+		char buf[ACME_DNS_MAX_TXT + 1];
+		size_t n = 0;
+		struct acme_caa_rr caa = {0};
+
+		if (rrtype == LDNS_RR_TYPE_TXT && txt_value(rr, buf, ACME_DNS_MAX_TXT, &n)) {
+			sg_strlist_addn(values, buf, n);
+		} else if ((rrtype == LDNS_RR_TYPE_A || rrtype == LDNS_RR_TYPE_AAAA) && addr_value(rr, buf)) {
+			sg_strlist_add(values, buf);
+		} else if (rrtype == LDNS_RR_TYPE_CAA && caa_rr_take(rr, &caa)) {
+			char *t = sg_xasprintf("%u %s %s", caa.flags, caa.tag, caa.value);
+
+			sg_strlist_add(values, t);
+			free(t);
+		}
+		free(caa.tag);
+		free(caa.value);
+	}
+out:
+	ldns_rr_list_deep_free(found);
+	ldns_rdf_deep_free(cur);
+	ldns_pkt_free(a);
+	return rc;
+}
+
 int acme_dns_txt(struct acme_dns *d, const char *name, struct sg_strlist *out, struct sg_err *err)
 {
 	ldns_rr_list *rrs = NULL;
@@ -338,26 +425,10 @@ int acme_dns_txt(struct acme_dns *d, const char *name, struct sg_strlist *out, s
 	if (r != 1)
 		return r;
 	for (size_t i = 0; i < ldns_rr_list_rr_count(rrs); i++) {
-		ldns_rr *rr = ldns_rr_list_rr(rrs, i);
 		char buf[ACME_DNS_MAX_TXT + 1];
 		size_t len = 0;
-		bool ok = true;
 
-		/* A TXT record is one or more <character-string>s (RFC 1035 3.3.14); they are joined. */
-		for (size_t j = 0; j < ldns_rr_rd_count(rr) && ok; j++) {
-			const ldns_rdf *f = ldns_rr_rdf(rr, j);
-			const uint8_t *p = ldns_rdf_data(f);
-			size_t n = ldns_rdf_size(f);
-
-			if (ldns_rdf_get_type(f) != LDNS_RDF_TYPE_STR || n < 1 || (size_t)p[0] + 1 != n ||
-			    len + p[0] > ACME_DNS_MAX_TXT || memchr(p + 1, '\0', p[0]) != NULL)
-				ok = false;
-			else {
-				memcpy(buf + len, p + 1, p[0]);
-				len += p[0];
-			}
-		}
-		if (ok)
+		if (txt_value(ldns_rr_list_rr(rrs, i), buf, ACME_DNS_MAX_TXT, &len))
 			sg_strlist_addn(out, buf, len);
 	}
 	ldns_rr_list_deep_free(rrs);
@@ -366,42 +437,25 @@ int acme_dns_txt(struct acme_dns *d, const char *name, struct sg_strlist *out, s
 
 int acme_dns_addrs(struct acme_dns *d, const char *name, struct sg_strlist *out, struct sg_err *err)
 {
-	ldns_rr_list *rrs = NULL;
-	int r = lookup(d, name, LDNS_RR_TYPE_A, &rrs, err), found = 0;
+	static const ldns_rr_type types[] = {LDNS_RR_TYPE_A, LDNS_RR_TYPE_AAAA};
+	int found = 0;
 
-	if (r != 1)
-		goto aaaa;
-	for (size_t i = 0; i < ldns_rr_list_rr_count(rrs); i++) {
-		ldns_rr *rr = ldns_rr_list_rr(rrs, i);
-		const ldns_rdf *f = ldns_rr_rd_count(rr) == 1 ? ldns_rr_rdf(rr, 0) : NULL;
-		char txt[INET6_ADDRSTRLEN];
+	for (size_t t = 0; t < 2; t++) {
+		ldns_rr_list *rrs = NULL;
+		int r = lookup(d, name, types[t], &rrs, err);
 
-		if (f != NULL && ldns_rdf_get_type(f) == LDNS_RDF_TYPE_A && ldns_rdf_size(f) == 4 &&
-		    inet_ntop(AF_INET, ldns_rdf_data(f), txt, sizeof(txt)) != NULL) {
-			sg_strlist_add(out, txt);
-			found = 1;
+		if (r < 0)
+			return found ? 1 : -1; /* the IPv4 addresses are enough */
+		for (size_t i = 0; r == 1 && i < ldns_rr_list_rr_count(rrs); i++) {
+			char txt[INET6_ADDRSTRLEN];
+
+			if (addr_value(ldns_rr_list_rr(rrs, i), txt)) {
+				sg_strlist_add(out, txt);
+				found = 1;
+			}
 		}
+		ldns_rr_list_deep_free(rrs);
 	}
-	ldns_rr_list_deep_free(rrs);
-	rrs = NULL;
-aaaa:
-	if (r < 0)
-		return -1;
-	r = lookup(d, name, LDNS_RR_TYPE_AAAA, &rrs, err);
-	if (r < 0)
-		return found ? 1 : -1; /* an IPv4 address is enough */
-	for (size_t i = 0; r == 1 && i < ldns_rr_list_rr_count(rrs); i++) {
-		ldns_rr *rr = ldns_rr_list_rr(rrs, i);
-		const ldns_rdf *f = ldns_rr_rd_count(rr) == 1 ? ldns_rr_rdf(rr, 0) : NULL;
-		char txt[INET6_ADDRSTRLEN];
-
-		if (f != NULL && ldns_rdf_get_type(f) == LDNS_RDF_TYPE_AAAA && ldns_rdf_size(f) == 16 &&
-		    inet_ntop(AF_INET6, ldns_rdf_data(f), txt, sizeof(txt)) != NULL) {
-			sg_strlist_add(out, txt);
-			found = 1;
-		}
-	}
-	ldns_rr_list_deep_free(rrs);
 	return found;
 }
 

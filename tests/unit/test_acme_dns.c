@@ -590,6 +590,76 @@ static void test_tlsalpn(void)
 	        "unresolvable: %d %s", e.code, e.detail);
 }
 
+/* A DNS response for (qname, qtype) with the given answer records, in wire form. */
+static uint8_t *wire_of(const char *qname, const char *qtype, int rcode, const char *const *rrs, size_t *len)
+{
+	ldns_pkt *p = ldns_pkt_new();
+	ldns_rr *q = NULL;
+	uint8_t *w = NULL;
+	char buf[300];
+
+	snprintf(buf, sizeof(buf), "%s IN %s", qname, qtype);
+	if (ldns_rr_new_question_frm_str(&q, buf, NULL, NULL) != LDNS_STATUS_OK)
+		sg_die("question");
+	ldns_pkt_set_qr(p, true);
+	ldns_pkt_set_rcode(p, (uint8_t)rcode);
+	ldns_pkt_push_rr(p, LDNS_SECTION_QUESTION, q);
+	for (; rrs != NULL && *rrs != NULL; rrs++) {
+		ldns_rr *rr = NULL;
+
+		if (ldns_rr_new_frm_str(&rr, *rrs, 60, NULL, NULL) != LDNS_STATUS_OK)
+			sg_die("bad record %s", *rrs);
+		ldns_pkt_push_rr(p, LDNS_SECTION_ANSWER, rr);
+	}
+	if (ldns_pkt2wire(&w, p, len) != LDNS_STATUS_OK)
+		sg_die("pkt2wire");
+	ldns_pkt_free(p);
+	return w;
+}
+
+static void test_answer_parse(void)
+{
+	static const char *const chain[] = {"_acme-challenge.a.test. CNAME t.b.test.", "t.b.test. TXT \"v1\" \"v2\"",
+	                                    "other.test. TXT \"not-ours\"", NULL};
+	static const char *const caa[] = {"a.test. CAA 0 ISSUE \"ca.example\"", "a.test. CAA 0 issue \"x\\000y\"", NULL};
+	static const char *const addrs[] = {"a.test. A 192.0.2.1", "a.test. AAAA 2001:db8::1", NULL};
+	struct sg_strlist v = {0};
+	struct sg_err e;
+	uint8_t *w;
+	size_t n = 0;
+
+	sg_err_init(&e);
+	w = wire_of("_acme-challenge.a.test.", "TXT", LDNS_RCODE_NOERROR, chain, &n);
+	T_CHECK(acme_dns_answer_parse(w, n, "_acme-challenge.a.test", 16, &v, &e) == 1 && v.n == 1 &&
+	            strcmp(v.v[0], "v1v2") == 0,
+	        "CNAME then TXT in one answer: %zu", v.n);
+	sg_strlist_clear(&v);
+	T_CHECK(acme_dns_answer_parse(w, n - 3, "_acme-challenge.a.test", 16, &v, &e) == -1 && e.code == SG_ACME_DNS,
+	        "truncated message refused");
+	T_CHECK(acme_dns_answer_parse(w, n, "other.test.example", 16, &v, &e) == 0 && v.n == 0,
+	        "records of other names ignored");
+	free(w);
+	w = wire_of("a.test.", "CAA", LDNS_RCODE_NOERROR, caa, &n);
+	T_CHECK(acme_dns_answer_parse(w, n, "a.test", 257, &v, &e) == 1 && v.n == 1 &&
+	            strcmp(v.v[0], "0 issue ca.example") == 0,
+	        "CAA: tag lower-cased, a value with NUL dropped: %zu %s", v.n, v.n ? v.v[0] : "");
+	sg_strlist_clear(&v);
+	free(w);
+	w = wire_of("a.test.", "A", LDNS_RCODE_NOERROR, addrs, &n);
+	T_CHECK(acme_dns_answer_parse(w, n, "a.test", 1, &v, &e) == 1 && v.n == 1 && strcmp(v.v[0], "192.0.2.1") == 0,
+	        "A only for an A question");
+	sg_strlist_clear(&v);
+	free(w);
+	sg_err_init(&e);
+	w = wire_of("a.test.", "TXT", LDNS_RCODE_REFUSED, NULL, &n);
+	T_CHECK(acme_dns_answer_parse(w, n, "a.test", 16, &v, &e) == -1 && strstr(e.detail, "REFUSED") != NULL,
+	        "REFUSED: %s", e.detail);
+	free(w);
+	sg_err_init(&e);
+	T_CHECK(acme_dns_answer_parse((const unsigned char *)"\x01\x02\x03", 3, "a.test", 16, &v, &e) == -1,
+	        "garbage refused");
+}
+
 int main(void)
 {
 	pthread_t dth, tth;
@@ -650,6 +720,7 @@ int main(void)
 	snprintf(resolver, sizeof(resolver), "127.0.0.1:%d", dns_port);
 
 	test_resolver_check();
+	test_answer_parse();
 	test_txt_and_addrs();
 	test_caa();
 	test_tlsalpn();
