@@ -383,6 +383,10 @@ def test_profiles():
     expect_problem(r, 400, "invalidProfile", "profile without profiles configured")
     r = srv().req("POST", MOUNT + "/config/acme", {"profiles": {"x": "nosuchrole"}})
     eq(r.status, 400, "profile of a role outside allowed_roles: %s" % r.body[:200])
+    for bad in ({"bad name": ROLE}, {"x": {"description": "no role"}}, {"x": ""}, ["x"],
+                {"p%d" % i: ROLE for i in range(33)}):
+        r = srv().req("POST", MOUNT + "/config/acme", {"profiles": bad})
+        eq(r.status, 400, "profiles %r: %s" % (str(bad)[:60], r.body[:200]))
     cfg = acme_config(profiles={"shortlived": {"role": SHORT, "description": "one hour"}, "classic": ROLE})
     eq(cfg["profiles"]["classic"]["role"], ROLE, "config/acme profiles")
     state.pop("dir", None)
@@ -405,6 +409,11 @@ def test_profiles():
 
 
 def test_rate_limit_answers_503_then_works():
+    for bad in ({"orders_per_account_per_hour": -1}, {"orders_per_identifier_per_hour": "many"}, 5):
+        r = srv().req("POST", MOUNT + "/config/acme", {"rate_limits": bad})
+        eq(r.status, 400, "rate_limits %r: %s" % (bad, r.body[:200]))
+    eq(srv().data("GET", MOUNT + "/config/acme")["rate_limits"],
+       {"orders_per_account_per_hour": 0, "orders_per_identifier_per_hour": 0}, "unlimited by default")
     acme_config(rate_limits={"orders_per_account_per_hour": 2})
     key, kid = new_account()
     for i in range(2):
