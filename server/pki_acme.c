@@ -890,7 +890,10 @@ static int order_rate_check(struct actx *c, const json_t *ids, struct sg_err *er
 	                  (long long)wait);
 }
 
-/* newOrder's check: the order's role must allow every identifier (rejectedIdentifier otherwise), then the rate limits. */
+/*
+ * newOrder's check: the order's role must allow every identifier
+ * (rejectedIdentifier otherwise), then the rate limits.
+ */
 static int order_names_check(void *arg, const json_t *ids, struct sg_err *err)
 {
 	struct actx *c = arg;
