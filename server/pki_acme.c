@@ -298,7 +298,8 @@ static char *url_of(const struct actx *c, const char *kind, const char *id, cons
 
 /* ---- Authentication of a POST (RFC 8555 6.2-6.5) ---- */
 
-enum key_mode { KEY_KID, KEY_JWK, KEY_EITHER };
+/* KEY_KID_ANY: a kid, and eab_policy always-required is not applied (the account resource). */
+enum key_mode { KEY_KID, KEY_KID_ANY, KEY_JWK, KEY_EITHER };
 
 static int load_account(struct actx *c, const char *id, struct sg_err *err)
 {
@@ -368,7 +369,7 @@ static int authenticate(struct actx *c, enum key_mode mode, struct sg_err *err)
 		key = acme_jwk_to_pkey(json_object_get(c->account, "jwk"), err);
 		c->thumbprint = sg_xstrdup(json_string_value(json_object_get(c->account, "thumbprint")));
 	} else {
-		if (mode == KEY_KID) {
+		if (mode == KEY_KID || mode == KEY_KID_ANY) {
 			sg_err_set(err, SG_ACME_MALFORMED, "this resource requires a \"kid\" JWS, not \"jwk\"");
 			goto out;
 		}
@@ -397,7 +398,24 @@ out:
 	return rc;
 }
 
-/* actx_init + authenticate, rendering failures. Returns 0 to go on, 1 when answered. */
+/*
+ * eab_policy always-required (Vault's semantics): every account must be
+ * bound to an EAB key, those made before the policy changed included, so
+ * an account without one can no longer use the directory (it may still
+ * read and deactivate itself, revoke its certificates, and be bound by a
+ * newAccount that carries EAB for its key); new-account-required only
+ * governs newAccount.
+ */
+static int eab_bound(const struct actx *c, struct sg_err *err)
+{
+	if (c->cfg.eab_policy == ACME_EAB_ALWAYS_REQUIRED && json_object_get(c->account, "eab_kid") == NULL)
+		return sg_err_set(err, SG_ACME_UNAUTHORIZED,
+		                  "this directory requires accounts bound by external account binding (eab_policy "
+		                  "always-required); send newAccount with an EAB key for this account key");
+	return 0;
+}
+
+/* actx_init + authenticate (+ the EAB policy), rendering failures. Returns 0 to go on, 1 when answered. */
 static int begin(struct actx *c, struct req *rq, struct resp *rs, enum key_mode mode)
 {
 	struct sg_err e;
@@ -407,6 +425,8 @@ static int begin(struct actx *c, struct req *rq, struct resp *rs, enum key_mode 
 	if (actx_init(c, rq, rs, &e) != 0)
 		return problem(c, &e), 1;
 	r = authenticate(c, mode, &e);
+	if (r == 0 && mode == KEY_KID && eab_bound(c, &e) != 0)
+		return problem(c, &e), 1;
 	if (r == 0)
 		return 0;
 	/* RFC 8555 6.2: a wrong Content-Type is 415 with a malformed problem. */
@@ -568,6 +588,38 @@ int h_acme_new_nonce(struct req *rq, struct resp *rs, struct sg_err *err)
 	return 0;
 }
 
+/*
+ * eab_policy always-required and an account made without EAB: a newAccount
+ * for its key that carries an EAB binds that EAB key to the account (which
+ * may then order again); without one it is externalAccountRequired, so a
+ * client learns why before its orders fail.
+ */
+static int bind_eab(struct actx *c, const char *id, struct sg_err *err)
+{
+	const json_t *eab = json_object_get(c->payload, "externalAccountBinding");
+	char *url = NULL, *eab_id = NULL;
+	struct store_batch *b = NULL;
+	int rc = -1;
+
+	if (eab == NULL)
+		return sg_err_set(err, SG_ACME_EAB_REQUIRED,
+		                  "the account of this key was made without external account binding, which this "
+		                  "directory now requires (eab_policy always-required): send it with newAccount");
+	url = url_of(c, "new-account", NULL, NULL);
+	if (acme_eab_verify(c->st, c->mount_id, c->dir, eab, url, c->thumbprint, &eab_id, err) != 0)
+		goto out;
+	json_object_set_new(c->account, "eab_kid", json_string(eab_id));
+	b = store_batch_new();
+	acme_rec_put(b, c->mount_id, "acct", id, c->account);
+	acme_rec_del(b, c->mount_id, "eab", eab_id); /* an EAB key binds one account */
+	rc = store_commit(c->st, b, err);
+out:
+	store_batch_free(b);
+	free(eab_id);
+	free(url);
+	return rc;
+}
+
 int h_acme_new_account(struct req *rq, struct resp *rs, struct sg_err *err)
 {
 	struct actx c;
@@ -601,6 +653,9 @@ int h_acme_new_account(struct req *rq, struct resp *rs, struct sg_err *err)
 			sg_err_set(&e, SG_ACME_UNAUTHORIZED, "the account of this key is deactivated");
 			goto fail;
 		}
+		if (c.cfg.eab_policy == ACME_EAB_ALWAYS_REQUIRED && json_object_get(c.account, "eab_kid") == NULL &&
+		    bind_eab(&c, id, &e) != 0)
+			goto fail;
 		loc = url_of(&c, "account", id, NULL);
 		answer(&c, 200, account_json(&c, c.account), loc);
 		goto out;
@@ -653,7 +708,7 @@ int h_acme_account(struct req *rq, struct resp *rs, struct sg_err *err)
 
 	(void)err;
 	sg_err_init(&e);
-	if (begin(&c, rq, rs, KEY_KID) != 0)
+	if (begin(&c, rq, rs, KEY_KID_ANY) != 0)
 		goto out;
 	/* RFC 8555 7.3.2: the kid must be the account addressed. */
 	if (strcmp(c.jws.kid, c.req_url) != 0) {
@@ -933,20 +988,6 @@ static int order_names_check(void *arg, const json_t *ids, struct sg_err *err)
 	return rc;
 }
 
-/*
- * eab_policy always-required (Vault's semantics): every account must be
- * bound to an EAB key, those made before the policy changed included;
- * new-account-required only governs newAccount.
- */
-static int eab_bound(const struct actx *c, struct sg_err *err)
-{
-	if (c->cfg.eab_policy == ACME_EAB_ALWAYS_REQUIRED && json_object_get(c->account, "eab_kid") == NULL)
-		return sg_err_set(err, SG_ACME_UNAUTHORIZED,
-		                  "this directory requires accounts bound by external account binding (eab_policy "
-		                  "always-required); create a new account with an EAB key");
-	return 0;
-}
-
 /* The certificate shares an identifier with the new order's (raw, not yet normalised) identifiers. */
 static bool cert_shares_identifier(X509 *x, const json_t *ids)
 {
@@ -1059,8 +1100,6 @@ int h_acme_new_order(struct req *rq, struct resp *rs, struct sg_err *err)
 		sg_err_set(&e, SG_ACME_MALFORMED, "newOrder needs a JSON payload");
 		goto fail;
 	}
-	if (eab_bound(&c, &e) != 0)
-		goto fail;
 	{
 		/* draft-ietf-acme-profiles 4: the profile names the role; an unknown one is invalidProfile. */
 		const json_t *pj = json_object_get(c.payload, "profile");
@@ -1312,7 +1351,7 @@ int h_acme_finalize(struct req *rq, struct resp *rs, struct sg_err *err)
 	memset(&fh, 0, sizeof(fh));
 	if (begin(&c, rq, rs, KEY_KID) != 0)
 		goto out;
-	if (eab_bound(&c, &e) != 0 || order_get(&c, req_param(rq, "id"), &ord, &e) != 0)
+	if (order_get(&c, req_param(rq, "id"), &ord, &e) != 0)
 		goto fail;
 	{
 		/* A profile's order is issued under the profile's role, not the directory's. */

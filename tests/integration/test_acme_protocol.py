@@ -179,12 +179,7 @@ def new_account(eab=None):
     key = ec.generate_private_key(ec.SECP256R1())
     payload = {"termsOfServiceAgreed": True}
     if eab is not None:
-        url = dir_json()["newAccount"]
-        prot = b64(json.dumps({"alg": "HS256", "kid": eab["id"], "url": url}).encode())
-        pl = b64(json.dumps(jwk_of(key)).encode())
-        mac = hmac.new(base64.urlsafe_b64decode(eab["key"] + "=" * (-len(eab["key"]) % 4)),
-                       (prot + "." + pl).encode(), hashlib.sha256).digest()
-        payload["externalAccountBinding"] = {"protected": prot, "payload": pl, "signature": b64(mac)}
+        payload["externalAccountBinding"] = eab_payload(key, eab)
     r = jws_post(dir_json()["newAccount"], payload, key)
     eq(r.status, 201, "newAccount: %s" % r.body[:300])
     return key, r.header("Location")
@@ -517,6 +512,15 @@ def test_orders_list_paged():
     eq(r.status, 405, "plain GET on a page of orders (POST-as-GET only)")
 
 
+def eab_payload(key, eab):
+    url = dir_json()["newAccount"]
+    prot = b64(json.dumps({"alg": "HS256", "kid": eab["id"], "url": url}).encode())
+    pl = b64(json.dumps(jwk_of(key)).encode())
+    mac = hmac.new(base64.urlsafe_b64decode(eab["key"] + "=" * (-len(eab["key"]) % 4)),
+                   (prot + "." + pl).encode(), hashlib.sha256).digest()
+    return {"protected": prot, "payload": pl, "signature": b64(mac)}
+
+
 def test_eab_always_required_refuses_old_accounts():
     key, kid = new_account()  # made while EAB is not required
     acme_config(eab_policy="new-account-required")
@@ -525,12 +529,27 @@ def test_eab_always_required_refuses_old_accounts():
     r = new_order(key, kid, ["eab2." + DOMAIN])
     expect_problem(r, 403, "unauthorized", "always-required: account without EAB")
     check("external account" in r.json()["detail"], "detail: %r" % r.json()["detail"])
+    expect_problem(jws_post(kid + "/orders", None, key, kid=kid), 403, "unauthorized", "orders list")
+    # The account itself stays readable (and could be deactivated).
+    eq(jws_post(kid, None, key, kid=kid).status, 200, "account POST-as-GET")
+    r = jws_post(dir_json()["newAccount"], {"onlyReturnExisting": True}, key)
+    expect_problem(r, 400, "externalAccountRequired", "onlyReturnExisting of an account without EAB")
+    # A newAccount with EAB for the old key binds it: the account orders again.
     eab = srv().data("POST", MOUNT + "/roles/%s/acme/new-eab" % ROLE)
-    ekey, ekid = new_account(eab=eab)
+    r = jws_post(dir_json()["newAccount"], {"externalAccountBinding": eab_payload(key, eab)}, key)
+    eq((r.status, r.header("Location")), (200, kid), "EAB bound to the existing account: %s" % r.body[:200])
+    eq(new_order(key, kid, ["eab2." + DOMAIN]).status, 201, "bound account orders")
+    # The EAB key is spent.
+    other = ec.generate_private_key(ec.SECP256R1())
+    r = jws_post(dir_json()["newAccount"], {"externalAccountBinding": eab_payload(other, eab)}, other)
+    check(r.status in (400, 403), "a spent EAB key: %d %s" % (r.status, r.body[:200]))
+    # A new account with EAB orders under always-required.
+    ekey, ekid = new_account(eab=srv().data("POST", MOUNT + "/roles/%s/acme/new-eab" % ROLE))
     order, _ = issue(ekey, ekid, ["eab3." + DOMAIN])
     eq(order["status"], "valid", "an EAB-bound account orders under always-required")
     acme_config(eab_policy="not-required")
-    eq(new_order(key, kid, ["eab4." + DOMAIN]).status, 201, "not-required again")
+    key2, kid2 = new_account()
+    eq(new_order(key2, kid2, ["eab4." + DOMAIN]).status, 201, "not-required again")
 
 
 if __name__ == "__main__":
