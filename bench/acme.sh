@@ -84,12 +84,20 @@ if [ -n "$CG" ]; then
 	exit 0
 fi
 
+# The server's CPU time so far (user + system), milliseconds: per order it is the
+# figure that a loaded machine does not distort (the wall-clock rate is).
+server_cpu_ms() {
+	awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/proc/$pid/stat"
+}
+
 rows=()
 load_start=$(bench_load)
 for c in $CONCURRENCY; do
+	cpu_before=$(server_cpu_ms)
 	out=$("$BENCH" -mode acme -url "$url" -token "$token" -mount "$M" -role bench -http01 "$http01" \
 		-ident "$IDENT" -csr-pool "$POOL" -c "$c" -d "${SECS}s" 2>"$work/bench.err" || true)
 	res=$(grep '^RESULT ' <<<"$out" || true)
+	cpu_after=$(server_cpu_ms)
 	if [ -z "$res" ]; then
 		echo "bench: no result for c=$c:" >&2
 		cat "$work/bench.err" >&2
@@ -99,7 +107,8 @@ for c in $CONCURRENCY; do
 	grep -E '^(steps|requests|client) ' <<<"$out" | sed "s/^/  c=$c /" >&2
 	declare -A r=()
 	for kv in ${res#RESULT }; do r[${kv%%=*}]=${kv#*=}; done
-	rows+=("| $c | ${r[rps]} | ${r[p50]} | ${r[p90]} | ${r[p99]} | ${r[max]} | ${r[ok]} | ${r[errors]} |")
+	srv_cpu=$(awk -v a="$cpu_before" -v b="$cpu_after" -v n="${r[ok]}" 'BEGIN {printf "%.2f", (n > 0 ? (b - a) / n : 0)}')
+	rows+=("| $c | ${r[rps]} | ${r[p50]} | ${r[p90]} | ${r[p99]} | ${r[max]} | ${r[ok]} | ${r[errors]} | $srv_cpu | ${r[client_cpu_ms]} |")
 	echo "  c=$c: ${r[rps]} orders/s, p50 ${r[p50]} ms, p99 ${r[p99]} ms, failed ${r[errors]}" >&2
 	csr_us=${r[csr_us]}
 	unset r
@@ -113,8 +122,8 @@ echo
 echo "Load average (1, 5, 15 min) before the runs: $load_start; after: $load_end."
 echo "Identifiers: $IDENT; CSR: $([ "$POOL" -gt 0 ] && echo "pool of $POOL per worker, made before the run" || echo "fresh EC P-256 key per order (${csr_us:-?} us of client CPU each)"); EAB: $([ "$EAB" = 1 ] && echo required || echo no)."
 echo
-echo "| concurrency | orders/s | p50 ms | p90 ms | p99 ms | max ms | orders | failed |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| concurrency | orders/s | p50 ms | p90 ms | p99 ms | max ms | orders | failed | server CPU ms/order | load generator CPU ms/order |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 echo
 echo "An order: newOrder, authorization, http-01 challenge (validated by the server against sigil-bench),"
