@@ -958,9 +958,154 @@ static bool answer_cached(struct ocsp *o, struct ocsp_iss *is, const struct item
 	return hit;
 }
 
-void ocsp_respond(struct ocsp *o, const struct ca_mount *m, const char *issuer_id, const unsigned char *der,
-                  size_t len, struct ocsp_answer *out)
+/* ---------------- The cache-hit fast path ---------------- */
+
+/* The DER encodings of the CertID hash algorithms' OIDs, in alg_nids order (RFC 6960 4.1.1, RFC 5758 2). */
+static const unsigned char alg_oids[OCSP_NALGS][11] = {
+	{0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a},
+	{0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01},
+	{0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02},
+	{0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03},
+};
+static const size_t alg_oid_len[OCSP_NALGS] = {7, 11, 11, 11};
+
+/* The one CertID of the simplest request, as slices of the request bytes. */
+struct fast_req {
+	int alg;                           /* index into alg_nids */
+	const unsigned char *nh, *kh, *sn, *cid;
+	size_t nhl, khl, snl, cidl;
+};
+
+/*
+ * One DER TLV with tag `tag` at *p (before end): its contents in [*c, *c +
+ * *cl), *p moved past it. Definite minimal lengths only (X.690 10.1); the
+ * lengths an OCSP request needs fit in two octets.
+ */
+static bool der_take(const unsigned char **p, const unsigned char *end, unsigned char tag, const unsigned char **c,
+                     size_t *cl)
 {
+	const unsigned char *q = *p;
+	size_t n;
+
+	if (end - q < 2 || q[0] != tag)
+		return false;
+	n = q[1];
+	q += 2;
+	if (n == 0x81) {
+		if (end - q < 1 || q[0] < 0x80)
+			return false;
+		n = q[0];
+		q += 1;
+	} else if (n == 0x82) {
+		if (end - q < 2 || q[0] == 0)
+			return false;
+		n = (size_t)q[0] << 8 | q[1];
+		q += 2;
+	} else if (n >= 0x80) {
+		return false;
+	}
+	if ((size_t)(end - q) < n)
+		return false;
+	*c = q;
+	*cl = n;
+	*p = q + n;
+	return true;
+}
+
+/*
+ * The common request (RFC 5019 2.1: one CertID, no nonce, no signature,
+ * no requestor name, DER) parsed in place. false for anything else, which
+ * then takes the full OpenSSL parse: this only ever speeds up, never
+ * decides. The CertID slice equals i2d of what d2i would parse, since only
+ * DER is accepted (minimal lengths, positive minimal INTEGER).
+ */
+static bool fast_parse(const unsigned char *der, size_t len, struct fast_req *f)
+{
+	const unsigned char *end = der + len, *p = der, *c, *tbs, *list, *one, *cid, *alg, *q;
+	size_t cl, tl, ll, ol, il, al;
+
+	if (len > OCSP_MAX_REQUEST_BYTES || !der_take(&p, end, 0x30, &c, &cl) || p != end)
+		return false;
+	p = c;
+	end = c + cl;
+	if (!der_take(&p, end, 0x30, &tbs, &tl) || p != end) /* no optionalSignature */
+		return false;
+	p = tbs;
+	end = tbs + tl;
+	if (!der_take(&p, end, 0x30, &list, &ll) || p != end) /* no version, requestorName or extensions */
+		return false;
+	p = list;
+	end = list + ll;
+	if (!der_take(&p, end, 0x30, &one, &ol) || p != end) /* exactly one Request */
+		return false;
+	p = one;
+	end = one + ol;
+	f->cid = p;
+	if (!der_take(&p, end, 0x30, &cid, &il) || p != end) /* no singleRequestExtensions */
+		return false;
+	f->cidl = (size_t)(p - f->cid);
+	p = cid;
+	end = cid + il;
+	if (!der_take(&p, end, 0x30, &alg, &al))
+		return false;
+	for (f->alg = 0; f->alg < OCSP_NALGS; f->alg++) {
+		size_t n = alg_oid_len[f->alg];
+
+		/* Parameters absent or NULL (RFC 5754 2: both are seen). */
+		if (al >= n && memcmp(alg, alg_oids[f->alg], n) == 0 &&
+		    (al == n || (al == n + 2 && alg[n] == 0x05 && alg[n + 1] == 0x00)))
+			break;
+	}
+	if (f->alg == OCSP_NALGS || !der_take(&p, end, 0x04, &f->nh, &f->nhl) ||
+	    !der_take(&p, end, 0x04, &f->kh, &f->khl) || !der_take(&p, end, 0x02, &q, &f->snl) || p != end)
+		return false;
+	/* A positive INTEGER in minimal form (X.690 8.3.2). */
+	if (f->snl == 0 || (q[0] & 0x80) != 0 || (f->snl > 1 && q[0] == 0 && (q[1] & 0x80) == 0))
+		return false;
+	f->sn = q;
+	return true;
+}
+
+/* The answer for a fast_parse'd request when it is cached and fresh; false sends the request the long way. */
+static bool fast_answer(struct ocsp *o, const struct ca_mount *m, const char *issuer_id, const struct fast_req *f,
+                        struct ocsp_answer *out)
+{
+	struct ocsp_mnt *mn;
+	struct ocsp_iss *is = NULL;
+	struct item it = {0};
+	const unsigned char *sn = f->sn;
+	size_t snl = f->snl;
+
+	while (snl > 0 && *sn == 0) {
+		sn++;
+		snl--;
+	}
+	if (snl == 0 || snl > CA_MAX_SERIAL_BYTES)
+		return false;
+	memcpy(it.serial, sn, snl);
+	it.serial_len = snl;
+	pthread_rwlock_rdlock(&o->lock);
+	mn = mnt_find(o, m->id);
+	if (mn != NULL && mn->loaded_ms != 0 && !mn->cfg.ocsp_disable) {
+		for (is = mn->issuers; is != NULL; is = is->next) {
+			if (is->gone || (issuer_id != NULL && strcmp(issuer_id, is->id) != 0))
+				continue;
+			if (f->nhl == is->hlen[f->alg] && f->khl == is->hlen[f->alg] &&
+			    memcmp(f->nh, is->name_hash[f->alg], f->nhl) == 0 &&
+			    memcmp(f->kh, is->key_hash[f->alg], f->khl) == 0)
+				break;
+		}
+	}
+	pthread_rwlock_unlock(&o->lock);
+	/* Issuers are freed only by ocsp_free, so `is` stays valid; answer_cached locks again. */
+	return is != NULL && answer_cached(o, is, &it, f->cid, f->cidl, out);
+}
+
+/* cached_only: false (and *out empty) instead of signing an answer. */
+static bool respond(struct ocsp *o, const struct ca_mount *m, const char *issuer_id, const unsigned char *der,
+                    size_t len, struct ocsp_answer *out, bool cached_only)
+{
+	bool answered = true;
 	struct sg_err err;
 	OCSP_REQUEST *req = NULL;
 	struct ocsp_mnt *mn;
@@ -972,8 +1117,11 @@ void ocsp_respond(struct ocsp *o, const struct ca_mount *m, const char *issuer_i
 	size_t n = 0, cl = 0;
 	long nonce = 0;
 	uint64_t gen = 0;
+	struct fast_req fr;
 
 	memset(out, 0, sizeof(*out));
+	if (fast_parse(der, len, &fr) && fast_answer(o, m, issuer_id, &fr, out))
+		return true;
 	memset(items, 0, sizeof(items));
 	sg_err_init(&err);
 	ERR_clear_error();
@@ -1031,6 +1179,10 @@ void ocsp_respond(struct ocsp *o, const struct ca_mount *m, const char *issuer_i
 			goto out;
 		gen = atomic_load(&signer->gen);
 	}
+	if (cached_only) {
+		answered = false;
+		goto out;
+	}
 	if (build(o, signer, &cfg, items, n, nonce != 0 ? req : NULL, &b, &err) < 0) {
 		/* An issuer whose key is not in the mount cannot answer: not authoritative. */
 		if (err.code == SG_BAD_REQUEST)
@@ -1050,6 +1202,19 @@ void ocsp_respond(struct ocsp *o, const struct ca_mount *m, const char *issuer_i
 	}
 out:
 	OCSP_REQUEST_free(req);
+	return answered;
+}
+
+void ocsp_respond(struct ocsp *o, const struct ca_mount *m, const char *issuer_id, const unsigned char *der,
+                  size_t len, struct ocsp_answer *out)
+{
+	(void)respond(o, m, issuer_id, der, len, out, false);
+}
+
+bool ocsp_respond_cached(struct ocsp *o, const struct ca_mount *m, const char *issuer_id, const unsigned char *der,
+                         size_t len, struct ocsp_answer *out)
+{
+	return respond(o, m, issuer_id, der, len, out, true);
 }
 
 /* ---------------- Listeners and the refresh thread ---------------- */

@@ -76,6 +76,14 @@ void ocsp_respond(struct ocsp *o, const struct ca_mount *m, const char *issuer_i
                   size_t len, struct ocsp_answer *out);
 
 /*
+ * As ocsp_respond without signing: false (out empty) when the answer is
+ * not in the pre-signed cache (a miss, a nonce, several CertIDs). Error
+ * answers and cached ones never sign. For callers that must not block.
+ */
+bool ocsp_respond_cached(struct ocsp *o, const struct ca_mount *m, const char *issuer_id, const unsigned char *req,
+                         size_t len, struct ocsp_answer *out);
+
+/*
  * The GET form (RFC 6960 A.1): base64 of the DER request, percent-decoded
  * by the HTTP layer. A router strips trailing slashes, which are base64
  * characters, so a text short of a multiple of four is completed with them.

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,7 +31,13 @@
 
 #define HTTP_CONNECTION_LIMIT 1024u
 #define HTTP_CONNECTION_TIMEOUT_S 60u
-#define HTTP_CONNECTION_MEMORY (64u << 10) /* request line and headers */
+/*
+ * Request line and headers. libmicrohttpd zeroes a connection's whole pool
+ * at every request of a kept-alive connection, so this is paid per request
+ * (64 KiB cost a third of an OCSP GET's instructions); 16 KiB holds a
+ * MAX_PATH_BYTES path, a token and the usual headers many times over.
+ */
+#define HTTP_CONNECTION_MEMORY (16u << 10)
 #define HTTP_MAX_QUERY_ARGS 64
 #define HTTP_MAX_HELD_MOUNTS 16
 #define HTTP_MAX_HEADER_BYTES 4096
@@ -72,6 +79,23 @@ struct http_ctx {
 	bool dispatched;                           /* handed to the pool: the next on_access call answers */
 	bool answer_fail;                          /* the worker could not build an answer: close */
 	atomic_bool worker_done;                   /* set by the worker just before it resumes the connection */
+	/* Routing, done once on libmicrohttpd's thread when the request is complete (http_resolve). */
+	bool resolved;
+	struct sg_err resolve_err;                 /* set: answer it (bad method, no route) */
+	const struct route *route;                 /* NULL with resolve_err or when not found */
+	enum router_result found;
+	const struct route *table;
+	size_t ntable;
+	const char *sub, *mount_type;
+	unsigned mbits;
+	bool head;
+	bool inline_run;                           /* handle() runs on libmicrohttpd's thread for a ROUTE_INLINE route */
+	bool retry_on_pool;                        /* the inline handler asked for a worker (ROUTE_RETRY) */
+};
+
+/* Per connection (libmicrohttpd's socket context): what does not change between kept-alive requests. */
+struct http_conn {
+	char remote[INET6_ADDRSTRLEN + 8];
 };
 
 /* The request a pool thread is running a handler for (server_mount ties references to it). */
@@ -165,9 +189,49 @@ static enum MHD_Result query_cb(void *cls, enum MHD_ValueKind kind, const char *
 	return MHD_YES;
 }
 
+/*
+ * Request ids only correlate log, audit and envelope lines, so they need to
+ * be unique, not unpredictable: a UUIDv4-shaped id from a per-thread
+ * splitmix64 seeded once from the CSPRNG (sg_uuid's RAND_bytes per request
+ * cost more than the whole OCSP lookup).
+ */
+static void request_id_new(char out[37])
+{
+	static _Thread_local uint64_t state;
+	static _Thread_local bool seeded;
+	static const char hex[] = "0123456789abcdef";
+	unsigned char b[16];
+	size_t k = 0;
+
+	if (!seeded) {
+		if (RAND_bytes((unsigned char *)&state, sizeof(state)) != 1)
+			sg_die("RAND_bytes failed");
+		seeded = true;
+	}
+	for (int half = 0; half < 2; half++) {
+		uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+		z ^= z >> 31;
+		memcpy(b + 8 * half, &z, 8);
+	}
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* RFC 9562 5.4: version 4 */
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* variant 10 */
+	for (size_t i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[k++] = '-';
+		out[k++] = hex[b[i] >> 4];
+		out[k++] = hex[b[i] & 15];
+	}
+	out[k] = '\0';
+}
+
 static struct http_ctx *ctx_new(struct server *s, struct MHD_Connection *conn, const char *url, const char *method)
 {
 	struct http_ctx *c = sg_xcalloc(1, sizeof(*c));
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	const struct http_conn *hc = ci != NULL ? ci->socket_context : NULL;
 
 	c->srv = s;
 	c->conn = conn;
@@ -177,8 +241,11 @@ static struct http_ctx *ctx_new(struct server *s, struct MHD_Connection *conn, c
 		c->url_too_long = true;
 	/* A URL too long to route is kept only as far as the log needs it. */
 	snprintf(c->url, c->url_too_long ? HTTP_LOG_URL_MAX : sizeof(c->url), "%s", url);
-	sg_uuid(c->request_id);
-	remote_format(conn, c->remote, sizeof(c->remote));
+	request_id_new(c->request_id);
+	if (hc != NULL)
+		memcpy(c->remote, hc->remote, sizeof(c->remote));
+	else
+		remote_format(conn, c->remote, sizeof(c->remote));
 	c->query = json_object();
 	atomic_fetch_add(&s->inflight, 1);
 	return c;
@@ -268,19 +335,20 @@ static bool header_ok(const char *s, bool name)
 
 static void access_log(struct http_ctx *c, int status, const struct sg_err *err)
 {
-	json_t *f = json_object();
+	struct server_log_request r;
 
-	json_object_set_new(f, "method", json_string(c->method));
-	json_object_set_new(f, "path", server_json_string_safe(c->path[0] != '\0' ? c->path : c->url));
-	json_object_set_new(f, "status", json_integer(status));
-	json_object_set_new(f, "duration_ms", json_real(elapsed_ms(&c->start)));
-	json_object_set_new(f, "request_id", json_string(c->request_id));
-	json_object_set_new(f, "remote_addr", json_string(c->remote));
-	if (err != NULL && sg_err_isset(err)) {
-		json_object_set_new(f, "error", server_json_string_safe(err->detail));
-		json_object_set_new(f, "code", json_string(sg_err_name(err->code)));
-	}
-	server_log(SERVER_LOG_INFO, "request", f);
+	/* Nothing is formatted when the level drops these lines. */
+	if (!server_log_enabled(SERVER_LOG_INFO))
+		return;
+	r.method = c->method;
+	r.path = c->path[0] != '\0' ? c->path : c->url;
+	r.status = status;
+	r.duration_ms = elapsed_ms(&c->start);
+	r.request_id = c->request_id;
+	r.remote_addr = c->remote;
+	r.error = err != NULL && sg_err_isset(err) ? err->detail : NULL;
+	r.code = r.error != NULL ? sg_err_name(err->code) : NULL;
+	server_log_request(&r);
 }
 
 /* A response body MHD frees through wipe_free: login answers hold tokens. */
@@ -599,58 +667,91 @@ static bool binary_body(struct MHD_Connection *conn)
 	return false;
 }
 
+/*
+ * Routing: the method, the normalized path, the table of its area and the
+ * route. Done once per request on libmicrohttpd's thread, before the
+ * request is answered there (ROUTE_INLINE) or handed to a worker. Never
+ * blocks (lookups under read locks, no store access): authentication and
+ * everything that may wait happen in handle().
+ */
+static void http_resolve(struct http_ctx *c)
+{
+	struct server *s = c->srv;
+
+	c->resolved = true;
+	c->found = ROUTER_NOT_FOUND;
+	sg_err_init(&c->resolve_err);
+	if (router_method_parse(c->method, MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "list"),
+	                        &c->mbits, &c->head, &c->resolve_err) != 0)
+		return;
+	if (c->url_too_long || router_path_normalize(c->url, c->path, sizeof(c->path)) != 0) {
+		c->path[0] = '\0';
+		envelope_no_route(&c->resolve_err, c->url[0] == '/' ? c->url + 1 : c->url);
+		return;
+	}
+	switch (router_area(c->path, &c->sub)) {
+	case ROUTER_AREA_SYS:
+		c->table = sys_routes;
+		c->ntable = sys_routes_n;
+		c->mount_type = "system";
+		break;
+	case ROUTER_AREA_AUTH:
+		/* auth/<mount path>/<rest>: the table of the mount's method type. */
+		c->auth_mount = auth_mounts_route(s->auth_mounts, c->sub, &c->sub);
+		if (c->auth_mount != NULL) {
+			c->table = auth_method_routes(c->auth_mount->type, &c->ntable);
+			c->mount_type = c->auth_mount->type;
+		}
+		break;
+	case ROUTER_AREA_MOUNT:
+		c->mount = mount_table_route(&s->mounts, c->path, &c->sub);
+		if (c->mount != NULL && strcmp(c->mount->type, "pki") == 0) {
+			c->table = pki_routes;
+			c->ntable = pki_routes_n;
+			c->mount_type = c->mount->type;
+		}
+		break;
+	}
+	if (c->table == NULL) {
+		envelope_no_route(&c->resolve_err, c->path);
+		return;
+	}
+	c->found = router_lookup(c->table, c->ntable, c->sub, c->mbits, &c->route, &c->caps);
+}
+
+/*
+ * A request libmicrohttpd's thread answers itself: a public route marked
+ * ROUTE_INLINE (cheap, served from memory), and no audit device, whose
+ * durable write would make the thread wait.
+ */
+static bool http_inline_ok(const struct http_ctx *c)
+{
+	return c->route != NULL && c->route->auth == ROUTE_AUTH_NONE && (c->route->methods & ROUTE_INLINE) != 0 &&
+	       audit_device_count(c->srv->audit) == 0;
+}
+
+bool req_inline(const struct req *rq)
+{
+	return cur_ctx != NULL && &cur_ctx->rq == rq && cur_ctx->inline_run;
+}
+
 static enum MHD_Result handle(struct http_ctx *c)
 {
 	struct server *s = c->srv;
 	struct sg_err err;
-	const struct route *route = NULL;
-	const struct route *table = NULL;
-	size_t ntable = 0;
-	const char *sub = NULL, *mount_type = NULL;
-	unsigned method = 0;
-	bool head = false;
-	enum router_result found;
+	const struct route *route;
+	unsigned method;
 	int rc;
 
 	sg_err_init(&err);
 	ERR_clear_error();
-	if (router_method_parse(c->method, MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "list"), &method,
-	                        &head, &err) != 0)
-		return send_error(c, &err);
-	if (c->url_too_long || router_path_normalize(c->url, c->path, sizeof(c->path)) != 0) {
-		c->path[0] = '\0';
-		envelope_no_route(&err, c->url[0] == '/' ? c->url + 1 : c->url);
-		return send_error(c, &err);
-	}
-	switch (router_area(c->path, &sub)) {
-	case ROUTER_AREA_SYS:
-		table = sys_routes;
-		ntable = sys_routes_n;
-		mount_type = "system";
-		break;
-	case ROUTER_AREA_AUTH:
-		/* auth/<mount path>/<rest>: the table of the mount's method type. */
-		c->auth_mount = auth_mounts_route(s->auth_mounts, sub, &sub);
-		if (c->auth_mount != NULL) {
-			table = auth_method_routes(c->auth_mount->type, &ntable);
-			mount_type = c->auth_mount->type;
-		}
-		break;
-	case ROUTER_AREA_MOUNT:
-		c->mount = mount_table_route(&s->mounts, c->path, &sub);
-		if (c->mount != NULL && strcmp(c->mount->type, "pki") == 0) {
-			table = pki_routes;
-			ntable = pki_routes_n;
-			mount_type = c->mount->type;
-		}
-		break;
-	}
-	if (table == NULL) {
-		envelope_no_route(&err, c->path);
-		return send_error(c, &err);
-	}
-	found = router_lookup(table, ntable, sub, method, &route, &c->caps);
-	if (found != ROUTER_FOUND) {
+	if (!c->resolved)
+		http_resolve(c);
+	if (sg_err_isset(&c->resolve_err))
+		return send_error(c, &c->resolve_err);
+	route = c->route;
+	method = c->mbits;
+	if (c->found != ROUTER_FOUND) {
 		/*
 		 * As Vault: inside a mount (sys/ included) only an authenticated
 		 * caller learns which paths and methods exist; others get 403.
@@ -660,9 +761,9 @@ static enum MHD_Result handle(struct http_ctx *c)
 		/* ... and only one whose policies allow the operation there: the rest get 403 too. */
 		c->rq.srv = s;
 		c->rq.path = c->path;
-		if (authz_request(&c->rq, table, ntable, NULL, method, &err) != 0)
+		if (authz_request(&c->rq, c->table, c->ntable, NULL, method, &err) != 0)
 			return send_error(c, &err);
-		if (found == ROUTER_BAD_METHOD)
+		if (c->found == ROUTER_BAD_METHOD)
 			sg_err_set(&err, SG_METHOD_NOT_ALLOWED, "unsupported operation");
 		else
 			envelope_no_route(&err, c->path);
@@ -671,19 +772,22 @@ static enum MHD_Result handle(struct http_ctx *c)
 	/* DESIGN.md rule 5: authorization happens here, before any handler. */
 	if (route->auth == ROUTE_AUTH_TOKEN && authenticate(c, &err) != 0)
 		return send_error(c, &err);
-	if (binary_body(c->conn)) {
-		c->json = json_object();
-	} else if (server_json_parse_object((const char *)c->body, c->body_len, MAX_JSON_DEPTH, &c->json, &err) != 0) {
-		return send_error(c, &err);
+	if (c->json == NULL) {
+		if (binary_body(c->conn)) {
+			c->json = json_object();
+		} else if (server_json_parse_object((const char *)c->body, c->body_len, MAX_JSON_DEPTH, &c->json,
+		                                    &err) != 0) {
+			return send_error(c, &err);
+		}
 	}
 	c->rq.srv = s;
 	c->rq.method = (enum http_method)method;
-	c->rq.head = head;
+	c->rq.head = c->head;
 	c->rq.path = c->path;
 	c->rq.mount = c->mount;
 	c->rq.auth_mount = c->auth_mount;
 	c->rq.peer = peer_certs(c);
-	c->rq.sub = sub;
+	c->rq.sub = c->sub;
 	for (size_t i = 0; i < c->caps.n; i++) {
 		c->rq.cap_name[i] = c->caps.name[i];
 		c->rq.cap_val[i] = c->caps.val[i];
@@ -696,7 +800,7 @@ static enum MHD_Result handle(struct http_ctx *c)
 	c->rq.query = c->query;
 	cur_ctx = c;
 	/* The token's policies decide (DESIGN.md rule 5); the existence check may read through a GET handler. */
-	if (route->auth == ROUTE_AUTH_TOKEN && authz_request(&c->rq, table, ntable, route, method, &err) != 0) {
+	if (route->auth == ROUTE_AUTH_TOKEN && authz_request(&c->rq, c->table, c->ntable, route, method, &err) != 0) {
 		cur_ctx = NULL;
 		return send_error(c, &err);
 	}
@@ -706,6 +810,14 @@ static enum MHD_Result handle(struct http_ctx *c)
 	}
 	rc = route->fn(&c->rq, &c->rs, &err);
 	cur_ctx = NULL;
+	if (rc == ROUTE_RETRY && c->inline_run) {
+		/* The handler would block: a worker runs it again from the start (nothing was sent or audited). */
+		resp_clear(&c->rs);
+		c->audit.logged = false;
+		c->retry_on_pool = true;
+		ERR_clear_error();
+		return MHD_YES;
+	}
 	if (rc != 0) {
 		if (!sg_err_isset(&err))
 			sg_err_set(&err, SG_INTERNAL, "internal error");
@@ -713,7 +825,7 @@ static enum MHD_Result handle(struct http_ctx *c)
 		return send_error(c, &err);
 	}
 	ERR_clear_error();
-	return send_success(c, mount_type);
+	return send_success(c, c->mount_type);
 }
 
 /* ---- Worker pool (DESIGN.md rule 10) ---- */
@@ -952,6 +1064,18 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		return pool_answer(c);
 	if (c->responded)
 		return MHD_YES;
+	if (!c->resolved)
+		http_resolve(c);
+	if (http_inline_ok(c)) {
+		/* No hand-off (suspend, queue, wake-up, resume) for an answer from memory. */
+		enum MHD_Result r;
+
+		c->inline_run = true;
+		r = handle(c);
+		c->inline_run = false;
+		if (!c->retry_on_pool)
+			return r;
+	}
 	return pool_dispatch(c);
 }
 
@@ -975,10 +1099,21 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                           enum MHD_ConnectionNotificationCode toe)
 {
 	const union MHD_ConnectionInfo *ci;
+	struct server *s = cls;
+	struct http_conn *hc;
 
-	(void)cls;
-	(void)socket_context;
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		free(*socket_context);
+		*socket_context = NULL;
+		return;
+	}
 	if (toe != MHD_CONNECTION_NOTIFY_STARTED)
+		return;
+	/* Formatted once per connection, not per kept-alive request. */
+	hc = sg_xcalloc(1, sizeof(*hc));
+	remote_format(conn, hc->remote, sizeof(hc->remote));
+	*socket_context = hc;
+	if (s->cfg.tls_disable)
 		return;
 	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
 	if (ci == NULL || ci->tls_session == NULL)
@@ -1076,8 +1211,8 @@ int http_start(struct server *s, struct sg_err *err)
 		opts[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, cert};
 		opts[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, key};
 		opts[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)HTTP_TLS_PRIORITIES};
-		opts[no++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, NULL};
 	}
+	opts[no++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s};
 	if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
 		flags |= MHD_USE_EPOLL;
 	if (ss.ss_family == AF_INET6)

@@ -39,6 +39,18 @@ enum http_method {
  */
 #define ROUTE_EXISTENCE (1u << 7)
 
+/*
+ * Not a method either: the route is cheap and answered from memory (OCSP
+ * from the pre-signed cache, CRLs from their cached DER), so on a public
+ * route libmicrohttpd's I/O thread runs the handler itself instead of
+ * handing it to a worker (while no audit device is enabled: an audit write
+ * waits for the disk). Such a handler checks req_inline() and returns
+ * ROUTE_RETRY, before it has changed anything, when it would block (a
+ * signature, a store write): a worker then runs it again.
+ */
+#define ROUTE_INLINE (1u << 8)
+#define ROUTE_RETRY 1
+
 enum route_auth {
 	ROUTE_AUTH_NONE,      /* public: ca, ca_chain, cert/:serial, health ... */
 	ROUTE_AUTH_TOKEN,     /* X-Vault-Token or Authorization: Bearer */
@@ -115,7 +127,9 @@ typedef int (*route_handler)(struct req *rq, struct resp *rs, struct sg_err *err
  * segments capturing one segment, and at most one "*name" segment capturing
  * one or more segments (slashes included) between the literal prefix and
  * suffix: the sys/ table has "mounts" + "/" + "*path/tune" for
- * sys/mounts/a/b/tune. A path is matched without leading or trailing '/'.
+ * sys/mounts/a/b/tune. A path is matched without leading or trailing '/'
+ * and never with an empty segment ("a//b"), except inside a final "**name"
+ * capture, which takes the rest of the path as data (OCSP's base64).
  */
 struct route {
 	const char *pattern;
@@ -131,6 +145,9 @@ const char *req_param(const struct req *rq, const char *name);
 const char *req_query(const struct req *rq, const char *name);
 /* A request header (If-None-Match, If-Modified-Since ...), NULL if absent or outside a request. */
 const char *req_header(const struct req *rq, const char *name);
+
+/* True while the handler runs on libmicrohttpd's I/O thread (ROUTE_INLINE): it must not block. */
+bool req_inline(const struct req *rq);
 
 /* Server-wide services for handlers. */
 struct store *server_store(struct server *s);

@@ -50,11 +50,11 @@ const struct route pki_routes[] = {
 	{"issuer/:ref/crl/delta", HTTP_GET, h_issuer_crl_delta_json_read, PUBLIC, false},
 	{"issuer/:ref/crl/delta/der", HTTP_GET, h_issuer_crl_delta_der_read, PUBLIC, false},
 	{"issuer/:ref/crl/delta/pem", HTTP_GET, h_issuer_crl_delta_pem_read, PUBLIC, false},
-	/* OCSP (RFC 6960 A.1): the GET request is base64 and may contain '/', hence the '*' capture. */
-	{"ocsp", HTTP_POST, h_ocsp_post, PUBLIC, false},
-	{"ocsp/*req", HTTP_GET, h_ocsp_get, PUBLIC, false},
-	{"issuer/:ref/ocsp", HTTP_POST, h_issuer_ocsp_post, PUBLIC, false},
-	{"issuer/:ref/ocsp/*req", HTTP_GET, h_issuer_ocsp_get, PUBLIC, false},
+	/* OCSP (RFC 6960 A.1): the GET request is base64 and holds '/' and "//", hence the "**" capture. */
+	{"ocsp", HTTP_POST | ROUTE_INLINE, h_ocsp_post, PUBLIC, false},
+	{"ocsp/**req", HTTP_GET | ROUTE_INLINE, h_ocsp_get, PUBLIC, false},
+	{"issuer/:ref/ocsp", HTTP_POST | ROUTE_INLINE, h_issuer_ocsp_post, PUBLIC, false},
+	{"issuer/:ref/ocsp/**req", HTTP_GET | ROUTE_INLINE, h_issuer_ocsp_get, PUBLIC, false},
 
 	/* Issuers and keys (compat 1.1). */
 	{"root/generate/:type", HTTP_POST, h_root_generate, TOKEN, false},

@@ -17,19 +17,50 @@
 #define CT_OCSP_RESPONSE "application/ocsp-response"
 #define OCSP_HTTP_DATE_MAX 40
 
-/* RFC 9110 5.6.7 IMF-fixdate. */
+/* RFC 9110 5.6.7 IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), by hand: two per cached answer sent. */
 static void ocsp_http_date(int64_t t, char *buf, size_t len)
 {
-	static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-	static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-	                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	static const char days[] = "SunMonTueWedThuFriSat";
+	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
 	time_t tt = (time_t)t;
 	struct tm tm;
+	char *p = buf;
+	int year;
 
+	if (len < OCSP_HTTP_DATE_MAX) {
+		if (len > 0)
+			buf[0] = '\0';
+		return;
+	}
 	if (gmtime_r(&tt, &tm) == NULL)
 		memset(&tm, 0, sizeof(tm));
-	snprintf(buf, len, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7], tm.tm_mday,
-	         months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	year = tm.tm_year + 1900;
+	if (year < 0 || year > 9999)
+		year = 0;
+	memcpy(p, days + 3 * (tm.tm_wday % 7), 3);
+	p += 3;
+	*p++ = ',';
+	*p++ = ' ';
+	*p++ = (char)('0' + tm.tm_mday / 10);
+	*p++ = (char)('0' + tm.tm_mday % 10);
+	*p++ = ' ';
+	memcpy(p, months + 3 * (tm.tm_mon % 12), 3);
+	p += 3;
+	*p++ = ' ';
+	*p++ = (char)('0' + year / 1000);
+	*p++ = (char)('0' + year / 100 % 10);
+	*p++ = (char)('0' + year / 10 % 10);
+	*p++ = (char)('0' + year % 10);
+	*p++ = ' ';
+	*p++ = (char)('0' + tm.tm_hour / 10);
+	*p++ = (char)('0' + tm.tm_hour % 10);
+	*p++ = ':';
+	*p++ = (char)('0' + tm.tm_min / 10);
+	*p++ = (char)('0' + tm.tm_min % 10);
+	*p++ = ':';
+	*p++ = (char)('0' + tm.tm_sec / 10);
+	*p++ = (char)('0' + tm.tm_sec % 10);
+	memcpy(p, " GMT", 5);
 }
 
 /*
@@ -96,6 +127,16 @@ static int ocsp_issuer_id(struct req *rq, char *id, size_t cap)
 	return rc;
 }
 
+/* On libmicrohttpd's thread only a pre-signed answer: false asks for a worker, which may sign. */
+static bool answer(struct req *rq, const char *issuer_id, const unsigned char *der, size_t len,
+                   struct ocsp_answer *a)
+{
+	if (req_inline(rq))
+		return ocsp_respond_cached(server_ocsp(rq->srv), pki_mount(rq), issuer_id, der, len, a);
+	ocsp_respond(server_ocsp(rq->srv), pki_mount(rq), issuer_id, der, len, a);
+	return true;
+}
+
 static int ocsp_serve(struct req *rq, struct resp *rs, bool get, bool by_issuer, struct sg_err *err)
 {
 	static const unsigned char unauthorized[] = {0x30, 0x03, 0x0a, 0x01, 0x06};
@@ -123,10 +164,13 @@ static int ocsp_serve(struct req *rq, struct resp *rs, bool get, bool by_issuer,
 			ocsp_send(rq, rs, &a, false);
 			return 0;
 		}
-		ocsp_respond(server_ocsp(rq->srv), pki_mount(rq), by_issuer ? id : NULL, der, len, &a);
+		if (!answer(rq, by_issuer ? id : NULL, der, len, &a)) {
+			free(der);
+			return ROUTE_RETRY;
+		}
 		free(der);
-	} else {
-		ocsp_respond(server_ocsp(rq->srv), pki_mount(rq), by_issuer ? id : NULL, rq->raw, rq->raw_len, &a);
+	} else if (!answer(rq, by_issuer ? id : NULL, rq->raw, rq->raw_len, &a)) {
+		return ROUTE_RETRY;
 	}
 	ocsp_send(rq, rs, &a, get);
 	return 0;

@@ -67,6 +67,7 @@ int router_pattern_match(const char *pattern, const char *path, struct router_ca
 	struct seg ps[ROUTER_MAX_SEGMENTS], vs[ROUTER_MAX_SEGMENTS];
 	long np, nv;
 	long star = -1;
+	bool raw = false;
 	size_t used = 0;
 
 	if (caps != NULL)
@@ -79,16 +80,24 @@ int router_pattern_match(const char *pattern, const char *path, struct router_ca
 		sg_die("route pattern '%s' has too many segments", pattern);
 	if (nv < 0)
 		return 0;
-	for (long i = 0; i < nv; i++)
-		if (vs[i].n == 0)
-			return 0;
 	for (long i = 0; i < np; i++) {
 		if (ps[i].n > 0 && ps[i].p[0] == '*') {
 			if (star >= 0)
 				sg_die("route pattern '%s' has two '*' segments", pattern);
 			star = i;
+			raw = ps[i].n > 1 && ps[i].p[1] == '*';
+			if (raw && i != np - 1)
+				sg_die("route pattern '%s': a '**' capture must end it", pattern);
 		}
 	}
+	/*
+	 * Empty segments never match, except inside a "**" capture: there the
+	 * bytes are data, and RFC 6960 A.1's base64 of an OCSP request holds
+	 * "//" as often as not. (A path never ends with '/': normalized.)
+	 */
+	for (long i = 0; i < nv; i++)
+		if (vs[i].n == 0 && !(raw && i > star && i != nv - 1))
+			return 0;
 	if (star < 0) {
 		if (nv != np)
 			return 0;
@@ -113,9 +122,15 @@ int router_pattern_match(const char *pattern, const char *path, struct router_ca
 		for (long i = 0; i < pre; i++)
 			if (!seg_match(&ps[i], &vs[i], caps, &used))
 				goto nomatch;
+		struct seg name = ps[star];
+
+		if (raw) {
+			name.p++; /* cap_add drops one sigil: "**req" is named "req" */
+			name.n--;
+		}
 		start = vs[pre].p;
 		end = vs[nv - suf - 1].p + vs[nv - suf - 1].n;
-		cap_add(caps, &used, &ps[star], start, (size_t)(end - start));
+		cap_add(caps, &used, &name, start, (size_t)(end - start));
 		for (long i = 0; i < suf; i++)
 			if (!seg_match(&ps[star + 1 + i], &vs[nv - suf + i], caps, &used))
 				goto nomatch;
@@ -127,14 +142,28 @@ nomatch:
 	return 0;
 }
 
+/*
+ * A pattern whose first segment is literal and differs from the path's
+ * cannot match: skipped without splitting either (a PKI table has ~100
+ * patterns and every request scans it).
+ */
+static bool first_segment_differs(const char *pattern, const char *path, size_t seg)
+{
+	if (pattern[0] == ':' || pattern[0] == '*')
+		return false;
+	return strncmp(pattern, path, seg) != 0 || (pattern[seg] != '/' && pattern[seg] != '\0');
+}
+
 enum router_result router_lookup(const struct route *table, size_t n, const char *path, unsigned method,
                                  const struct route **out, struct router_caps *caps)
 {
 	bool path_known = false;
+	size_t seg = strcspn(path, "/");
 
 	*out = NULL;
 	for (size_t i = 0; i < n && table[i].pattern != NULL; i++) {
-		if (!router_pattern_match(table[i].pattern, path, caps))
+		if (first_segment_differs(table[i].pattern, path, seg) ||
+		    !router_pattern_match(table[i].pattern, path, caps))
 			continue;
 		if (table[i].methods & method) {
 			*out = &table[i];

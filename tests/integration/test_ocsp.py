@@ -162,6 +162,25 @@ def test_get_with_caching_headers():
     check(rc == 0 and status_line(out, "good") == "good", out)
 
 
+def test_get_base64_with_empty_segments():
+    """RFC 6960 A.1 base64 holds "//" often: the route must not see an empty path segment there."""
+    e = env()
+    s = e["s"]
+    path = os.path.join(H.tmpdir("req"), "req.der")
+    # 32 one bits in the serial always make four '/' in a row in the base64 text, whatever the alignment.
+    H.openssl("ocsp", "-issuer", e["files"]["inter"], "-serial", "0x01FFFFFFFF01", "-no_nonce", "-reqout", path)
+    with open(path, "rb") as f:
+        der = f.read()
+    b64 = base64.b64encode(der).decode()
+    check("//" in b64, b64)
+    for what, text in (("escaped", urllib.parse.quote(b64, safe="")), ("raw", b64)):
+        r = s.req("GET", MOUNT + "/ocsp/" + text, token="")
+        eq(r.status, 200, what + " status")
+        eq(r.ctype, "application/ocsp-response", what + " type")
+        rc, out = _check_resp(e, "good", r.body, "-no_nonce", "-resp_text")
+        check("Response verify OK" in out and re.search(r"Cert Status: unknown", out), what + ": " + out)
+
+
 def test_get_nonce_is_fresh():
     e = env()
     s = e["s"]

@@ -327,6 +327,33 @@ static void test_respond(struct crl *c, struct ocsp *o)
 	answer(o, &e, NULL, &good, 1, NULL, 0, &b);
 	T_OK(b.len == a.len && memcmp(a.der, b.der, a.len) == 0 && strcmp(a.etag, b.etag) == 0);
 	T_CHECK(ocsp_cache_count(o, &e.m) == 1, "%zu", ocsp_cache_count(o, &e.m));
+	/* Cache-only answers (libmicrohttpd's thread): a miss is false and signs nothing, a hit is the pre-signed bytes. */
+	{
+		X509 *fresh = issue(&other, "fresh.example.com"); /* on the other mount: e's cache counts stay as below */
+		size_t len = 0;
+		unsigned char *req = fresh != NULL ? make_req(&fresh, other.root, NULL, 1, 0, &len) : NULL;
+		struct ocsp_answer c1 = {0}, c2 = {0}, c3 = {0};
+
+		T_OK(req != NULL);
+		if (req != NULL) {
+			T_OK(!ocsp_respond_cached(o, &other.m, NULL, req, len, &c1) && c1.der == NULL);
+			T_CHECK(ocsp_cache_count(o, &other.m) == 0, "a miss caches nothing: %zu", ocsp_cache_count(o, &other.m));
+			ocsp_respond(o, &other.m, NULL, req, len, &c1);
+			T_OK(ocsp_respond_cached(o, &other.m, NULL, req, len, &c2) && c2.cacheable);
+			T_OK(c1.der != NULL && c1.len == c2.len && memcmp(c1.der, c2.der, c1.len) == 0);
+			ocsp_answer_clear(&c2);
+			/* Restricted to another issuer: the in-place parse finds no issuer, the full one answers unauthorized. */
+			T_OK(ocsp_respond_cached(o, &other.m, "no-such-issuer", req, len, &c2));
+			T_OK(is_error(&c2, 6));
+			/* A bad request is answered (unsigned malformedRequest) without a worker. */
+			T_OK(ocsp_respond_cached(o, &other.m, NULL, (const unsigned char *)"\x30\x00", 2, &c3) && is_error(&c3, 1));
+		}
+		ocsp_answer_clear(&c1);
+		ocsp_answer_clear(&c2);
+		ocsp_answer_clear(&c3);
+		free(req);
+		X509_free(fresh);
+	}
 	ocsp_answer_clear(&a);
 	ocsp_answer_clear(&b);
 
