@@ -7,7 +7,8 @@ retries), alternate chains through a cross-signed intermediate (one Link
 field line per alternate), eab_policy always-required against an account
 made without EAB, the directory Link on every answer, and the paged orders
 list. Requests are hand-made JWS (python3-cryptography), so every header
-and status is visible; http-01 is answered on a loopback port."""
+and status is visible, and python3-acme fetches the alternate chain as
+certbot's --preferred-chain does; http-01 is answered on a loopback port."""
 
 import base64
 import datetime
@@ -19,7 +20,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 
@@ -27,9 +27,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 from harness import check, eq  # noqa: E402
 
+import josepy as jose  # noqa: E402
+from acme import challenges, client, crypto_util, messages  # noqa: E402
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec, utils  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils  # noqa: E402
 from cryptography.hazmat.primitives.serialization import Encoding  # noqa: E402
 from cryptography.x509.oid import NameOID  # noqa: E402
 
@@ -456,6 +458,31 @@ def make_cross_signed(inter_pem):
     return root2.public_bytes(Encoding.PEM).decode(), cross.public_bytes(Encoding.PEM).decode()
 
 
+def pyacme_alternates(root2):
+    key = jose.JWKRSA(key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    net = client.ClientNetwork(key, user_agent="sigil-test", verify_ssl=False)
+    cl = client.ClientV2(client.ClientV2.get_directory(directory_url(), net), net)
+    cl.new_account(messages.NewRegistration.from_data(terms_of_service_agreed=True))
+    ck = ec.generate_private_key(ec.SECP256R1())
+    pem = ck.private_bytes(Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    orderr = cl.new_order(crypto_util.make_csr(pem, ["pyalt." + DOMAIN]))
+    for authz in orderr.authorizations:
+        chall = [c for c in authz.body.challenges if isinstance(c.chall, challenges.HTTP01)][0]
+        response, validation = chall.response_and_validation(cl.net.key)
+        _Handler.tokens[chall.chall.encode("token")] = validation
+        cl.answer_challenge(chall, response)
+    deadline = datetime.datetime.now() + datetime.timedelta(seconds=60)
+    orderr = cl.poll_authorizations(orderr, deadline)
+    orderr = cl.finalize_order(orderr, deadline, fetch_alternative_chains=True)
+    alts = orderr.alternative_fullchains_pem
+    eq(len(alts), 1, "python3-acme found one alternative chain")
+    chain = pem_list(alts[0])
+    last = x509.load_pem_x509_certificate(chain[-1].encode())
+    eq(last.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value, "Other Root", "python3-acme alternate")
+    r = openssl_verify(root2, chain[1:], chain[0])
+    check(r.returncode == 0, "python3-acme alternate verifies: %s %s" % (r.stdout, r.stderr))
+
+
 def test_alternate_chains():
     root2, cross = make_cross_signed(state["inter"])
     imp = srv().data("POST", MOUNT + "/issuers/import/cert", {"pem_bundle": cross})
@@ -482,6 +509,8 @@ def test_alternate_chains():
     r = openssl_verify(state["root"], chain[1:], chain[0])
     check(r.returncode != 0, "alternate does not verify to the mount's root alone")
     check('<%s>;rel="alternate"' % order["certificate"] in alt.all("Link"), "the alternate links the default")
+    # python3-acme follows the Link header as certbot's --preferred-chain does.
+    pyacme_alternates(root2)
     r = jws_post(order["certificate"] + "/2", None, key, kid=kid)
     eq(r.status, 404, "no second alternate")
     r = jws_post(order["certificate"] + "/x", None, key, kid=kid)
