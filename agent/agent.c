@@ -43,6 +43,14 @@ struct cert_state {
 	unsigned failures;
 	unsigned renewals;
 	char *last_error;
+	/* ocsp_staple_file: the certificate as written (the staple is checked against it) and the staple's state. */
+	char *leaf_pem;     /* may be a bundle holding the key: wiped on free */
+	char *chain_pem;
+	int64_t staple_at;  /* next OCSP fetch; 0: as soon as a certificate is in place */
+	unsigned staple_failures;
+	const char *staple_status; /* "good" / "revoked" once a staple is written */
+	int64_t staple_next_update;
+	bool reload_pending; /* renewed: reload once its staple is there (or could not be fetched) */
 };
 
 struct agent {
@@ -133,6 +141,14 @@ static void status_publish(struct agent *a)
 		json_object_set_new(o, "failures", json_integer(cs->failures));
 		if (cs->last_error != NULL)
 			json_object_set_new(o, "last_error", json_string(cs->last_error));
+		if (cs->cfg->ocsp_staple_file != NULL) {
+			json_object_set_new(o, "ocsp_status", cs->staple_status != NULL ? json_string(cs->staple_status)
+			                                                                  : json_null());
+			if (cs->staple_next_update != 0) {
+				sg_time_format_rfc3339(cs->staple_next_update, ts, sizeof(ts));
+				json_object_set_new(o, "ocsp_next_update", json_string(ts));
+			}
+		}
 		json_array_append_new(list, o);
 		if (!valid)
 			healthy = false;
@@ -564,6 +580,19 @@ static void cert_load_existing(struct cert_state *cs)
 	if (access(path, R_OK) != 0 || sg_file_read(path, AGENT_MAX_PEM_BYTES, &buf, &len, &err) != 0)
 		goto out;
 	cert_adopt(cs, (const char *)buf, len, NULL, false);
+	if (cs->have && cs->cfg->ocsp_staple_file != NULL) {
+		unsigned char *chain = NULL;
+		size_t clen = 0;
+		struct sg_err e2;
+
+		sg_err_init(&e2);
+		cs->leaf_pem = sg_xstrndup((const char *)buf, len);
+		if (cs->cfg->chain_file != NULL &&
+		    sg_file_read(cs->cfg->chain_file, AGENT_MAX_PEM_BYTES, &chain, &clen, &e2) == 0) {
+			cs->chain_pem = sg_xstrndup((const char *)chain, clen);
+			free(chain);
+		}
+	}
 	if (cs->have && sg_now() >= cs->renew_at) {
 		/* Due (or expired): issue a fresh one first thing, keeping this one in place until then. */
 		cs->renew_at = sg_now();
@@ -602,6 +631,14 @@ static int cert_issue(struct agent *a, struct cert_state *cs, struct sg_err *err
 	chain = chain_of(data);
 	if (cert_files_write(c, cert, key, chain, err) != 0)
 		goto out;
+	if (cs->leaf_pem != NULL)
+		OPENSSL_cleanse(cs->leaf_pem, strlen(cs->leaf_pem)); /* read from a bundle: the old key is in it */
+	str_set(&cs->leaf_pem, cert);
+	str_set(&cs->chain_pem, chain);
+	cs->staple_at = 0; /* a new certificate needs its own staple at once */
+	cs->staple_failures = 0;
+	cs->staple_status = NULL;
+	cs->staple_next_update = 0;
 	lease = json_string_value(json_object_get(resp.json, "lease_id"));
 	cert_adopt(cs, cert, strlen(cert), lease != NULL && *lease != '\0' ? lease : NULL, true);
 	if (!cs->have) {
@@ -645,14 +682,105 @@ static void cert_step(struct agent *a, struct cert_state *cs)
 	cs->renewals++;
 	str_set(&cs->last_error, NULL);
 	log_event("info", "certificate written", cert_fields(cs));
-	if (cs->cfg->reload_command != NULL || cs->cfg->pid_file != NULL) {
-		sg_err_init(&err);
-		if (reload_run(cs->cfg, &err) != 0)
-			log_event("error", "reload failed",
-			          json_pack("{s:s, s:s}", "certificate", cs->cfg->name, "error", err.detail));
-		else
-			log_event("info", "workload reloaded", json_pack("{s:s}", "certificate", cs->cfg->name));
+	cs->reload_pending = true;
+}
+
+/* After a renewal, or a staple that changed: one reload for both. */
+static void reload_step(struct cert_state *cs)
+{
+	struct sg_err err;
+
+	if (!cs->reload_pending)
+		return;
+	cs->reload_pending = false;
+	if (cs->cfg->reload_command == NULL && cs->cfg->pid_file == NULL)
+		return;
+	sg_err_init(&err);
+	if (reload_run(cs->cfg, &err) != 0)
+		log_event("error", "reload failed", json_pack("{s:s, s:s}", "certificate", cs->cfg->name, "error", err.detail));
+	else
+		log_event("info", "workload reloaded", json_pack("{s:s}", "certificate", cs->cfg->name));
+}
+
+/* Whether path already holds exactly these bytes (then neither a write nor a reload is needed). */
+static bool file_same(const char *path, const unsigned char *der, size_t len)
+{
+	unsigned char *cur = NULL;
+	size_t n = 0;
+	struct sg_err err;
+	bool same;
+
+	sg_err_init(&err);
+	if (sg_file_read(path, AGENT_MAX_STAPLE_BYTES, &cur, &n, &err) != 0)
+		return false;
+	same = n == len && memcmp(cur, der, len) == 0;
+	free(cur);
+	return same;
+}
+
+/*
+ * ocsp_staple_file: fetch the answer for the current certificate, check it
+ * (agent_staple_check), write it when it changed and reload the workload.
+ * Refreshed halfway through its validity; on failure the file in place
+ * stays and the fetch is retried with backoff.
+ */
+static void staple_step(struct agent *a, struct cert_state *cs)
+{
+	const struct agent_cert_cfg *c = cs->cfg;
+	unsigned char *req = NULL, *der = NULL;
+	size_t rl = 0, dl = 0;
+	char *aia = NULL, *url = NULL;
+	struct agent_staple st = {0};
+	struct sg_err err;
+	int64_t now = sg_now();
+	json_t *f;
+
+	if (c->ocsp_staple_file == NULL || !cs->have || cs->leaf_pem == NULL || now < cs->staple_at)
+		return;
+	sg_err_init(&err);
+	if (agent_staple_request(cs->leaf_pem, cs->chain_pem, &req, &rl, &aia, &err) != 0)
+		goto fail;
+	url = c->ocsp_url != NULL ? sg_xstrdup(c->ocsp_url)
+	      : aia != NULL       ? sg_xstrdup(aia)
+	                          : sg_xasprintf("%s/v1/%s/ocsp", a->cli->addr, c->mount);
+	if (agent_staple_fetch(url, req, rl, a->cli->cacert, a->cli->skip_verify, &der, &dl, &err) != 0 ||
+	    agent_staple_check(der, dl, cs->leaf_pem, cs->chain_pem, now, &st, &err) != 0)
+		goto fail;
+	cs->staple_status = st.status == AGENT_STAPLE_REVOKED ? "revoked" : "good";
+	cs->staple_next_update = st.next_update;
+	cs->staple_at = agent_staple_refresh_time(&st, now);
+	cs->staple_failures = 0;
+	if (!file_same(c->ocsp_staple_file, st.der, st.len)) {
+		if (agent_file_write(c->ocsp_staple_file, st.der, st.len, c->mode, c->uid, c->gid, &err) != 0)
+			goto fail;
+		cs->reload_pending = true;
+		f = cert_fields(cs);
+		json_object_set_new(f, "ocsp_status", json_string(cs->staple_status));
+		json_object_set_new(f, "responder", json_string(url));
+		if (st.status == AGENT_STAPLE_REVOKED)
+			json_object_set_new(f, "revocation_reason", json_integer(st.reason));
+		log_event(st.status == AGENT_STAPLE_REVOKED ? "warn" : "info", "ocsp staple written", f);
 	}
+	goto out;
+fail:
+	{
+		int64_t d = agent_backoff(cs->staple_failures, a->cfg->backoff_min, a->cfg->backoff_max, rand_unit());
+
+		cs->staple_failures++;
+		cs->staple_at = now + d;
+		f = cert_fields(cs);
+		json_object_set_new(f, "error", json_string(err.detail));
+		json_object_set_new(f, "responder", url != NULL ? json_string(url) : json_null());
+		json_object_set_new(f, "retry_in_s", json_integer(d));
+		json_object_set_new(f, "current_kept", json_boolean(cs->staple_status != NULL));
+		log_event("error", "ocsp staple not refreshed", f);
+	}
+out:
+	agent_staple_clear(&st);
+	free(req);
+	free(der);
+	free(aia);
+	free(url);
 }
 
 static void certs_revoke(struct agent *a)
@@ -706,6 +834,8 @@ static int64_t next_deadline(const struct agent *a)
 			c = cs->next_try;
 		if (c < t)
 			t = c;
+		if (cs->cfg->ocsp_staple_file != NULL && cs->have && cs->staple_at < t)
+			t = cs->staple_at;
 	}
 	return t;
 }
@@ -716,9 +846,12 @@ static bool all_fresh(const struct agent *a)
 	int64_t now = sg_now();
 	size_t i;
 
-	for (i = 0; i < a->cfg->ncerts; i++)
+	for (i = 0; i < a->cfg->ncerts; i++) {
 		if (!a->certs[i].have || now >= a->certs[i].renew_at)
 			return false;
+		if (a->certs[i].cfg->ocsp_staple_file != NULL && a->certs[i].staple_status == NULL)
+			return false;
+	}
 	return a->authed;
 }
 
@@ -743,6 +876,11 @@ static int agent_run(struct agent *a)
 		auth_step(a);
 		for (i = 0; i < a->cfg->ncerts && a->authed && !stop_requested; i++)
 			cert_step(a, &a->certs[i]);
+		/* OCSP is public: staples stay fresh while the agent cannot log in. */
+		for (i = 0; i < a->cfg->ncerts && !stop_requested; i++) {
+			staple_step(a, &a->certs[i]);
+			reload_step(&a->certs[i]);
+		}
 		/* An issuance refused for the token logs in again at once. */
 		if (!a->authed && a->auth_failures == 0)
 			a->auth_next_try = 0;
@@ -756,7 +894,8 @@ static int agent_run(struct agent *a)
 				return 1;
 			}
 			for (i = 0; i < a->cfg->ncerts; i++)
-				if (a->certs[i].failures >= a->cfg->oneshot_attempts) {
+				if (a->certs[i].failures >= a->cfg->oneshot_attempts ||
+				    a->certs[i].staple_failures >= a->cfg->oneshot_attempts) {
 					log_event("error", "one-shot run gave up", json_pack("{s:I}", "rounds", (json_int_t)rounds));
 					return 1;
 				}
@@ -871,6 +1010,10 @@ out:
 		free(a.certs[i].serial);
 		free(a.certs[i].lease_id);
 		free(a.certs[i].last_error);
+		if (a.certs[i].leaf_pem != NULL)
+			OPENSSL_cleanse(a.certs[i].leaf_pem, strlen(a.certs[i].leaf_pem));
+		free(a.certs[i].leaf_pem);
+		free(a.certs[i].chain_pem);
 	}
 	free(a.certs);
 	free(a.auth_error);

@@ -27,6 +27,9 @@
 #define AGENT_DEFAULT_BACKOFF_MIN 1         /* seconds */
 #define AGENT_DEFAULT_BACKOFF_MAX 60        /* seconds */
 #define AGENT_DEFAULT_ONESHOT_ATTEMPTS 5
+#define AGENT_MAX_STAPLE_BYTES (64u << 10)  /* an OCSP answer fetched for ocsp_staple_file */
+#define AGENT_STAPLE_DEFAULT_REFRESH 3600   /* seconds, for an answer without nextUpdate */
+#define AGENT_STAPLE_MIN_REFRESH 5          /* seconds: never fetch more often than this */
 
 enum agent_auth_method {
 	AGENT_AUTH_TOKEN_FILE,
@@ -61,6 +64,8 @@ struct agent_cert_cfg {
 	char *pid_file;       /* or: signal the process whose pid is in this file */
 	int reload_signal;    /* default SIGHUP */
 	bool revoke_on_shutdown;
+	char *ocsp_staple_file; /* DER OCSP answer for the certificate (nginx ssl_stapling_file), kept fresh */
+	char *ocsp_url;         /* responder; default the certificate's AIA, else <address>/v1/<mount>/ocsp */
 };
 
 struct agent_config {
@@ -123,6 +128,50 @@ char *agent_secret_read(const char *path, struct sg_err *err) SG_WUR;
 /* NotBefore/NotAfter (unix seconds) and the colon-hex serial of the first certificate in pem. */
 int agent_cert_info(const char *pem, size_t len, int64_t *not_before, int64_t *not_after, char **serial,
                     struct sg_err *err) SG_WUR;
+
+/* ---- OCSP staples (agent/staple.c) ---- */
+
+enum agent_staple_status {
+	AGENT_STAPLE_GOOD = 1,
+	AGENT_STAPLE_REVOKED,
+};
+
+/* A checked OCSP answer for one certificate. */
+struct agent_staple {
+	unsigned char *der;       /* the OCSPResponse as received */
+	size_t len;
+	enum agent_staple_status status;
+	int reason;               /* revoked: CRLReason, -1 when absent */
+	int64_t revoked_at;
+	int64_t this_update, next_update; /* next_update 0: none given */
+};
+void agent_staple_clear(struct agent_staple *s);
+
+/*
+ * The OCSP request (DER; SHA-1 CertID, no nonce) for the first certificate
+ * of leaf_pem, whose issuer is among the certificates of chain_pem (or the
+ * other ones of leaf_pem); *url the first http(s) OCSP URL of its AIA, NULL
+ * when none (url may be NULL).
+ */
+int agent_staple_request(const char *leaf_pem, const char *chain_pem, unsigned char **der, size_t *len, char **url,
+                         struct sg_err *err) SG_WUR;
+
+/*
+ * Checks an OCSP answer as a TLS client would check the staple: a
+ * successful response, signed by the certificate's issuer or by a
+ * responder the issuer delegated (verified through the chain), about this
+ * certificate, status good or revoked, and valid at `now`. On success out
+ * holds a copy; on failure (SG_BAD_REQUEST naming the reason) nothing.
+ */
+int agent_staple_check(const unsigned char *der, size_t len, const char *leaf_pem, const char *chain_pem, int64_t now,
+                       struct agent_staple *out, struct sg_err *err) SG_WUR;
+
+/* When to fetch again: halfway between thisUpdate and nextUpdate, never sooner than AGENT_STAPLE_MIN_REFRESH. */
+int64_t agent_staple_refresh_time(const struct agent_staple *s, int64_t now);
+
+/* POSTs the request to url (RFC 6960 A.1) and returns the body of a 200 application/ocsp-response answer. */
+int agent_staple_fetch(const char *url, const unsigned char *req, size_t req_len, const char *cacert, bool skip_verify,
+                       unsigned char **der, size_t *len, struct sg_err *err) SG_WUR;
 
 /* "HUP", "SIGHUP", "1" ... to a signal number; -1 when unknown. */
 int agent_signal_parse(const char *s);

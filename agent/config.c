@@ -154,6 +154,8 @@ static void cert_cfg_clear(struct agent_cert_cfg *c)
 	free(c->bundle_file);
 	free(c->reload_command);
 	free(c->pid_file);
+	free(c->ocsp_staple_file);
+	free(c->ocsp_url);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -163,7 +165,7 @@ static int cert_cfg_parse(const json_t *c, size_t idx, struct agent_cert_cfg *cc
 		"name", "mount", "role", "common_name", "alt_names", "ip_sans", "uri_sans", "ttl", "key_type",
 		"key_bits", "cert_file", "key_file", "chain_file", "bundle_file", "mode", "key_mode", "owner",
 		"group", "renew_fraction", "jitter", "reload_command", "pid_file", "reload_signal",
-		"revoke_on_shutdown", NULL};
+		"revoke_on_shutdown", "ocsp_staple_file", "ocsp_url", NULL};
 	char where[48];
 	const char *sig = NULL;
 
@@ -191,8 +193,13 @@ static int cert_cfg_parse(const json_t *c, size_t idx, struct agent_cert_cfg *cc
 	    fraction_get(c, "jitter", 0.0, 0.5, &cc->jitter, err) != 0 ||
 	    str_dup(c, "reload_command", &cc->reload_command, err) != 0 ||
 	    str_dup(c, "pid_file", &cc->pid_file, err) != 0 || sg_json_str(c, "reload_signal", &sig, err) < 0 ||
-	    sg_json_bool(c, "revoke_on_shutdown", &cc->revoke_on_shutdown, err) < 0)
+	    sg_json_bool(c, "revoke_on_shutdown", &cc->revoke_on_shutdown, err) < 0 ||
+	    str_dup(c, "ocsp_staple_file", &cc->ocsp_staple_file, err) != 0 || str_dup(c, "ocsp_url", &cc->ocsp_url, err) != 0)
 		return -1;
+	if (cc->ocsp_url != NULL && strncmp(cc->ocsp_url, "http://", 7) != 0 && strncmp(cc->ocsp_url, "https://", 8) != 0)
+		return sg_err_set(err, SG_BAD_REQUEST, "%s: \"ocsp_url\" must be an http:// or https:// URL", where);
+	if (cc->ocsp_url != NULL && cc->ocsp_staple_file == NULL)
+		return sg_err_set(err, SG_BAD_REQUEST, "%s: \"ocsp_url\" needs \"ocsp_staple_file\"", where);
 	if (cc->role == NULL)
 		return sg_err_set(err, SG_BAD_REQUEST, "%s: \"role\" is required", where);
 	if (cc->common_name == NULL)

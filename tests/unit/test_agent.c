@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "agent/agent.h"
 #include "agent/health.h"
@@ -387,6 +389,218 @@ static void test_health_snapshot(void)
 	agent_config_free(NULL);
 }
 
+
+/* ---- OCSP staples: an issuer, a delegated responder and answers built here ---- */
+
+struct pki {
+	EVP_PKEY *ca_key, *resp_key, *leaf_key, *other_key;
+	X509 *ca, *resp, *leaf, *other;
+	char *leaf_pem, *chain_pem;
+};
+
+static X509 *mk_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, long serial, bool ca,
+                     bool ocsp_signing)
+{
+	X509 *x = X509_new();
+	X509_NAME *n = X509_NAME_new();
+	X509V3_CTX ctx;
+	X509_EXTENSION *ext;
+
+	X509_set_version(x, X509_VERSION_3);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
+	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
+	X509_set_subject_name(x, n);
+	X509_set_issuer_name(x, issuer != NULL ? X509_get_subject_name(issuer) : n);
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_set_pubkey(x, key);
+	X509V3_set_ctx(&ctx, issuer != NULL ? issuer : x, x, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	if (ocsp_signing) {
+		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_ext_key_usage, "OCSPSigning");
+		X509_add_ext(x, ext, -1);
+		X509_EXTENSION_free(ext);
+	}
+	X509_sign(x, issuer_key != NULL ? issuer_key : key, EVP_sha256());
+	X509_NAME_free(n);
+	return x;
+}
+
+static char *pem_of(X509 *x)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *mem = NULL, *out;
+	long n;
+
+	PEM_write_bio_X509(b, x);
+	n = BIO_get_mem_data(b, &mem);
+	out = sg_xstrndup(mem, (size_t)n);
+	BIO_free(b);
+	return out;
+}
+
+static void pki_make(struct pki *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->ca_key = EVP_EC_gen("P-256");
+	p->resp_key = EVP_EC_gen("P-256");
+	p->leaf_key = EVP_EC_gen("P-256");
+	p->other_key = EVP_EC_gen("P-256");
+	p->ca = mk_cert("Staple CA", p->ca_key, NULL, NULL, 1, true, false);
+	p->resp = mk_cert("Staple CA OCSP Responder", p->resp_key, p->ca, p->ca_key, 2, false, true);
+	p->leaf = mk_cert("leaf.example.com", p->leaf_key, p->ca, p->ca_key, 3, false, false);
+	p->other = mk_cert("other.example.com", p->other_key, p->ca, p->ca_key, 4, false, false);
+	p->leaf_pem = pem_of(p->leaf);
+	p->chain_pem = pem_of(p->ca);
+}
+
+static void pki_free(struct pki *p)
+{
+	EVP_PKEY_free(p->ca_key);
+	EVP_PKEY_free(p->resp_key);
+	EVP_PKEY_free(p->leaf_key);
+	EVP_PKEY_free(p->other_key);
+	X509_free(p->ca);
+	X509_free(p->resp);
+	X509_free(p->leaf);
+	X509_free(p->other);
+	free(p->leaf_pem);
+	free(p->chain_pem);
+}
+
+/* A signed OCSPResponse about `subject` (status, times relative to now), by signer/key; *len its size. */
+static unsigned char *mk_answer(struct pki *p, X509 *subject, int status, long this_off, long next_off, X509 *signer,
+                                EVP_PKEY *key, size_t *len)
+{
+	OCSP_BASICRESP *bs = OCSP_BASICRESP_new();
+	OCSP_CERTID *id = OCSP_cert_to_id(EVP_sha1(), subject, p->ca);
+	ASN1_TIME *tu = X509_gmtime_adj(NULL, this_off), *nu = X509_gmtime_adj(NULL, next_off);
+	ASN1_TIME *rt = X509_gmtime_adj(NULL, -60);
+	STACK_OF(X509) *certs = sk_X509_new_null();
+	OCSP_RESPONSE *r;
+	unsigned char *der = NULL, *out;
+	int n;
+
+	OCSP_basic_add1_status(bs, id, status, status == V_OCSP_CERTSTATUS_REVOKED ? OCSP_REVOKED_STATUS_KEYCOMPROMISE : 0,
+	                       status == V_OCSP_CERTSTATUS_REVOKED ? rt : NULL, tu, nu);
+	if (signer != p->ca)
+		sk_X509_push(certs, signer);
+	OCSP_basic_sign(bs, signer, key, EVP_sha256(), certs, OCSP_RESPID_KEY);
+	r = OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL, bs);
+	n = i2d_OCSP_RESPONSE(r, &der);
+	out = sg_xmalloc((size_t)n);
+	memcpy(out, der, (size_t)n);
+	*len = (size_t)n;
+	OPENSSL_free(der);
+	OCSP_RESPONSE_free(r);
+	OCSP_BASICRESP_free(bs);
+	OCSP_CERTID_free(id);
+	ASN1_TIME_free(tu);
+	ASN1_TIME_free(nu);
+	ASN1_TIME_free(rt);
+	sk_X509_free(certs);
+	return out;
+}
+
+static void expect_staple_refused(struct pki *p, const unsigned char *der, size_t len, const char *want,
+                                  const char *what)
+{
+	struct agent_staple st = {0};
+	struct sg_err err;
+
+	sg_err_init(&err);
+	T_CHECK(agent_staple_check(der, len, p->leaf_pem, p->chain_pem, sg_now(), &st, &err) == -1, "%s accepted", what);
+	T_CHECK(err.code == SG_BAD_REQUEST && strstr(err.detail, want) != NULL, "%s: %s", what, err.detail);
+	T_OK(st.der == NULL && st.len == 0);
+}
+
+static void test_staple(void)
+{
+	struct pki p;
+	struct agent_staple st = {0};
+	struct sg_err err;
+	unsigned char *der, *req = NULL;
+	size_t len = 0, rl = 0;
+	char *url = NULL;
+	int64_t now = sg_now();
+
+	pki_make(&p);
+	sg_err_init(&err);
+	/* The request: one SHA-1 CertID for the leaf, no nonce; this leaf has no AIA. */
+	T_OK(agent_staple_request(p.leaf_pem, p.chain_pem, &req, &rl, &url, &err) == 0 && rl > 0 && url == NULL);
+	{
+		const unsigned char *q = req;
+		OCSP_REQUEST *r = d2i_OCSP_REQUEST(NULL, &q, (long)rl);
+
+		T_OK(r != NULL && OCSP_request_onereq_count(r) == 1 &&
+		     OCSP_REQUEST_get_ext_by_NID(r, NID_id_pkix_OCSP_Nonce, -1) < 0);
+		OCSP_REQUEST_free(r);
+	}
+	free(req);
+	sg_err_init(&err);
+	T_OK(agent_staple_request(p.leaf_pem, "", &req, &rl, NULL, &err) == -1 && strstr(err.detail, "issuer") != NULL);
+
+	/* Good, from the delegated responder: accepted, times read, refresh halfway. */
+	der = mk_answer(&p, p.leaf, V_OCSP_CERTSTATUS_GOOD, -60, 3540, p.resp, p.resp_key, &len);
+	sg_err_init(&err);
+	T_CHECK(agent_staple_check(der, len, p.leaf_pem, p.chain_pem, now, &st, &err) == 0, "%s", err.detail);
+	T_OK(st.status == AGENT_STAPLE_GOOD && st.len == len && memcmp(st.der, der, len) == 0);
+	T_OK(st.next_update - st.this_update == 3600);
+	T_OK(agent_staple_refresh_time(&st, now) == st.this_update + 1800);
+	agent_staple_clear(&st);
+	/* The leaf as part of a bundle (leaf, chain, key text) works the same. */
+	{
+		char *bundle = sg_xasprintf("%s%s", p.leaf_pem, p.chain_pem);
+
+		sg_err_init(&err);
+		T_OK(agent_staple_check(der, len, bundle, NULL, now, &st, &err) == 0 && st.status == AGENT_STAPLE_GOOD);
+		agent_staple_clear(&st);
+		free(bundle);
+	}
+	/* A bad signature: a signed byte changed (a digit of producedAt, the first GeneralizedTime). */
+	for (size_t i = 0; i + 17 < len; i++) {
+		if (der[i] == 0x18 && der[i + 1] == 0x0f) {
+			der[i + 2 + 13] = der[i + 2 + 13] == '0' ? '1' : '0';
+			break;
+		}
+	}
+	expect_staple_refused(&p, der, len, "signature", "tampered signature");
+	free(der);
+
+	/* Revoked, signed by the issuer itself: accepted with the reason (the point of ocsp_staple_file). */
+	der = mk_answer(&p, p.leaf, V_OCSP_CERTSTATUS_REVOKED, -60, 3540, p.ca, p.ca_key, &len);
+	sg_err_init(&err);
+	T_CHECK(agent_staple_check(der, len, p.leaf_pem, p.chain_pem, now, &st, &err) == 0, "%s", err.detail);
+	T_OK(st.status == AGENT_STAPLE_REVOKED && st.reason == OCSP_REVOKED_STATUS_KEYCOMPROMISE && st.revoked_at > 0);
+	agent_staple_clear(&st);
+	free(der);
+
+	/* About another certificate of the same issuer: not written. */
+	der = mk_answer(&p, p.other, V_OCSP_CERTSTATUS_GOOD, -60, 3540, p.resp, p.resp_key, &len);
+	expect_staple_refused(&p, der, len, "not about this certificate", "wrong certificate");
+	free(der);
+	/* Expired (nextUpdate passed), and not yet valid (thisUpdate an hour ahead). */
+	der = mk_answer(&p, p.leaf, V_OCSP_CERTSTATUS_GOOD, -7200, -3600, p.resp, p.resp_key, &len);
+	expect_staple_refused(&p, der, len, "validity", "expired");
+	free(der);
+	der = mk_answer(&p, p.leaf, V_OCSP_CERTSTATUS_GOOD, 3600, 7200, p.resp, p.resp_key, &len);
+	expect_staple_refused(&p, der, len, "validity", "not yet valid");
+	free(der);
+	/* Signed by a key the issuer never delegated (the leaf's own), and unknown status. */
+	der = mk_answer(&p, p.leaf, V_OCSP_CERTSTATUS_GOOD, -60, 3540, p.other, p.other_key, &len);
+	expect_staple_refused(&p, der, len, "signature", "undelegated signer");
+	free(der);
+	der = mk_answer(&p, p.leaf, V_OCSP_CERTSTATUS_UNKNOWN, -60, 3540, p.resp, p.resp_key, &len);
+	expect_staple_refused(&p, der, len, "unknown", "status unknown");
+	free(der);
+	/* Error statuses and garbage. */
+	expect_staple_refused(&p, (const unsigned char *)"\x30\x03\x0a\x01\x06", 5, "unauthorized", "unauthorized");
+	expect_staple_refused(&p, (const unsigned char *)"\x30\x03\x0a\x01", 4, "not DER", "truncated");
+	pki_free(&p);
+}
+
 int main(void)
 {
 	test_config_full();
@@ -396,5 +610,6 @@ int main(void)
 	test_files();
 	test_cert_info();
 	test_health_snapshot();
+	test_staple();
 	return t_done();
 }
