@@ -360,7 +360,7 @@ int acme_caa_validate(const char *resolver, const char *domain, bool wildcard, c
 #define ACME_VALIDATE_WAIT_MS 3000
 #define ACME_VALIDATE_ATTEMPTS 3
 #define ACME_VALIDATE_RETRY_S 2
-#define ACME_VALIDATOR_THREADS 4
+#define ACME_VALIDATOR_THREADS 16
 #define ACME_VALIDATOR_QUEUE_MAX 4096
 /* One attempt at worst: the address lookup, the fetch or handshake, the CAA climb. */
 #define ACME_VALIDATE_ATTEMPT_MAX_S (2 * ACME_DNS_BUDGET_S + ACME_HTTP01_TIMEOUT_S)

@@ -175,28 +175,6 @@ static int answer(struct actx *c, int status, json_t *j, const char *location)
 	return 0;
 }
 
-/*
- * A problem whose type has no sg_code of its own (RFC 8555 6.7, RFC 9773
- * 7.4, draft-ietf-acme-profiles): the body's status equals the HTTP
- * status, which cert-manager reads to tell final (4xx) from retried (5xx).
- */
-static int problem_typed(struct actx *c, const char *type, const char *detail, int status)
-{
-	char *t = sg_xasprintf("urn:ietf:params:acme:error:%s", type);
-	json_t *doc = json_pack("{s:s, s:s, s:i}", "type", t, "detail", detail, "status", status);
-	char *body = json_dumps(doc, JSON_COMPACT);
-
-	resp_clear(c->rs);
-	resp_raw(c->rs, "application/problem+json", body, strlen(body));
-	c->rs->status = status;
-	add_nonce(c->rs);
-	add_index_link(c);
-	free(body);
-	free(t);
-	json_decref(doc);
-	return 0;
-}
-
 /* ---- Directory resolution ---- */
 
 static bool host_ok(const char *h)
@@ -909,9 +887,9 @@ out:
 
 /*
  * The new-order rate limits (config/acme rate_limits) over the normalised
- * identifiers. A refusal is SG_UNAVAILABLE with c->retry_after set: the
- * handler answers 503 rateLimited, which cert-manager retries with back-off
- * where a 429 would fail its Order for good (compat 1.6).
+ * identifiers. A refusal is SG_ACME_RATE_LIMITED (503, which cert-manager
+ * retries with back-off where a 429 would fail its Order for good, compat
+ * 1.6) with c->retry_after set.
  */
 static int order_rate_check(struct actx *c, const json_t *ids, struct sg_err *err)
 {
@@ -941,7 +919,7 @@ static int order_rate_check(struct actx *c, const json_t *ids, struct sg_err *er
 	if (r == 0)
 		return 0;
 	c->retry_after = wait;
-	return sg_err_set(err, SG_UNAVAILABLE, "too many new orders for this account or identifier; retry after %llds",
+	return sg_err_set(err, SG_ACME_RATE_LIMITED, "too many new orders for this account or identifier; retry after %llds",
 	                  (long long)wait);
 }
 
@@ -1028,8 +1006,8 @@ static bool cert_shares_identifier(X509 *x, const json_t *ids)
 /*
  * newOrder "replaces" (RFC 9773 5): a certificate of this mount, issued to
  * this account, sharing an identifier with the order, not yet replaced by
- * a finalized order. 0 ok (*serial set), -1 malformed (the detail names
- * "replaces", so cert-manager retries without it), -2 alreadyReplaced.
+ * a finalized order. 0 ok (*serial set); -1 malformed (the detail names
+ * "replaces", so cert-manager retries without it) or alreadyReplaced.
  */
 static int replaces_check(struct actx *c, const char *certid, char **serial, struct sg_err *err)
 {
@@ -1065,10 +1043,9 @@ static int replaces_check(struct actx *c, const char *certid, char **serial, str
 	if (r < 0)
 		goto out;
 	if (r == 1) {
-		sg_err_set(err, SG_CONFLICT, "replaces: the certificate was already replaced by order %s",
+		sg_err_set(err, SG_ACME_ALREADY_REPLACED, "replaces: the certificate was already replaced by order %s",
 		           json_string_value(json_object_get(mark, "order")) ? json_string_value(json_object_get(mark, "order"))
 		                                                             : "?");
-		rc = -2;
 		goto out;
 	}
 	rc = 0;
@@ -1108,12 +1085,10 @@ int h_acme_new_order(struct req *rq, struct resp *rs, struct sg_err *err)
 		if (pj != NULL) {
 			prole = pname != NULL ? acme_config_profile_role(&c.cfg, pname) : NULL;
 			if (prole == NULL) {
-				char *d = sg_xasprintf("profile \"%.64s\" is not offered by this directory (see meta.profiles)",
-				                       pname != NULL ? pname : "");
-
-				problem_typed(&c, "invalidProfile", d, 400);
-				free(d);
-				goto out;
+				sg_err_set(&e, SG_ACME_INVALID_PROFILE,
+				           "profile \"%.64s\" is not offered by this directory (see meta.profiles)",
+				           pname != NULL ? pname : "");
+				goto fail;
 			}
 			if (!role_allowed(&c.cfg, prole)) {
 				sg_err_set(&e, SG_ACME_UNAUTHORIZED, "profile \"%s\": role \"%s\" is not in allowed_roles", pname,
@@ -1159,15 +1134,11 @@ int h_acme_new_order(struct req *rq, struct resp *rs, struct sg_err *err)
 	}
 	if (json_object_get(c.payload, "replaces") != NULL) {
 		const char *certid = json_string_value(json_object_get(c.payload, "replaces"));
-		int r = certid != NULL ? replaces_check(&c, certid, &replaced, &e)
-		                       : sg_err_set(&e, SG_ACME_MALFORMED, "replaces must be a certID string");
-
-		if (r == -2) {
-			/* RFC 9773 5: a certificate already replaced is 409 alreadyReplaced. */
-			problem_typed(&c, "alreadyReplaced", e.detail, 409);
-			goto out;
+		if (certid == NULL) {
+			sg_err_set(&e, SG_ACME_MALFORMED, "replaces must be a certID string");
+			goto fail;
 		}
-		if (r != 0)
+		if (replaces_check(&c, certid, &replaced, &e) != 0)
 			goto fail;
 		if (extra == NULL)
 			extra = json_object();
@@ -1177,10 +1148,10 @@ int h_acme_new_order(struct req *rq, struct resp *rs, struct sg_err *err)
 	if (acme_order_create_ex(c.st, c.mount_id, json_string_value(json_object_get(c.account, "id")), c.dir,
 	                         c.role_name, json_object_get(c.payload, "identifiers"), not_after, extra,
 	                         order_names_check, &c, &ord, &e) != 0) {
-		if (c.retry_after > 0) {
+		if (e.code == SG_ACME_RATE_LIMITED) {
 			char ra[32];
 
-			problem_typed(&c, "rateLimited", e.detail, 503);
+			problem(&c, &e);
 			snprintf(ra, sizeof(ra), "%lld", (long long)c.retry_after);
 			resp_header(rs, "Retry-After", ra);
 			goto out;
@@ -1470,8 +1441,9 @@ int h_acme_finalize(struct req *rq, struct resp *rs, struct sg_err *err)
 			e.code = SG_ACME_REJECTED_IDENTIFIER;
 		if (e.code == SG_CONFLICT && json_object_get(ord, "replaces_serial") != NULL) {
 			/* Another order replacing the same certificate was finalized first. */
-			problem_typed(&c, "alreadyReplaced", "replaces: the certificate was already replaced by another order",
-			              409);
+			sg_err_init(&e);
+			sg_err_set(&e, SG_ACME_ALREADY_REPLACED, "replaces: the certificate was already replaced by another order");
+			problem(&c, &e);
 			goto unclaim;
 		}
 		goto fail;
