@@ -256,11 +256,18 @@ static OCSP_REQUEST *request_parse(const unsigned char *der, size_t len, size_t 
 	return req;
 }
 
+struct fast_req;
+static bool fast_parse(const unsigned char *der, size_t len, struct fast_req *f);
+static bool fast_agrees(const unsigned char *der, size_t len, OCSP_REQUEST *req, long nonce, size_t n);
+
 int ocsp_request_check(const unsigned char *der, size_t len, size_t *n_items, size_t *nonce_len, struct sg_err *err)
 {
 	long nonce = 0;
 	OCSP_REQUEST *req = request_parse(der, len, n_items, &nonce, err);
 
+	/* The in-place parse of the hot path must agree with OpenSSL's (the fuzzer checks it here). */
+	if (!fast_agrees(der, len, req, nonce, req != NULL ? *n_items : 0))
+		sg_die("ocsp: the in-place request parse disagrees with OpenSSL's");
 	if (req == NULL)
 		return -1;
 	*nonce_len = (size_t)nonce;
@@ -1064,6 +1071,26 @@ static bool fast_parse(const unsigned char *der, size_t len, struct fast_req *f)
 		return false;
 	f->sn = q;
 	return true;
+}
+
+/*
+ * What fast_parse accepts OpenSSL parses too, as one CertID without a
+ * nonce whose DER is the slice fast_parse found (the cache key of both
+ * paths). req: OpenSSL's parse of the same bytes, NULL when it refused.
+ */
+static bool fast_agrees(const unsigned char *der, size_t len, OCSP_REQUEST *req, long nonce, size_t n)
+{
+	struct fast_req f;
+	unsigned char cd[OCSP_MAX_CERTID_BYTES];
+	size_t cl = 0;
+
+	if (!fast_parse(der, len, &f))
+		return true;
+	if (req == NULL || n != 1 || nonce != 0)
+		return false;
+	if (cid_der(OCSP_onereq_get0_id(OCSP_request_onereq_get0(req, 0)), cd, sizeof(cd), &cl) < 0)
+		return f.cidl > sizeof(cd);
+	return cl == f.cidl && memcmp(cd, f.cid, cl) == 0;
 }
 
 /* The answer for a fast_parse'd request when it is cached and fresh; false sends the request the long way. */
