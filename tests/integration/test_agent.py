@@ -568,12 +568,16 @@ def test_sidecar_renews_reloads_and_recovers():
     # Shutdown revokes the web certificate's lease (revoke_on_shutdown) and not the second one.
     last = cert_of(os.path.join(d, "tls.crt"))
     second = cert_of(os.path.join(d, "b.crt"))
+    t_stop = int(time.time())
     eq(a.stop(), 0, "agent exit status on SIGTERM")
     check(a.msgs("certificate revoked on shutdown"), "revocation logged: %s" % a.tail())
     rec = s.data("GET", "apki/cert/" + H.colon_serial(last))
     check(int(rec.get("revocation_time") or 0) > 0, "leaf revoked on shutdown: %r" % rec)
     rec2 = s.data("GET", "apki/cert/" + H.colon_serial(second))
-    eq(int(rec2.get("revocation_time") or 0), 0, "second certificate not revoked")
+    # Not revoked by the shutdown. It may have gone earlier with its token: the first token's
+    # leases are revoked when that token expires (Vault's semantics), and the test runs past it.
+    rev2 = int(rec2.get("revocation_time") or 0)
+    check(rev2 == 0 or rev2 < t_stop, "second certificate revoked at shutdown (%d >= %d)" % (rev2, t_stop))
     wl.terminate()
     wl.wait(10)
 
