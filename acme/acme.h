@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/jose.h"
 #include "common/util.h"
 #include "store/store.h"
 
@@ -39,12 +40,6 @@
 #define ACME_HTTP01_TIMEOUT_S 8           /* whole validation, redirects included */
 #define ACME_HTTP01_MAX_BODY 4096
 #define ACME_HTTP01_MAX_REDIRS 10
-
-/* ---------------- Base64url (RFC 7515 2: no padding) ---------------- */
-
-char *acme_b64url(const unsigned char *b, size_t n);
-/* Strict: URL alphabet, no padding, no whitespace. -1 if malformed. */
-int acme_b64url_decode(const char *s, size_t len, unsigned char **out, size_t *outlen) SG_WUR;
 
 /* ---------------- JWK and JWS ---------------- */
 

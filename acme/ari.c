@@ -24,8 +24,8 @@ int acme_certid_parse(const char *s, unsigned char **aki, size_t *aki_len, char 
 		goto out;
 	}
 	/* RFC 9773 4.1: both parts base64url without padding, neither empty. */
-	if (dot == s || dot[1] == '\0' || acme_b64url_decode(s, (size_t)(dot - s), &a, &alen) != 0 ||
-	    acme_b64url_decode(dot + 1, strlen(dot + 1), &sn, &snlen) != 0 || alen == 0 || snlen == 0) {
+	if (dot == s || dot[1] == '\0' || sg_b64url_decode(s, (size_t)(dot - s), &a, &alen) != 0 ||
+	    sg_b64url_decode(dot + 1, strlen(dot + 1), &sn, &snlen) != 0 || alen == 0 || snlen == 0) {
 		sg_err_set(err, SG_ACME_MALFORMED, "a certID is base64url(keyIdentifier) \".\" base64url(serial)");
 		goto out;
 	}
@@ -91,8 +91,8 @@ char *acme_certid_of(X509 *x)
 		d = buf;
 		n++;
 	}
-	a = acme_b64url(ASN1_STRING_get0_data(k), (size_t)ASN1_STRING_length(k));
-	b = acme_b64url(d, n);
+	a = sg_b64url(ASN1_STRING_get0_data(k), (size_t)ASN1_STRING_length(k));
+	b = sg_b64url(d, n);
 	out = sg_xasprintf("%s.%s", a, b);
 	free(a);
 	free(b);

@@ -683,7 +683,7 @@ int acme_dns01_validate(const char *resolver, const char *domain, const char *ke
 	if (EVP_Digest(key_authz, strlen(key_authz), md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != sizeof(md))
 		sg_die("SHA-256 failed");
 	/* RFC 8555 8.4: the TXT value is base64url(SHA-256(keyAuthorization)). */
-	want = acme_b64url(md, sizeof(md));
+	want = sg_b64url(md, sizeof(md));
 	name = sg_xasprintf("_acme-challenge.%s", domain);
 	d = acme_dns_new(resolver, err);
 	if (d == NULL)

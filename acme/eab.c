@@ -26,7 +26,7 @@ int acme_eab_create(struct store *st, const char *mount_id, const char *director
 	sg_uuid(id);
 	sg_time_format_rfc3339(sg_now(), when, sizeof(when));
 	/* cert-manager decodes the key with RawURLEncoding: unpadded base64url (compat 1.2). */
-	k = acme_b64url(key, sizeof(key));
+	k = sg_b64url(key, sizeof(key));
 	OPENSSL_cleanse(key, sizeof(key));
 	rec = json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", id, "key_type", "hs", "key", k, "acme_directory", directory,
 	                "created_on", when);
@@ -66,9 +66,9 @@ int acme_eab_verify(struct store *st, const char *mount_id, const char *director
 	payload = json_string_value(json_object_get(eab, "payload"));
 	sig = json_string_value(json_object_get(eab, "signature"));
 	if (prot == NULL || payload == NULL || sig == NULL || strlen(prot) > 4096 || strlen(payload) > 8192 ||
-	    strlen(sig) > 512 || acme_b64url_decode(prot, strlen(prot), &hdr, &hlen) != 0 ||
-	    acme_b64url_decode(payload, strlen(payload), &pl, &plen) != 0 ||
-	    acme_b64url_decode(sig, strlen(sig), &sigb, &slen) != 0) {
+	    strlen(sig) > 512 || sg_b64url_decode(prot, strlen(prot), &hdr, &hlen) != 0 ||
+	    sg_b64url_decode(payload, strlen(payload), &pl, &plen) != 0 ||
+	    sg_b64url_decode(sig, strlen(sig), &sigb, &slen) != 0) {
 		sg_err_set(err, SG_ACME_MALFORMED, "externalAccountBinding must be a flattened JWS in base64url");
 		goto out;
 	}
@@ -104,7 +104,7 @@ int acme_eab_verify(struct store *st, const char *mount_id, const char *director
 		goto out;
 	}
 	key_b64 = json_string_value(json_object_get(rec, "key"));
-	if (key_b64 == NULL || acme_b64url_decode(key_b64, strlen(key_b64), &key, &klen) != 0) {
+	if (key_b64 == NULL || sg_b64url_decode(key_b64, strlen(key_b64), &key, &klen) != 0) {
 		sg_err_set(err, SG_STORAGE, "corrupt EAB record");
 		goto out;
 	}

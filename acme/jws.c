@@ -12,91 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JWK_MAX_MEMBER 2048 /* decoded bytes of n (16384-bit RSA) */
+#include "common/jose.h"
+
 #define JWK_CACHE_SLOTS 1024
 #define JWK_CACHE_MAX_ID 4096 /* longer keys (RSA over ~12k bits) are imported every time */
-
-static const char b64url_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-char *acme_b64url(const unsigned char *b, size_t n)
-{
-	char *out = sg_xmalloc(n / 3 * 4 + 5);
-	size_t o = 0, i = 0;
-
-	for (; i + 2 < n; i += 3) {
-		uint32_t v = (uint32_t)b[i] << 16 | (uint32_t)b[i + 1] << 8 | b[i + 2];
-
-		out[o++] = b64url_alphabet[v >> 18 & 63];
-		out[o++] = b64url_alphabet[v >> 12 & 63];
-		out[o++] = b64url_alphabet[v >> 6 & 63];
-		out[o++] = b64url_alphabet[v & 63];
-	}
-	if (n - i == 1) {
-		uint32_t v = (uint32_t)b[i] << 16;
-
-		out[o++] = b64url_alphabet[v >> 18 & 63];
-		out[o++] = b64url_alphabet[v >> 12 & 63];
-	} else if (n - i == 2) {
-		uint32_t v = (uint32_t)b[i] << 16 | (uint32_t)b[i + 1] << 8;
-
-		out[o++] = b64url_alphabet[v >> 18 & 63];
-		out[o++] = b64url_alphabet[v >> 12 & 63];
-		out[o++] = b64url_alphabet[v >> 6 & 63];
-	}
-	out[o] = '\0';
-	return out;
-}
-
-static int b64url_val(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
-int acme_b64url_decode(const char *s, size_t len, unsigned char **out, size_t *outlen)
-{
-	unsigned char *buf;
-	size_t o = 0;
-	uint32_t acc = 0;
-	int bits = 0;
-
-	/* A length of 1 mod 4 cannot come from any byte string. */
-	if (len % 4 == 1)
-		return -1;
-	buf = sg_xmalloc(len / 4 * 3 + 3);
-	for (size_t i = 0; i < len; i++) {
-		int v = b64url_val(s[i]);
-
-		if (v < 0) {
-			free(buf);
-			return -1;
-		}
-		acc = acc << 6 | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			buf[o++] = (unsigned char)(acc >> bits & 0xff);
-		}
-	}
-	/* Non-canonical encodings (stray low bits) are refused: one text per value. */
-	if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) {
-		free(buf);
-		return -1;
-	}
-	buf[o] = '\0';
-	*out = buf;
-	*outlen = o;
-	return 0;
-}
 
 void acme_jws_clear(struct acme_jws *j)
 {
@@ -109,144 +28,9 @@ void acme_jws_clear(struct acme_jws *j)
 	memset(j, 0, sizeof(*j));
 }
 
-/* A base64url member of a JWK, decoded; 1..JWK_MAX_MEMBER bytes. */
-static int jwk_member(const json_t *jwk, const char *name, unsigned char **out, size_t *len, struct sg_err *err)
-{
-	const json_t *v = json_object_get(jwk, name);
-
-	if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > JWK_MAX_MEMBER * 4 / 3 + 4 ||
-	    acme_b64url_decode(json_string_value(v), json_string_length(v), out, len) != 0 || *len == 0) {
-		return sg_err_set(err, SG_ACME_BAD_PUBLIC_KEY, "JWK member \"%s\" missing or not base64url", name);
-	}
-	return 0;
-}
-
 static const char *jwk_str(const json_t *jwk, const char *name)
 {
 	return json_string_value(json_object_get(jwk, name));
-}
-
-static EVP_PKEY *pkey_fromdata(const char *type, OSSL_PARAM_BLD *bld, struct sg_err *err)
-{
-	OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
-	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
-	EVP_PKEY *k = NULL;
-
-	if (params == NULL || ctx == NULL || EVP_PKEY_fromdata_init(ctx) != 1 ||
-	    EVP_PKEY_fromdata(ctx, &k, EVP_PKEY_PUBLIC_KEY, params) != 1) {
-		sg_err_ossl(err, SG_ACME_BAD_PUBLIC_KEY, "JWK is not a valid %s public key", type);
-		k = NULL;
-	}
-	OSSL_PARAM_free(params);
-	EVP_PKEY_CTX_free(ctx);
-	return k;
-}
-
-static EVP_PKEY *jwk_rsa(const json_t *jwk, struct sg_err *err)
-{
-	unsigned char *n = NULL, *e = NULL;
-	size_t nlen = 0, elen = 0;
-	BIGNUM *bn = NULL, *be = NULL;
-	OSSL_PARAM_BLD *bld = NULL;
-	EVP_PKEY *k = NULL;
-
-	if (jwk_member(jwk, "n", &n, &nlen, err) != 0 || jwk_member(jwk, "e", &e, &elen, err) != 0)
-		goto out;
-	/* RFC 7518 6.3.1: no leading zero octets; RSA below 2048 bits is refused. */
-	if (n[0] == 0 || e[0] == 0 || nlen < 256 || elen > 8) {
-		sg_err_set(err, SG_ACME_BAD_PUBLIC_KEY, "RSA JWK must have a modulus of at least 2048 bits and no leading zeros");
-		goto out;
-	}
-	bn = BN_bin2bn(n, (int)nlen, NULL);
-	be = BN_bin2bn(e, (int)elen, NULL);
-	bld = OSSL_PARAM_BLD_new();
-	if (bn == NULL || be == NULL || bld == NULL || OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) != 1 ||
-	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be) != 1)
-		sg_die("out of memory building an RSA key");
-	k = pkey_fromdata("RSA", bld, err);
-out:
-	BN_free(bn);
-	BN_free(be);
-	OSSL_PARAM_BLD_free(bld);
-	free(n);
-	free(e);
-	return k;
-}
-
-static EVP_PKEY *jwk_ec(const json_t *jwk, struct sg_err *err)
-{
-	const char *crv = jwk_str(jwk, "crv");
-	const char *group;
-	size_t clen;
-	unsigned char *x = NULL, *y = NULL, *pt = NULL;
-	size_t xlen = 0, ylen = 0;
-	OSSL_PARAM_BLD *bld = NULL;
-	EVP_PKEY *k = NULL;
-
-	if (crv != NULL && strcmp(crv, "P-256") == 0) {
-		group = "P-256";
-		clen = 32;
-	} else if (crv != NULL && strcmp(crv, "P-384") == 0) {
-		group = "P-384";
-		clen = 48;
-	} else {
-		sg_err_set(err, SG_ACME_BAD_PUBLIC_KEY, "EC JWK curve must be P-256 or P-384");
-		return NULL;
-	}
-	if (jwk_member(jwk, "x", &x, &xlen, err) != 0 || jwk_member(jwk, "y", &y, &ylen, err) != 0)
-		goto out;
-	/* RFC 7518 6.2.1.2: coordinates are the full field size. */
-	if (xlen != clen || ylen != clen) {
-		sg_err_set(err, SG_ACME_BAD_PUBLIC_KEY, "EC JWK coordinates must be %zu bytes", clen);
-		goto out;
-	}
-	pt = sg_xmalloc(1 + 2 * clen);
-	pt[0] = 0x04;
-	memcpy(pt + 1, x, clen);
-	memcpy(pt + 1 + clen, y, clen);
-	bld = OSSL_PARAM_BLD_new();
-	if (bld == NULL || OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) != 1 ||
-	    OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt, 1 + 2 * clen) != 1)
-		sg_die("out of memory building an EC key");
-	k = pkey_fromdata("EC", bld, err);
-	if (k != NULL) {
-		/* The point must be on the curve. */
-		EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(k, NULL);
-
-		if (c == NULL || EVP_PKEY_public_check(c) != 1) {
-			sg_err_ossl(err, SG_ACME_BAD_PUBLIC_KEY, "EC JWK point is not on the curve");
-			EVP_PKEY_free(k);
-			k = NULL;
-		}
-		EVP_PKEY_CTX_free(c);
-	}
-out:
-	OSSL_PARAM_BLD_free(bld);
-	free(pt);
-	free(x);
-	free(y);
-	return k;
-}
-
-static EVP_PKEY *jwk_okp(const json_t *jwk, struct sg_err *err)
-{
-	const char *crv = jwk_str(jwk, "crv");
-	unsigned char *x = NULL;
-	size_t xlen = 0;
-	EVP_PKEY *k = NULL;
-
-	if (crv == NULL || strcmp(crv, "Ed25519") != 0) {
-		sg_err_set(err, SG_ACME_BAD_PUBLIC_KEY, "OKP JWK curve must be Ed25519");
-		return NULL;
-	}
-	if (jwk_member(jwk, "x", &x, &xlen, err) != 0)
-		return NULL;
-	if (xlen != 32)
-		sg_err_set(err, SG_ACME_BAD_PUBLIC_KEY, "Ed25519 JWK key must be 32 bytes");
-	else if ((k = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, x, xlen)) == NULL)
-		sg_err_ossl(err, SG_ACME_BAD_PUBLIC_KEY, "invalid Ed25519 JWK");
-	free(x);
-	return k;
 }
 
 /*
@@ -312,16 +96,22 @@ static size_t jwk_cache_slot(const char *id)
 	return (size_t)(h % JWK_CACHE_SLOTS);
 }
 
-static EVP_PKEY *jwk_import(const json_t *jwk, const char *kty, struct sg_err *err)
+/* A JWK's key, and only what ACME's algorithms use: RSA of 2048 bits or more, EC P-256 and P-384, Ed25519. */
+static EVP_PKEY *jwk_import(const json_t *jwk, struct sg_err *err)
 {
-	if (strcmp(kty, "RSA") == 0)
-		return jwk_rsa(jwk, err);
-	if (strcmp(kty, "EC") == 0)
-		return jwk_ec(jwk, err);
-	if (strcmp(kty, "OKP") == 0)
-		return jwk_okp(jwk, err);
-	sg_err_set(err, SG_ACME_BAD_PUBLIC_KEY, "unsupported JWK key type");
-	return NULL;
+	EVP_PKEY *k = NULL;
+	int r = sg_jwk_public_key(jwk, SG_ACME_BAD_PUBLIC_KEY, &k, err);
+
+	if (r < 0)
+		return NULL;
+	if (r == 0 || (EVP_PKEY_is_a(k, "RSA") && EVP_PKEY_get_bits(k) < 2048) ||
+	    (EVP_PKEY_is_a(k, "EC") && EVP_PKEY_get_bits(k) > 384) || EVP_PKEY_is_a(k, "ED448")) {
+		sg_err_set(err, SG_ACME_BAD_PUBLIC_KEY,
+		           "JWK must be RSA of at least 2048 bits, EC P-256 or P-384, or OKP Ed25519");
+		EVP_PKEY_free(k);
+		return NULL;
+	}
+	return k;
 }
 
 EVP_PKEY *acme_jwk_to_pkey(const json_t *jwk, struct sg_err *err)
@@ -331,18 +121,11 @@ EVP_PKEY *acme_jwk_to_pkey(const json_t *jwk, struct sg_err *err)
 	EVP_PKEY *k = NULL;
 	char *id;
 
-	if (!json_is_object(jwk) || kty == NULL) {
-		sg_err_set(err, SG_ACME_BAD_PUBLIC_KEY, "JWK must be an object with \"kty\"");
-		return NULL;
-	}
-	/* A private key in the header would be a client bug worth refusing (RFC 7517 4). */
-	if (json_object_get(jwk, "d") != NULL) {
-		sg_err_set(err, SG_ACME_BAD_PUBLIC_KEY, "JWK must not contain private key members");
-		return NULL;
-	}
-	id = jwk_cache_id(jwk, kty);
+	id = kty != NULL && json_object_get(jwk, "d") == NULL && json_object_get(jwk, "p") == NULL
+	         ? jwk_cache_id(jwk, kty)
+	         : NULL;
 	if (id == NULL)
-		return jwk_import(jwk, kty, err);
+		return jwk_import(jwk, err);
 	e = &jwk_cache[jwk_cache_slot(id)];
 	pthread_mutex_lock(&jwk_cache_mu);
 	if (e->id != NULL && strcmp(e->id, id) == 0 && EVP_PKEY_up_ref(e->key) == 1)
@@ -352,7 +135,7 @@ EVP_PKEY *acme_jwk_to_pkey(const json_t *jwk, struct sg_err *err)
 		free(id);
 		return k;
 	}
-	k = jwk_import(jwk, kty, err);
+	k = jwk_import(jwk, err);
 	if (k == NULL || EVP_PKEY_up_ref(k) != 1) {
 		free(id);
 		return k;
@@ -407,13 +190,13 @@ char *acme_jwk_thumbprint(const json_t *jwk, struct sg_err *err)
 	if (EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL) != 1)
 		sg_die("SHA-256 failed");
 	free(text);
-	out = acme_b64url(md, mdlen);
+	out = sg_b64url(md, mdlen);
 	return out;
 }
 
 static json_t *b64_member(const unsigned char *b, size_t n)
 {
-	char *s = acme_b64url(b, n);
+	char *s = sg_b64url(b, n);
 	json_t *j = json_string(s);
 
 	free(s);
@@ -555,9 +338,9 @@ static int jws_parse(const json_t *body, const char *expected_url, bool inner, s
 		return -1;
 	prlen = strlen(prot);
 	plen = strlen(payload);
-	if (acme_b64url_decode(prot, prlen, &hdr, &hlen) != 0 ||
-	    acme_b64url_decode(payload, plen, &out->payload, &out->payload_len) != 0 ||
-	    acme_b64url_decode(sig, strlen(sig), &out->sig, &out->sig_len) != 0) {
+	if (sg_b64url_decode(prot, prlen, &hdr, &hlen) != 0 ||
+	    sg_b64url_decode(payload, plen, &out->payload, &out->payload_len) != 0 ||
+	    sg_b64url_decode(sig, strlen(sig), &out->sig, &out->sig_len) != 0) {
 		sg_err_set(err, SG_ACME_MALFORMED, "JWS members must be base64url without padding");
 		goto out;
 	}
@@ -613,29 +396,6 @@ out:
 	return rc;
 }
 
-/* RFC 7518 3.4: ES256/384 signatures are R || S of the curve size; OpenSSL wants DER. */
-static unsigned char *ecdsa_der(const unsigned char *sig, size_t len, size_t clen, size_t *der_len)
-{
-	ECDSA_SIG *s;
-	BIGNUM *r, *ss;
-	unsigned char *der = NULL;
-	int n;
-
-	if (len != 2 * clen)
-		return NULL;
-	r = BN_bin2bn(sig, (int)clen, NULL);
-	ss = BN_bin2bn(sig + clen, (int)clen, NULL);
-	s = ECDSA_SIG_new();
-	if (r == NULL || ss == NULL || s == NULL || ECDSA_SIG_set0(s, r, ss) != 1)
-		sg_die("out of memory building an ECDSA signature");
-	n = i2d_ECDSA_SIG(s, &der);
-	ECDSA_SIG_free(s);
-	if (n <= 0)
-		return NULL;
-	*der_len = (size_t)n;
-	return der;
-}
-
 int acme_jws_verify(const struct acme_jws *j, EVP_PKEY *key, struct sg_err *err)
 {
 	EVP_MD_CTX *ctx = NULL;
@@ -658,7 +418,7 @@ int acme_jws_verify(const struct acme_jws *j, EVP_PKEY *key, struct sg_err *err)
 		if (!EVP_PKEY_is_a(key, "EC") || EVP_PKEY_get_bits(key) != (int)clen * 8)
 			goto mismatch;
 		md = j->alg == ACME_ALG_ES256 ? EVP_sha256() : EVP_sha384();
-		der = ecdsa_der(j->sig, j->sig_len, clen, &sig_len);
+		der = sg_ecdsa_raw_to_der(j->sig, j->sig_len, clen, &sig_len);
 		if (der == NULL) {
 			sg_err_set(err, SG_ACME_MALFORMED, "JWS signature has the wrong length for its algorithm");
 			goto out;

@@ -89,7 +89,7 @@ char *acme_nonce_new(struct acme_nonces *n)
 	put64(raw + 9, (uint64_t)sg_now());
 	mac(n, raw, 17, m);
 	memcpy(raw + 17, m, NONCE_MAC_BYTES);
-	return acme_b64url(raw, sizeof(raw));
+	return sg_b64url(raw, sizeof(raw));
 }
 
 int acme_nonce_use(struct acme_nonces *n, const char *nonce, struct sg_err *err)
@@ -100,7 +100,7 @@ int acme_nonce_use(struct acme_nonces *n, const char *nonce, struct sg_err *err)
 	int64_t now = sg_now();
 	int rc = -1;
 
-	if (nonce == NULL || strlen(nonce) > 64 || acme_b64url_decode(nonce, strlen(nonce), &raw, &len) != 0 ||
+	if (nonce == NULL || strlen(nonce) > 64 || sg_b64url_decode(nonce, strlen(nonce), &raw, &len) != 0 ||
 	    len != NONCE_RAW_BYTES) {
 		sg_err_set(err, SG_ACME_BAD_NONCE, "JWS has an invalid anti-replay nonce");
 		goto out;

@@ -162,7 +162,7 @@ int acme_order_create_ex(struct store *st, const char *mount_id, const char *acc
 				continue;
 			if (RAND_bytes(tok, sizeof(tok)) != 1)
 				sg_die("RAND_bytes failed");
-			token = acme_b64url(tok, sizeof(tok));
+			token = sg_b64url(tok, sizeof(tok));
 			json_array_append_new(chs, json_pack("{s:s, s:s, s:s}", "type", types[k], "token", token, "status",
 			                                     "pending"));
 			free(token);

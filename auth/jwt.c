@@ -116,91 +116,6 @@ static const char *alg_ec_group(enum jwt_alg a, size_t *coord)
 	}
 }
 
-/* ---------------- base64url ---------------- */
-
-static int b64url_val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
-int jwt_b64url_decode(const char *s, size_t len, unsigned char **out, size_t *outlen)
-{
-	unsigned char *res;
-	size_t n = 0;
-	uint32_t acc = 0;
-	int bits = 0;
-
-	/* RFC 7515 2: no padding; a length of 4k+1 cannot come from any byte string. */
-	if (len % 4 == 1 || len > (size_t)INT_MAX)
-		return -1;
-	res = sg_xmalloc(len / 4 * 3 + 3);
-	for (size_t i = 0; i < len; i++) {
-		int v = b64url_val((unsigned char)s[i]);
-
-		if (v < 0) {
-			free(res);
-			return -1;
-		}
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			res[n++] = (unsigned char)(acc >> bits);
-			acc &= (1u << bits) - 1;
-		}
-	}
-	/* Canonical form: the bits left over must be zero. */
-	if (acc != 0) {
-		free(res);
-		return -1;
-	}
-	*out = res;
-	*outlen = n;
-	return 0;
-}
-
-char *jwt_b64url_encode(const unsigned char *b, size_t n)
-{
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	char *res = sg_xmalloc(n / 3 * 4 + 5);
-	size_t o = 0, i = 0;
-
-	for (; i + 3 <= n; i += 3) {
-		uint32_t v = ((uint32_t)b[i] << 16) | ((uint32_t)b[i + 1] << 8) | b[i + 2];
-
-		res[o++] = tab[v >> 18];
-		res[o++] = tab[(v >> 12) & 63];
-		res[o++] = tab[(v >> 6) & 63];
-		res[o++] = tab[v & 63];
-	}
-	if (n - i == 1) {
-		uint32_t v = (uint32_t)b[i] << 16;
-
-		res[o++] = tab[v >> 18];
-		res[o++] = tab[(v >> 12) & 63];
-	} else if (n - i == 2) {
-		uint32_t v = ((uint32_t)b[i] << 16) | ((uint32_t)b[i + 1] << 8);
-
-		res[o++] = tab[v >> 18];
-		res[o++] = tab[(v >> 12) & 63];
-		res[o++] = tab[(v >> 6) & 63];
-	}
-	res[o] = '\0';
-	return res;
-}
-
-/* ---------------- Parsing ---------------- */
-
 void jwt_clear(struct jwt *t)
 {
 	if (t == NULL)
@@ -219,7 +134,7 @@ static json_t *decode_object(const char *b64, size_t len, const char *what, stru
 	json_error_t jerr;
 	json_t *j = NULL;
 
-	if (jwt_b64url_decode(b64, len, &raw, &rawlen) != 0) {
+	if (sg_b64url_decode(b64, len, &raw, &rawlen) != 0) {
 		sg_err_set(err, SG_BAD_REQUEST, "error parsing token: %s is not base64url", what);
 		return NULL;
 	}
@@ -328,7 +243,7 @@ int jwt_parse(const char *compact, size_t len, struct jwt *out, struct sg_err *e
 		sg_err_set(err, SG_BAD_REQUEST, "error parsing token: claims nested too deeply");
 		goto out;
 	}
-	if (jwt_b64url_decode(d2 + 1, len - (size_t)(d2 + 1 - compact), &out->sig, &out->sig_len) != 0 ||
+	if (sg_b64url_decode(d2 + 1, len - (size_t)(d2 + 1 - compact), &out->sig, &out->sig_len) != 0 ||
 	    out->sig_len == 0) {
 		sg_err_set(err, SG_BAD_REQUEST, "error parsing token: signature is empty or not base64url");
 		goto out;
@@ -479,170 +394,35 @@ out:
 	return ret;
 }
 
-/* A base64url JWK member, required; its decoded length must be want (0 = any, up to cap). */
-static int jwk_bytes(const json_t *jwk, const char *member, size_t want, size_t cap, unsigned char **out, size_t *len,
-                     struct sg_err *err)
+/* Whether pkey can make alg's signatures. */
+static bool key_fits_alg(EVP_PKEY *pkey, enum jwt_alg alg)
 {
-	const char *s = json_string_value(json_object_get(jwk, member));
+	if (alg_is_rsa(alg))
+		return EVP_PKEY_is_a(pkey, "RSA");
+	if (alg_is_ec(alg)) {
+		char group[JWT_GROUP_NAME_MAX];
+		size_t glen = 0, coord;
+		const char *want = alg_ec_group(alg, &coord);
 
-	*out = NULL;
-	if (s == NULL)
-		return sg_err_set(err, SG_BAD_REQUEST, "JWK member \"%s\" missing or not a string", member);
-	if (jwt_b64url_decode(s, strlen(s), out, len) != 0 || *len == 0 || (want != 0 && *len != want) ||
-	    (cap != 0 && *len > cap)) {
-		free(*out);
-		*out = NULL;
-		return sg_err_set(err, SG_BAD_REQUEST, "JWK member \"%s\" is malformed", member);
+		if (!EVP_PKEY_is_a(pkey, "EC") ||
+		    EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), &glen) != 1)
+			return false;
+		return strcmp(group, want) == 0;
 	}
-	return 0;
-}
-
-static EVP_PKEY *pkey_fromdata(const char *type, OSSL_PARAM_BLD *bld, struct sg_err *err)
-{
-	OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
-	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
-	EVP_PKEY_CTX *chk = NULL;
-	EVP_PKEY *pkey = NULL;
-
-	if (params == NULL || ctx == NULL)
-		sg_die("OpenSSL allocation");
-	if (EVP_PKEY_fromdata_init(ctx) != 1 || EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1) {
-		sg_err_ossl(err, SG_BAD_REQUEST, "JWK does not describe a valid %s public key", type);
-		goto out;
-	}
-	/* The EC point must be on the curve; RSA e odd and > 1 (invalid-curve and weak-key inputs). */
-	chk = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
-	if (chk == NULL || EVP_PKEY_public_check(chk) != 1) {
-		EVP_PKEY_free(pkey);
-		pkey = NULL;
-		sg_err_ossl(err, SG_BAD_REQUEST, "JWK %s public key fails validation", type);
-	}
-out:
-	EVP_PKEY_CTX_free(chk);
-	EVP_PKEY_CTX_free(ctx);
-	OSSL_PARAM_free(params);
-	return pkey;
-}
-
-static EVP_PKEY *jwk_rsa(const json_t *jwk, struct sg_err *err)
-{
-	unsigned char *n = NULL, *e = NULL;
-	size_t nlen = 0, elen = 0;
-	BIGNUM *bn_n = NULL, *bn_e = NULL;
-	OSSL_PARAM_BLD *bld = NULL;
-	EVP_PKEY *pkey = NULL;
-
-	if (jwk_bytes(jwk, "n", 0, JWT_RSA_MAX_BITS / 8 + 1, &n, &nlen, err) != 0 ||
-	    jwk_bytes(jwk, "e", 0, 8, &e, &elen, err) != 0)
-		goto out;
-	bn_n = BN_bin2bn(n, (int)nlen, NULL);
-	bn_e = BN_bin2bn(e, (int)elen, NULL);
-	bld = OSSL_PARAM_BLD_new();
-	if (bn_n == NULL || bn_e == NULL || bld == NULL)
-		sg_die("OpenSSL allocation");
-	if (OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n) != 1 ||
-	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e) != 1)
-		sg_die("OSSL_PARAM_BLD_push_BN");
-	pkey = pkey_fromdata("RSA", bld, err);
-out:
-	OSSL_PARAM_BLD_free(bld);
-	BN_free(bn_n);
-	BN_free(bn_e);
-	free(n);
-	free(e);
-	return pkey;
-}
-
-static EVP_PKEY *jwk_ec(const json_t *jwk, enum jwt_alg *alg_for_curve, struct sg_err *err)
-{
-	const char *crv = json_string_value(json_object_get(jwk, "crv"));
-	const char *group;
-	unsigned char *x = NULL, *y = NULL, *pt = NULL;
-	size_t xlen = 0, ylen = 0, coord = 0;
-	OSSL_PARAM_BLD *bld = NULL;
-	EVP_PKEY *pkey = NULL;
-
-	if (crv == NULL) {
-		sg_err_set(err, SG_BAD_REQUEST, "EC JWK without \"crv\"");
-		return NULL;
-	}
-	if (strcmp(crv, "P-256") == 0)
-		*alg_for_curve = JWT_ALG_ES256;
-	else if (strcmp(crv, "P-384") == 0)
-		*alg_for_curve = JWT_ALG_ES384;
-	else if (strcmp(crv, "P-521") == 0)
-		*alg_for_curve = JWT_ALG_ES512;
-	else {
-		sg_err_set(err, SG_BAD_REQUEST, "EC JWK curve \"%.16s\" not supported", crv);
-		return NULL;
-	}
-	group = alg_ec_group(*alg_for_curve, &coord);
-	/* RFC 7518 6.2.1.2/6.2.1.3: x and y are the full coordinate size. */
-	if (jwk_bytes(jwk, "x", coord, 0, &x, &xlen, err) != 0 || jwk_bytes(jwk, "y", coord, 0, &y, &ylen, err) != 0)
-		goto out;
-	pt = sg_xmalloc(1 + 2 * coord);
-	pt[0] = 0x04; /* SEC 1 2.3.3 uncompressed point */
-	memcpy(pt + 1, x, coord);
-	memcpy(pt + 1 + coord, y, coord);
-	bld = OSSL_PARAM_BLD_new();
-	if (bld == NULL)
-		sg_die("OpenSSL allocation");
-	if (OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) != 1 ||
-	    OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt, 1 + 2 * coord) != 1)
-		sg_die("OSSL_PARAM_BLD_push");
-	pkey = pkey_fromdata("EC", bld, err);
-out:
-	OSSL_PARAM_BLD_free(bld);
-	free(x);
-	free(y);
-	free(pt);
-	return pkey;
-}
-
-/* RFC 8037 2: OKP keys; 0 with *pkey NULL when the curve is not a signature curve (X25519). */
-static int jwk_okp(const json_t *jwk, EVP_PKEY **pkey, struct sg_err *err)
-{
-	const char *crv = json_string_value(json_object_get(jwk, "crv"));
-	unsigned char *x = NULL;
-	size_t xlen = 0;
-	int type;
-	size_t want;
-
-	*pkey = NULL;
-	if (crv == NULL)
-		return sg_err_set(err, SG_BAD_REQUEST, "OKP JWK without \"crv\"");
-	if (strcmp(crv, "Ed25519") == 0) {
-		type = EVP_PKEY_ED25519;
-		want = 32;
-	} else if (strcmp(crv, "Ed448") == 0) {
-		type = EVP_PKEY_ED448;
-		want = 57;
-	} else {
-		return 0;
-	}
-	if (jwk_bytes(jwk, "x", want, 0, &x, &xlen, err) != 0)
-		return -1;
-	*pkey = EVP_PKEY_new_raw_public_key(type, NULL, x, xlen);
-	free(x);
-	if (*pkey == NULL)
-		return sg_err_ossl(err, SG_BAD_REQUEST, "OKP JWK is not a valid %s key", crv);
-	return 0;
+	if (alg == JWT_ALG_EDDSA)
+		return EVP_PKEY_is_a(pkey, "ED25519") || EVP_PKEY_is_a(pkey, "ED448");
+	return false;
 }
 
 int jwt_keyset_add_jwk(struct jwt_keyset *ks, const json_t *jwk, struct sg_err *err)
 {
-	const char *kty, *use, *alg_s, *kid;
-	enum jwt_alg alg = JWT_ALG_UNKNOWN, curve_alg = JWT_ALG_UNKNOWN;
+	const char *use, *alg_s, *kid;
+	enum jwt_alg alg = JWT_ALG_UNKNOWN;
 	EVP_PKEY *pkey = NULL;
+	int r;
 
 	if (!json_is_object(jwk))
 		return sg_err_set(err, SG_BAD_REQUEST, "JWK is not an object");
-	kty = json_string_value(json_object_get(jwk, "kty"));
-	if (kty == NULL)
-		return sg_err_set(err, SG_BAD_REQUEST, "JWK without \"kty\"");
-	/* A published private key is a leak, not a verification key. */
-	if (json_object_get(jwk, "d") != NULL || json_object_get(jwk, "p") != NULL)
-		return sg_err_set(err, SG_BAD_REQUEST, "JWK holds private key members");
 	use = json_string_value(json_object_get(jwk, "use"));
 	if (json_object_get(jwk, "use") != NULL && (use == NULL || strcmp(use, "sig") != 0))
 		return 0; /* RFC 7517 4.2: an encryption key never verifies a signature */
@@ -655,33 +435,12 @@ int jwt_keyset_add_jwk(struct jwt_keyset *ks, const json_t *jwk, struct sg_err *
 		if (alg == JWT_ALG_UNKNOWN)
 			return 0; /* HS256, RSA-OAEP...: nothing this key may verify here */
 	}
-	if (strcmp(kty, "RSA") == 0) {
-		pkey = jwk_rsa(jwk, err);
-		if (pkey == NULL)
-			return -1;
-		if (alg != JWT_ALG_UNKNOWN && !alg_is_rsa(alg)) {
-			EVP_PKEY_free(pkey);
-			return sg_err_set(err, SG_BAD_REQUEST, "RSA JWK declares alg %s", alg_s);
-		}
-	} else if (strcmp(kty, "EC") == 0) {
-		pkey = jwk_ec(jwk, &curve_alg, err);
-		if (pkey == NULL)
-			return -1;
-		if (alg != JWT_ALG_UNKNOWN && alg != curve_alg) {
-			EVP_PKEY_free(pkey);
-			return sg_err_set(err, SG_BAD_REQUEST, "EC JWK declares alg %s for another curve", alg_s);
-		}
-	} else if (strcmp(kty, "OKP") == 0) {
-		if (jwk_okp(jwk, &pkey, err) != 0)
-			return -1;
-		if (pkey == NULL)
-			return 0;
-		if (alg != JWT_ALG_UNKNOWN && alg != JWT_ALG_EDDSA) {
-			EVP_PKEY_free(pkey);
-			return sg_err_set(err, SG_BAD_REQUEST, "OKP JWK declares alg %s", alg_s);
-		}
-	} else {
-		return 0; /* "oct" and unknown key types */
+	r = sg_jwk_public_key(jwk, SG_BAD_REQUEST, &pkey, err);
+	if (r <= 0)
+		return r; /* 0: "oct", X25519 and unknown key types are skipped */
+	if (alg != JWT_ALG_UNKNOWN && !key_fits_alg(pkey, alg)) {
+		EVP_PKEY_free(pkey);
+		return sg_err_set(err, SG_BAD_REQUEST, "JWK declares alg %s, which its key cannot make", alg_s);
 	}
 	if (key_acceptable(pkey, err) != 0) {
 		EVP_PKEY_free(pkey);
@@ -735,48 +494,7 @@ out:
 /* Whether key k may verify a token signed with alg. */
 static bool key_fits(const struct jwt_key *k, enum jwt_alg alg)
 {
-	if (k->alg != JWT_ALG_UNKNOWN && k->alg != alg)
-		return false;
-	if (alg_is_rsa(alg))
-		return EVP_PKEY_is_a(k->pkey, "RSA");
-	if (alg_is_ec(alg)) {
-		char group[JWT_GROUP_NAME_MAX];
-		size_t glen = 0, coord;
-		const char *want = alg_ec_group(alg, &coord);
-
-		if (!EVP_PKEY_is_a(k->pkey, "EC") ||
-		    EVP_PKEY_get_utf8_string_param(k->pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), &glen) != 1)
-			return false;
-		return strcmp(group, want) == 0;
-	}
-	if (alg == JWT_ALG_EDDSA)
-		return EVP_PKEY_is_a(k->pkey, "ED25519") || EVP_PKEY_is_a(k->pkey, "ED448");
-	return false;
-}
-
-/* RFC 7518 3.4: R || S, each the coordinate size, to the DER ECDSA-Sig-Value OpenSSL verifies. */
-static unsigned char *ecdsa_raw_to_der(const unsigned char *sig, size_t len, size_t coord, size_t *outlen)
-{
-	ECDSA_SIG *es;
-	BIGNUM *r, *s;
-	unsigned char *der = NULL;
-	int n;
-
-	if (len != 2 * coord)
-		return NULL;
-	es = ECDSA_SIG_new();
-	r = BN_bin2bn(sig, (int)coord, NULL);
-	s = BN_bin2bn(sig + coord, (int)coord, NULL);
-	if (es == NULL || r == NULL || s == NULL)
-		sg_die("OpenSSL allocation");
-	if (ECDSA_SIG_set0(es, r, s) != 1)
-		sg_die("ECDSA_SIG_set0");
-	n = i2d_ECDSA_SIG(es, &der);
-	ECDSA_SIG_free(es);
-	if (n <= 0)
-		return NULL;
-	*outlen = (size_t)n;
-	return der;
+	return (k->alg == JWT_ALG_UNKNOWN || k->alg == alg) && key_fits_alg(k->pkey, alg);
 }
 
 /* 1 verified, 0 not. */
@@ -795,7 +513,7 @@ static int verify_one(const struct jwt *t, EVP_PKEY *pkey)
 		size_t coord;
 
 		(void)alg_ec_group(t->alg, &coord);
-		der = ecdsa_raw_to_der(t->sig, t->sig_len, coord, &siglen);
+		der = sg_ecdsa_raw_to_der(t->sig, t->sig_len, coord, &siglen);
 		if (der == NULL)
 			goto out;
 		sig = der;

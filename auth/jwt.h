@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/jose.h"
 #include "common/util.h"
 
 #define JWT_MAX_BYTES (64u << 10)     /* a presented compact JWT (IdP tokens with many groups are large) */
@@ -171,9 +172,5 @@ int jwt_claim_strlist(const json_t *claims, const char *name, struct sg_strlist 
 bool jwt_glob_match(const char *pattern, const char *s);
 
 /* ---- Helpers shared with the auth methods ---- */
-/* Strict base64url without padding (RFC 7515 2). Caller frees *out. -1 when malformed. */
-int jwt_b64url_decode(const char *s, size_t len, unsigned char **out, size_t *outlen) SG_WUR;
-/* base64url without padding. Caller frees. */
-char *jwt_b64url_encode(const unsigned char *b, size_t n);
 
 #endif

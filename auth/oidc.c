@@ -971,7 +971,7 @@ static char *pkce_challenge(const char *verifier)
 
 	if (EVP_Digest(verifier, strlen(verifier), md, &mdlen, EVP_sha256(), NULL) != 1)
 		sg_die("EVP_Digest");
-	return jwt_b64url_encode(md, mdlen);
+	return sg_b64url(md, mdlen);
 }
 
 int oidc_auth_url(const struct oidc_config *c, const struct oidc_role *r, const char *mount_accessor,

@@ -1353,7 +1353,7 @@ int h_acme_finalize(struct req *rq, struct resp *rs, struct sg_err *err)
 		sg_err_set(&e, SG_ACME_MALFORMED, "finalize needs {\"csr\": base64url DER}");
 		goto fail;
 	}
-	if (strlen(csr_b64) > CA_MAX_CSR_BYTES * 4 / 3 + 4 || acme_b64url_decode(csr_b64, strlen(csr_b64), &der, &der_len) != 0) {
+	if (strlen(csr_b64) > CA_MAX_CSR_BYTES * 4 / 3 + 4 || sg_b64url_decode(csr_b64, strlen(csr_b64), &der, &der_len) != 0) {
 		sg_err_set(&e, SG_BAD_CSR, "csr is not base64url");
 		goto fail;
 	}
@@ -1827,7 +1827,7 @@ int h_acme_revoke(struct req *rq, struct resp *rs, struct sg_err *err)
 		goto fail;
 	}
 	if (strlen(cert_b64) > CA_MAX_CSR_BYTES * 4 / 3 + 4 ||
-	    acme_b64url_decode(cert_b64, strlen(cert_b64), &der, &der_len) != 0 ||
+	    sg_b64url_decode(cert_b64, strlen(cert_b64), &der, &der_len) != 0 ||
 	    (x = ca_cert_parse(der, der_len, &e)) == NULL) {
 		sg_err_set(&e, SG_ACME_MALFORMED, "certificate is not base64url DER");
 		goto fail;

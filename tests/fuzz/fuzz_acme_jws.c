@@ -94,9 +94,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		unsigned char *out = NULL;
 		size_t n = 0;
 
-		if (acme_b64url_decode(text, strlen(text), &out, &n) == 0) {
+		if (sg_b64url_decode(text, strlen(text), &out, &n) == 0) {
 			/* Strict decoding: re-encoding gives the same text back. */
-			char *again = acme_b64url(out, n);
+			char *again = sg_b64url(out, n);
 
 			if (strcmp(again, text) != 0)
 				abort();

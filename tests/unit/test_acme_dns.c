@@ -668,7 +668,7 @@ int main(void)
 
 	signal(SIGPIPE, SIG_IGN); /* as the server does: a peer closing early is an error, not a signal */
 	EVP_Digest(KA, strlen(KA), md, &mdlen, EVP_sha256(), NULL);
-	digest_b64 = acme_b64url(md, sizeof(md));
+	digest_b64 = sg_b64url(md, sizeof(md));
 	zone = ldns_rr_list_new();
 	zone_add("_acme-challenge.ok.test. TXT \"%s\"", digest_b64);
 	zone_add("_acme-challenge.bad.test. TXT \"not-the-digest\"");

@@ -30,7 +30,7 @@ static EVP_PKEY *gen(const char *kind)
 
 static char *b64s(const char *s)
 {
-	return acme_b64url((const unsigned char *)s, strlen(s));
+	return sg_b64url((const unsigned char *)s, strlen(s));
 }
 
 /* JWS signature bytes as RFC 7518 wants them (ECDSA as R || S). */
@@ -80,7 +80,7 @@ static json_t *make_jws(EVP_PKEY *k, const char *sign_alg, const char *header_js
 	input[strlen(p)] = '.';
 	memcpy(input + strlen(p) + 1, pl, strlen(pl) + 1);
 	sig = sign(k, sign_alg, input, &slen);
-	s64 = acme_b64url(sig, slen);
+	s64 = sg_b64url(sig, slen);
 	j = json_pack("{s:s, s:s, s:s}", "protected", p, "payload", pl, "signature", s64);
 	free(p);
 	free(pl);
@@ -364,15 +364,15 @@ static void test_b64url(void)
 	size_t n = 0;
 	char *s;
 
-	T_OK(acme_b64url_decode("e30", 3, &out, &n) == 0 && n == 2 && memcmp(out, "{}", 2) == 0);
+	T_OK(sg_b64url_decode("e30", 3, &out, &n) == 0 && n == 2 && memcmp(out, "{}", 2) == 0);
 	free(out);
-	T_OK(acme_b64url_decode("e30=", 4, &out, &n) != 0);
-	T_OK(acme_b64url_decode("a", 1, &out, &n) != 0);
-	T_OK(acme_b64url_decode("+/+/", 4, &out, &n) != 0);
-	T_OK(acme_b64url_decode("e31", 3, &out, &n) != 0); /* stray low bits */
-	T_OK(acme_b64url_decode("", 0, &out, &n) == 0 && n == 0);
+	T_OK(sg_b64url_decode("e30=", 4, &out, &n) != 0);
+	T_OK(sg_b64url_decode("a", 1, &out, &n) != 0);
+	T_OK(sg_b64url_decode("+/+/", 4, &out, &n) != 0);
+	T_OK(sg_b64url_decode("e31", 3, &out, &n) != 0); /* stray low bits */
+	T_OK(sg_b64url_decode("", 0, &out, &n) == 0 && n == 0);
 	free(out);
-	s = acme_b64url((const unsigned char *)"\xfb\xff", 2);
+	s = sg_b64url((const unsigned char *)"\xfb\xff", 2);
 	T_STREQ(s, "-_8");
 	free(s);
 }

@@ -111,7 +111,7 @@ static unsigned char *sign_raw(EVP_PKEY *pkey, enum jwt_alg alg, const char *inp
 
 static char *b64s(const char *s)
 {
-	return jwt_b64url_encode((const unsigned char *)s, strlen(s));
+	return sg_b64url((const unsigned char *)s, strlen(s));
 }
 
 /* header.payload.signature with a header {"alg":alg_name[,"kid":kid]} */
@@ -121,7 +121,7 @@ static char *make_jwt_hdr(EVP_PKEY *pkey, enum jwt_alg alg, const char *header, 
 	char *input = sg_xasprintf("%s.%s", h, p);
 	size_t siglen = 0;
 	unsigned char *sig = sign_raw(pkey, alg, input, &siglen);
-	char *s = jwt_b64url_encode(sig, siglen);
+	char *s = sg_b64url(sig, siglen);
 	char *out = sg_xasprintf("%s.%s", input, s);
 
 	free(h);
@@ -166,7 +166,7 @@ static char *bn_b64(EVP_PKEY *pkey, const char *param, size_t pad)
 		abort();
 	n = pad ? BN_bn2binpad(bn, buf, (int)pad) : BN_bn2bin(bn, buf);
 	BN_free(bn);
-	return jwt_b64url_encode(buf, (size_t)n);
+	return sg_b64url(buf, (size_t)n);
 }
 
 /* A JWK (JSON text) for the public half of pkey. */
@@ -189,7 +189,7 @@ static char *pub_jwk(EVP_PKEY *pkey, enum jwt_alg alg, const char *kid)
 		size_t n = sizeof(raw);
 
 		EVP_PKEY_get_raw_public_key(pkey, raw, &n);
-		a = jwt_b64url_encode(raw, n);
+		a = sg_b64url(raw, n);
 		out = sg_xasprintf("{\"kty\":\"OKP\",\"kid\":\"%s\",\"crv\":\"%s\",\"x\":\"%s\"}", kid,
 		                   EVP_PKEY_is_a(pkey, "ED25519") ? "Ed25519" : "Ed448", a);
 	}
@@ -402,7 +402,7 @@ static void test_none_and_hmac_confusion(void)
 	keyset_pem(&ks, rsa);
 	EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, pem, strlen(pem), (const unsigned char *)input, strlen(input), mac,
 	          sizeof(mac), &maclen);
-	macb = jwt_b64url_encode(mac, maclen);
+	macb = sg_b64url(mac, maclen);
 	tok = sg_xasprintf("%s.%s", input, macb);
 	T_OK(parse_code(tok, detail, sizeof(detail)) == SG_BAD_REQUEST);
 	T_OK(strstr(detail, "HMAC") != NULL);
@@ -914,20 +914,20 @@ static void test_glob_b64(void)
 	T_OK(jwt_glob_match("exact", "exact"));
 	T_OK(!jwt_glob_match("exact", "exactly"));
 
-	T_OK(jwt_b64url_decode("", 0, &out, &n) == 0 && n == 0);
+	T_OK(sg_b64url_decode("", 0, &out, &n) == 0 && n == 0);
 	free(out);
-	T_OK(jwt_b64url_decode("_-8", 3, &out, &n) == 0 && n == 2 && out[0] == 0xff && out[1] == 0xef);
+	T_OK(sg_b64url_decode("_-8", 3, &out, &n) == 0 && n == 2 && out[0] == 0xff && out[1] == 0xef);
 	free(out);
-	T_OK(jwt_b64url_decode("a", 1, &out, &n) == -1);
-	T_OK(jwt_b64url_decode("ab==", 4, &out, &n) == -1);
-	T_OK(jwt_b64url_decode("ab+/", 4, &out, &n) == -1);
-	T_OK(jwt_b64url_decode("QR", 2, &out, &n) == -1); /* 'R' leaves non-zero bits */
-	T_OK(jwt_b64url_decode("QQ", 2, &out, &n) == 0 && n == 1 && out[0] == 'A');
+	T_OK(sg_b64url_decode("a", 1, &out, &n) == -1);
+	T_OK(sg_b64url_decode("ab==", 4, &out, &n) == -1);
+	T_OK(sg_b64url_decode("ab+/", 4, &out, &n) == -1);
+	T_OK(sg_b64url_decode("QR", 2, &out, &n) == -1); /* 'R' leaves non-zero bits */
+	T_OK(sg_b64url_decode("QQ", 2, &out, &n) == 0 && n == 1 && out[0] == 'A');
 	free(out);
-	e = jwt_b64url_encode((const unsigned char *)"\xff\xef\xfe", 3);
+	e = sg_b64url((const unsigned char *)"\xff\xef\xfe", 3);
 	T_STREQ(e, "_-_-");
 	free(e);
-	e = jwt_b64url_encode((const unsigned char *)"A", 1);
+	e = sg_b64url((const unsigned char *)"A", 1);
 	T_STREQ(e, "QQ");
 	free(e);
 }

@@ -39,7 +39,7 @@ static char *pub_pem(EVP_PKEY *k)
 
 static char *b64j(const char *json)
 {
-	return jwt_b64url_encode((const unsigned char *)json, strlen(json));
+	return sg_b64url((const unsigned char *)json, strlen(json));
 }
 
 /* An RS256 JWT over claims_json. */
@@ -55,7 +55,7 @@ static char *rs256(EVP_PKEY *k, const char *claims_json)
 	EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, k);
 	EVP_DigestSign(md, sig, &n, (const unsigned char *)input, strlen(input));
 	EVP_MD_CTX_free(md);
-	s = jwt_b64url_encode(sig, n);
+	s = sg_b64url(sig, n);
 	out = sg_xasprintf("%s.%s", input, s);
 	free(h);
 	free(p);
