@@ -175,7 +175,7 @@ static size_t utf8_seq(const unsigned char *s, unsigned long *cp)
 	return n;
 }
 
-/* A JSON string as jansson writes it with JSON_ENSURE_ASCII; invalid UTF-8 bytes become '?' (as server_json_string_safe). */
+/* A JSON string as jansson writes it with JSON_ENSURE_ASCII; invalid UTF-8 becomes '?' (server_json_string_safe). */
 static void lb_json_str(struct lbuf *b, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -273,7 +273,7 @@ static void lb_time(struct lbuf *b)
 	lb_add(b, "Z\"", 2);
 }
 
-/* duration_ms with up to 6 significant digits, as jansson's JSON_REAL_PRECISION(6) would print it for the usual values. */
+/* duration_ms with up to 6 significant digits, as jansson's JSON_REAL_PRECISION(6) prints the usual values. */
 static void lb_ms(struct lbuf *b, double ms)
 {
 	char d[48];

@@ -526,6 +526,21 @@ static void test_staple(void)
 	char *url = NULL;
 	int64_t now = sg_now();
 
+	/* Config: ocsp_staple_file and ocsp_url (http(s) only, and only with a staple file). */
+	{
+		struct agent_config *cfg = parse("{" AUTH_OK ",\"certificates\":[{" CERT_OK
+		                                 ",\"ocsp_staple_file\":\"/s.der\",\"ocsp_url\":\"http://r/ocsp\"}]}",
+		                                 &err);
+
+		T_CHECK(cfg != NULL, "%s", err.detail);
+		T_OK(cfg != NULL && strcmp(cfg->certs[0].ocsp_staple_file, "/s.der") == 0 &&
+		     strcmp(cfg->certs[0].ocsp_url, "http://r/ocsp") == 0);
+		agent_config_free(cfg);
+		expect_refused("{" AUTH_OK ",\"certificates\":[{" CERT_OK ",\"ocsp_staple_file\":\"/s\",\"ocsp_url\":\"ftp://r\"}]}",
+		               "http:// or https://");
+		expect_refused("{" AUTH_OK ",\"certificates\":[{" CERT_OK ",\"ocsp_url\":\"http://r\"}]}",
+		               "needs \"ocsp_staple_file\"");
+	}
 	pki_make(&p);
 	sg_err_init(&err);
 	/* The request: one SHA-1 CertID for the leaf, no nonce; this leaf has no AIA. */
