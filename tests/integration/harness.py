@@ -14,6 +14,7 @@ test that started the server).
 
 import base64
 import http.client
+import http.server
 import json
 import os
 import re
@@ -24,6 +25,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -105,6 +107,66 @@ def free_port():
         return s.getsockname()[1]
     finally:
         s.close()
+
+
+class Http01(http.server.BaseHTTPRequestHandler):
+    """An ACME http-01 target (RFC 8555 8.3): /.well-known/acme-challenge/<token> from `tokens`."""
+    tokens = {}      # token -> key authorization
+    delays = {}      # token -> seconds to wait before answering
+    failures = {}    # token -> number of 404 answers before the right one
+    hits = {}        # token -> requests seen
+    redirects = {}   # Host header -> host:port to redirect to
+    hosts = []       # Host headers seen
+
+    def do_GET(self):
+        prefix = "/.well-known/acme-challenge/"
+        token = self.path[len(prefix):] if self.path.startswith(prefix) else None
+        host = self.headers.get("Host")
+        self.hosts.append(host)
+        if host in self.redirects:
+            self.send_response(302)
+            self.send_header("Location", "http://%s%s" % (self.redirects[host], self.path))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = self.tokens.get(token)
+        if token is not None:
+            self.hits[token] = self.hits.get(token, 0) + 1
+            if self.delays.get(token):
+                time.sleep(self.delays[token])
+            if self.failures.get(token, 0) > 0:
+                self.failures[token] -= 1
+                body = None
+        if body is None:
+            self.send_response(404)
+            self.end_headers()
+            return
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+_http01 = []
+
+
+def http01_port():
+    """The port of this process's http-01 target on 127.0.0.1 (started on first use)."""
+    if not _http01:
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Http01)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        _http01.append(httpd.server_address[1])
+    return _http01[0]
+
+
+def b64u(b):
+    """Unpadded base64url (RFC 7515 2)."""
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 
 
 _dying = False  # set by SIGTERM/SIGINT: clean up fast, before a SIGKILL follows

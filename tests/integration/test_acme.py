@@ -13,7 +13,6 @@ http01_port; identifiers are under acme.localhost, which libcurl resolves to
 loopback by itself (RFC 6761 6.3)."""
 
 import datetime
-import http.server
 import json
 import os
 import shutil
@@ -43,48 +42,6 @@ state = {}
 # ---------------------------------------------------------------- fixtures
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    tokens = {}
-
-    delays = {}      # token -> seconds to wait before answering
-    failures = {}    # token -> number of 404 answers before the right one
-    hits = {}        # token -> requests seen
-
-    def do_GET(self):
-        prefix = "/.well-known/acme-challenge/"
-        token = self.path[len(prefix):] if self.path.startswith(prefix) else None
-        body = self.tokens.get(token)
-        if token is not None:
-            self.hits[token] = self.hits.get(token, 0) + 1
-            if self.delays.get(token):
-                time.sleep(self.delays[token])
-            if self.failures.get(token, 0) > 0:
-                self.failures[token] -= 1
-                body = None
-        if body is None:
-            self.send_response(404)
-            self.end_headers()
-            return
-        data = body.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
-def challenge_server():
-    if "http01" not in state:
-        port = H.free_port()
-        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Handler)
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
-        state["http01"] = (httpd, port)
-    return state["http01"][1]
-
-
 def srv():
     s = H.dev_server("acme")
     if not state.get("setup"):
@@ -94,7 +51,7 @@ def srv():
               "ttl": "24h"})
         s.ok("POST", MOUNT + "/config/acme", {"enabled": True, "allowed_roles": [ROLE],
                                              "default_directory_policy": "role:" + ROLE,
-                                             "http01_port": challenge_server()})
+                                             "http01_port": H.http01_port()})
         state["setup"] = True
     return s
 
@@ -121,7 +78,7 @@ def solve(cl, orderr):
     for authz in orderr.authorizations:
         chall = [c for c in authz.body.challenges if isinstance(c.chall, challenges.HTTP01)][0]
         response, validation = chall.response_and_validation(cl.net.key)
-        _Handler.tokens[chall.chall.encode("token")] = validation
+        H.Http01.tokens[chall.chall.encode("token")] = validation
         cl.answer_challenge(chall, response)
 
 
@@ -160,10 +117,6 @@ def text(b):
 
 # ---- hand-made JWS, for what real clients never send
 
-def b64(b):
-    return jose.b64.b64encode(b).decode()
-
-
 def jwk_of(key):
     key = getattr(key, "_wrapped", key)  # josepy's ComparableRSAKey
     if isinstance(key, rsa.RSAPrivateKey):
@@ -172,7 +125,7 @@ def jwk_of(key):
         j = jose.JWKEC(key=key.public_key()).to_partial_json()
         return j, "ES256" if key.curve.name == "secp256r1" else "ES384"
     raw = key.public_key().public_bytes(Encoding.Raw, serialization.PublicFormat.Raw)
-    return {"kty": "OKP", "crv": "Ed25519", "x": b64(raw)}, "EdDSA"
+    return {"kty": "OKP", "crv": "Ed25519", "x": H.b64u(raw)}, "EdDSA"
 
 
 def sign(key, alg, data):
@@ -202,10 +155,10 @@ def jws_post(url, payload, key, kid=None, nonce=None, alg=None, header_url=None,
         prot["jwk"] = jwk
     if extra:
         prot.update(extra)
-    p64 = b64(json.dumps(prot).encode())
-    pl64 = "" if payload is None else b64(json.dumps(payload).encode())
+    p64 = H.b64u(json.dumps(prot).encode())
+    pl64 = "" if payload is None else H.b64u(json.dumps(payload).encode())
     sig = sign(key, kalg, (p64 + "." + pl64).encode())
-    body = {"protected": p64, "payload": pl64, "signature": b64(sig)}
+    body = {"protected": p64, "payload": pl64, "signature": H.b64u(sig)}
     return H.curl(url, method="POST", body=body,
                   headers=("Content-Type: " + (ctype or "application/jose+json"),))
 
@@ -253,7 +206,7 @@ def test_disabled_and_forbidden_directories():
     r = H.curl(s.url + "/v1/%s/roles/nosuch/acme/directory" % MOUNT)
     expect_problem(r, 403, "unauthorized", "role outside allowed_roles")
     cfg = s.data("GET", MOUNT + "/config/acme")
-    eq(cfg["http01_port"], challenge_server(), "config http01_port")
+    eq(cfg["http01_port"], H.http01_port(), "config http01_port")
     eq(cfg["eab_policy"], "not-required", "config eab_policy")
     r = s.req("POST", MOUNT + "/config/acme", {"eab_policy": "sometimes"})
     H.expect_error(r, 400, "bad eab_policy")
@@ -368,10 +321,10 @@ def test_jws_refusals():
     # A bad signature.
     other = ec.generate_private_key(ec.SECP256R1())
     jwk, _ = jwk_of(key)
-    prot = b64(json.dumps({"alg": "ES256", "nonce": get_nonce(), "url": d["newAccount"], "jwk": jwk}).encode())
-    pl = b64(b"{}")
+    prot = H.b64u(json.dumps({"alg": "ES256", "nonce": get_nonce(), "url": d["newAccount"], "jwk": jwk}).encode())
+    pl = H.b64u(b"{}")
     sig = sign(other, "ES256", (prot + "." + pl).encode())
-    r = H.curl(d["newAccount"], method="POST", body={"protected": prot, "payload": pl, "signature": b64(sig)},
+    r = H.curl(d["newAccount"], method="POST", body={"protected": prot, "payload": pl, "signature": H.b64u(sig)},
                headers=("Content-Type: application/jose+json",))
     expect_problem(r, 400, "malformed", "bad signature")
     check(kid is None, "no Location on an error")
@@ -424,7 +377,7 @@ def test_failed_challenge():
     authz = orderr.authorizations[0]
     chall = [c for c in authz.body.challenges if isinstance(c.chall, challenges.HTTP01)][0]
     response, _ = chall.response_and_validation(cl.net.key)
-    _Handler.tokens[chall.chall.encode("token")] = "wrong-key-authorization"
+    H.Http01.tokens[chall.chall.encode("token")] = "wrong-key-authorization"
     cr = cl.answer_challenge(chall, response)
     eq(cr.body.status, messages.STATUS_INVALID, "challenge status")
     eq(cr.body.error.typ, "urn:ietf:params:acme:error:incorrectResponse", "challenge error")
@@ -439,14 +392,14 @@ def _pending_http01(cl, name):
     chall = [c for c in authz.body.challenges if isinstance(c.chall, challenges.HTTP01)][0]
     response, validation = chall.response_and_validation(cl.net.key)
     token = chall.chall.encode("token")
-    _Handler.tokens[token] = validation
+    H.Http01.tokens[token] = validation
     return orderr, authz, chall, response, token
 
 
 def test_slow_validation_answers_processing_with_retry_after():
     cl, _, _, _ = state["flow"]
     orderr, authz, chall, response, token = _pending_http01(cl, "slow." + DOMAIN)
-    _Handler.delays[token] = 5  # longer than the server waits inside the POST (3 s)
+    H.Http01.delays[token] = 5  # longer than the server waits inside the POST (3 s)
     t0 = time.time()
     cr = cl.answer_challenge(chall, response)
     took = time.time() - t0
@@ -470,7 +423,7 @@ def test_slow_validation_answers_processing_with_retry_after():
 def test_failed_attempt_retried():
     cl, _, _, _ = state["flow"]
     orderr, authz, chall, response, token = _pending_http01(cl, "retry." + DOMAIN)
-    _Handler.failures[token] = 1  # the first fetch fails, the retry (2 s later) succeeds
+    H.Http01.failures[token] = 1  # the first fetch fails, the retry (2 s later) succeeds
     cl.answer_challenge(chall, response)
     deadline = time.time() + 20
     while time.time() < deadline:
@@ -479,7 +432,7 @@ def test_failed_attempt_retried():
             break
         time.sleep(0.5)
     eq(authz2.body.status, messages.STATUS_VALID, "authz after a retried validation")
-    check(_Handler.hits.get(token, 0) >= 2, "target fetched %r times" % _Handler.hits.get(token))
+    check(H.Http01.hits.get(token, 0) >= 2, "target fetched %r times" % H.Http01.hits.get(token))
 
 
 def test_revoke_with_account_key_and_cert_key():
@@ -501,11 +454,11 @@ def test_revoke_with_account_key_and_cert_key():
     der2 = x509.load_pem_x509_certificate(pem2.encode()).public_bytes(Encoding.DER)
     d = dir_json()
     stranger = ec.generate_private_key(ec.SECP256R1())
-    r = jws_post(d["revokeCert"], {"certificate": b64(der2), "reason": 1}, stranger)
+    r = jws_post(d["revokeCert"], {"certificate": H.b64u(der2), "reason": 1}, stranger)
     expect_problem(r, 403, "unauthorized", "revoke with an unrelated key")
-    r = jws_post(d["revokeCert"], {"certificate": b64(der2), "reason": 7}, ckey2)
+    r = jws_post(d["revokeCert"], {"certificate": H.b64u(der2), "reason": 7}, ckey2)
     expect_problem(r, 400, "badRevocationReason", "reason 7")
-    r = jws_post(d["revokeCert"], {"certificate": b64(der2), "reason": 1}, ckey2)
+    r = jws_post(d["revokeCert"], {"certificate": H.b64u(der2), "reason": 1}, ckey2)
     eq(r.status, 200, "revoke with the certificate key: %s" % r.body[:200])
     check("replay-nonce" in r.headers, "nonce on revoke")
     rec = srv().data("GET", MOUNT + "/cert/" + H.colon_serial(x509.load_pem_x509_certificate(pem2.encode())))
@@ -564,7 +517,7 @@ def test_eab_required():
         check("key" not in json.dumps(listing["key_info"]).replace("key_type", ""), "MAC key in listing")
         # A wrong MAC key.
         bad = messages.ExternalAccountBinding.from_data(account_public_key=key.public_key(), kid=eab["id"],
-                                                       hmac_key=b64(os.urandom(32)), directory=cl.directory)
+                                                       hmac_key=H.b64u(os.urandom(32)), directory=cl.directory)
         try:
             cl.new_account(messages.NewRegistration.from_data(terms_of_service_agreed=True,
                                                               external_account_binding=bad))
@@ -621,7 +574,7 @@ def test_cert_manager_flow_raw():
     check("validated" not in az["challenges"][0] and az.get("expires"), "no empty timestamps")
     ch = [c for c in az["challenges"] if c["type"] == "http-01"][0]
     thumb = jose.JWKRSA(key=key.public_key()).thumbprint()
-    _Handler.tokens[ch["token"]] = ch["token"] + "." + b64(thumb)
+    H.Http01.tokens[ch["token"]] = ch["token"] + "." + H.b64u(thumb)
     r = jws_post(ch["url"], {}, key, kid=kid)
     eq(r.status, 200, "challenge POST")
     eq(r.json()["status"], "valid", "validated inside the POST")
@@ -633,7 +586,7 @@ def test_cert_manager_flow_raw():
     eq(r.json()["status"], "ready", "order ready")
     csr, _ = csr_for(["cm." + DOMAIN])
     der = x509.load_pem_x509_csr(csr).public_bytes(Encoding.DER)
-    r = jws_post(order["finalize"], {"csr": b64(der)}, key, kid=kid)
+    r = jws_post(order["finalize"], {"csr": H.b64u(der)}, key, kid=kid)
     eq(r.status, 200, "finalize must be 200")
     eq(r.json()["status"], "valid", "finalize answers valid")
     r = jws_post(r.json()["certificate"], None, key, kid=kid)
@@ -643,7 +596,7 @@ def test_cert_manager_flow_raw():
     check(0 < len(blocks) <= 5 and all(t == "CERTIFICATE" for t, _ in blocks), "chain blocks %r" % [t for t, _ in blocks])
     verify_chain(r.text)
     # Finalizing again: orderNotReady (403), as for any order not ready.
-    r = jws_post(order["finalize"], {"csr": b64(der)}, key, kid=kid)
+    r = jws_post(order["finalize"], {"csr": H.b64u(der)}, key, kid=kid)
     expect_problem(r, 403, "orderNotReady", "second finalize")
     # Orders list.
     r = jws_post(kid + "/orders", None, key, kid=kid)
@@ -656,9 +609,9 @@ def inner_jws(url, payload, key, nonce=None):
     prot = {"alg": alg, "url": url, "jwk": jwk}
     if nonce:
         prot["nonce"] = nonce
-    p64 = b64(json.dumps(prot).encode())
-    pl64 = b64(json.dumps(payload).encode())
-    return {"protected": p64, "payload": pl64, "signature": b64(sign(key, alg, (p64 + "." + pl64).encode()))}
+    p64 = H.b64u(json.dumps(prot).encode())
+    pl64 = H.b64u(json.dumps(payload).encode())
+    return {"protected": p64, "payload": pl64, "signature": H.b64u(sign(key, alg, (p64 + "." + pl64).encode()))}
 
 
 def test_key_change():
@@ -706,11 +659,11 @@ def raw_issue(key, kid, name, **order_extra):
     ch = [c for c in az["challenges"] if c["type"] == "http-01"][0]
     jwk, _ = jwk_of(key)
     thumb = jose.JWK.from_json(jwk).thumbprint()
-    _Handler.tokens[ch["token"]] = ch["token"] + "." + b64(thumb)
+    H.Http01.tokens[ch["token"]] = ch["token"] + "." + H.b64u(thumb)
     eq(jws_post(ch["url"], {}, key, kid=kid).json()["status"], "valid", "challenge")
     csr, _ = csr_for([name])
     der = x509.load_pem_x509_csr(csr).public_bytes(Encoding.DER)
-    r = jws_post(order["finalize"], {"csr": b64(der)}, key, kid=kid)
+    r = jws_post(order["finalize"], {"csr": H.b64u(der)}, key, kid=kid)
     eq(r.status, 200, "finalize: %s" % r.body[:300])
     order = r.json()
     return order, jws_post(order["certificate"], None, key, kid=kid).text
@@ -724,7 +677,7 @@ def test_concurrent_finalize_issues_once():
     order = jws_post(d["newOrder"], {"identifiers": [{"type": "dns", "value": name}]}, key, kid=kid).json()
     az = jws_post(order["authorizations"][0], None, key, kid=kid).json()
     ch = az["challenges"][0]
-    _Handler.tokens[ch["token"]] = ch["token"] + "." + b64(jose.JWK.from_json(jwk_of(key)[0]).thumbprint())
+    H.Http01.tokens[ch["token"]] = ch["token"] + "." + H.b64u(jose.JWK.from_json(jwk_of(key)[0]).thumbprint())
     eq(jws_post(ch["url"], {}, key, kid=kid).json()["status"], "valid", "challenge")
     csr, _ = csr_for([name])
     der = x509.load_pem_x509_csr(csr).public_bytes(Encoding.DER)
@@ -732,7 +685,7 @@ def test_concurrent_finalize_issues_once():
     results = []
 
     def go(n):
-        results.append(jws_post(order["finalize"], {"csr": b64(der)}, key, kid=kid, nonce=n).status)
+        results.append(jws_post(order["finalize"], {"csr": H.b64u(der)}, key, kid=kid, nonce=n).status)
 
     threads = [threading.Thread(target=go, args=(n,)) for n in nonces]
     for t in threads:
@@ -793,7 +746,7 @@ def certbot(name, extra=(), eab_required=False):
                             "--register-unsafely-without-email", "--no-verify-ssl", "-d", name] + list(extra),
                            capture_output=True, text=True, timeout=180)
     finally:
-        srv().ok("POST", MOUNT + "/config/acme", {"http01_port": challenge_server(), "eab_policy": "not-required"})
+        srv().ok("POST", MOUNT + "/config/acme", {"http01_port": H.http01_port(), "eab_policy": "not-required"})
     if r.returncode != 0:
         return None, r.stdout[-1500:] + r.stderr[-1500:]
     with open(os.path.join(d, "c", "live", name, "fullchain.pem")) as f:

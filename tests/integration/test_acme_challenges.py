@@ -11,7 +11,6 @@ each is checked with `openssl verify` against Sigil's chain."""
 
 import base64
 import hashlib
-import http.server
 import os
 import socket
 import ssl
@@ -120,44 +119,6 @@ def dig(name, rtype):
 # ---------------------------------------------------------------- challenge peers
 
 
-class _Http01(http.server.BaseHTTPRequestHandler):
-    tokens = {}
-    hosts = []
-    redirects = {}   # Host header -> host to redirect to (same port and path)
-
-    def do_GET(self):
-        prefix = "/.well-known/acme-challenge/"
-        body = self.tokens.get(self.path[len(prefix):]) if self.path.startswith(prefix) else None
-        host = self.headers.get("Host")
-        self.hosts.append(host)
-        if host in self.redirects:
-            self.send_response(302)
-            self.send_header("Location", "http://%s%s" % (self.redirects[host], self.path))
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        if body is None:
-            self.send_response(404)
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body.encode())
-
-    def log_message(self, *args):
-        pass
-
-
-def http01_port():
-    if "http01" not in state:
-        port = H.free_port()
-        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Http01)
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
-        state["http01"] = (httpd, port)
-    return state["http01"][1]
-
-
 class TlsAlpnServer:
     """Answers TLS handshakes with ALPN acme-tls/1 and the certificate made for the SNI name."""
 
@@ -247,7 +208,7 @@ def srv():
               "key_type": "any", "max_ttl": "72h", "ttl": "24h"})
         s.ok("POST", MOUNT + "/config/acme",
              {"enabled": True, "allowed_roles": [ROLE], "default_directory_policy": "role:" + ROLE,
-              "dns_resolver": "127.0.0.1:%d" % n["port"], "http01_port": http01_port(),
+              "dns_resolver": "127.0.0.1:%d" % n["port"], "http01_port": H.http01_port(),
               "tls_alpn01_port": tls_server().port, "caa_identities": [CAA_ID]})
         state["setup"] = True
     return s
@@ -419,21 +380,21 @@ def test_http01_through_configured_resolver():
     orderr = order(["web.acme.test"])
     ch = pick(orderr.authorizations[0], challenges.HTTP01)
     response, validation = ch.response_and_validation(account().net.key)
-    _Http01.tokens[ch.chall.encode("token")] = validation
+    H.Http01.tokens[ch.chall.encode("token")] = validation
     cr = account().answer_challenge(ch, response)
     eq(cr.body.status, messages.STATUS_VALID, "http-01 (%s)" % (cr.body.error,))
-    check("web.acme.test:%d" % http01_port() in _Http01.hosts, "Host header: %r" % _Http01.hosts)
+    check("web.acme.test:%d" % H.http01_port() in H.Http01.hosts, "Host header: %r" % H.Http01.hosts)
     verify_chain(finalize(orderr).fullchain_pem)
     # A redirect to another name that only the test named knows: each hop is resolved through it.
     nsupdate("update add web2.acme.test 60 A 127.0.0.1", "update add web3.acme.test 60 A 127.0.0.1")
-    _Http01.redirects["web2.acme.test:%d" % http01_port()] = "web3.acme.test:%d" % http01_port()
+    H.Http01.redirects["web2.acme.test:%d" % H.http01_port()] = "web3.acme.test:%d" % H.http01_port()
     orderr = order(["web2.acme.test"])
     ch = pick(orderr.authorizations[0], challenges.HTTP01)
     response, validation = ch.response_and_validation(account().net.key)
-    _Http01.tokens[ch.chall.encode("token")] = validation
+    H.Http01.tokens[ch.chall.encode("token")] = validation
     cr = account().answer_challenge(ch, response)
     eq(cr.body.status, messages.STATUS_VALID, "http-01 through a redirect (%s)" % (cr.body.error,))
-    check("web3.acme.test:%d" % http01_port() in _Http01.hosts, "redirect followed: %r" % _Http01.hosts)
+    check("web3.acme.test:%d" % H.http01_port() in H.Http01.hosts, "redirect followed: %r" % H.Http01.hosts)
 
 
 def test_caa():

@@ -89,14 +89,14 @@ def pending_order(key, kid, name, answer=True):
     ch = [c for c in az["challenges"] if c["type"] == "http-01"][0]
     if answer:
         thumb = jose.JWK.from_json(A.jwk_of(key)[0]).thumbprint()
-        A._Handler.tokens[ch["token"]] = ch["token"] + "." + A.b64(thumb)
+        H.Http01.tokens[ch["token"]] = ch["token"] + "." + H.b64u(thumb)
     return order_url, order, az_url, az, ch
 
 
 def finalize(key, kid, order, name):
     csr, _ = A.csr_for([name])
     der = x509.load_pem_x509_csr(csr).public_bytes(Encoding.DER)
-    r = A.jws_post(order["finalize"], {"csr": A.b64(der)}, key, kid=kid)
+    r = A.jws_post(order["finalize"], {"csr": H.b64u(der)}, key, kid=kid)
     eq(r.status, 200, "finalize: %s" % r.body[:300])
     return r.json()
 
@@ -214,7 +214,7 @@ def test_processing_challenge_has_retry_after_and_repost_returns_it():
     key, kid = new_account()
     name = "pit-proc." + A.DOMAIN
     order_url, order, az_url, _, ch = pending_order(key, kid, name)
-    A._Handler.delays[ch["token"]] = 5  # past the 3 s the server waits inside the POST
+    H.Http01.delays[ch["token"]] = 5  # past the 3 s the server waits inside the POST
     t0 = time.time()
     r = A.jws_post(ch["url"], {}, key, kid=kid)
     eq((r.status, r.json().get("status")), (200, "processing"), "challenge POST on a slow target")
@@ -234,7 +234,7 @@ def test_processing_challenge_has_retry_after_and_repost_returns_it():
         time.sleep(1)
     eq(status, "valid", "challenge once the slow target answered")
     eq(A.jws_post(ch["url"], {}, key, kid=kid).json().get("status"), "valid", "re-POST of a valid challenge")
-    A._Handler.delays.pop(ch["token"], None)
+    H.Http01.delays.pop(ch["token"], None)
 
 
 def _times(obj, where, out):
@@ -276,11 +276,11 @@ def test_timestamps_rfc3339_never_empty():
 def eab_jws(kid_eab, mac_key_b64, url, account_key):
     """An External Account Binding as cert-manager builds it: HS256, no
     nonce, payload the account JWK (RFC 8555 7.3.4)."""
-    prot = A.b64(json.dumps({"alg": "HS256", "kid": kid_eab, "url": url}).encode())
-    payload = A.b64(json.dumps(A.jwk_of(account_key)[0]).encode())
+    prot = H.b64u(json.dumps({"alg": "HS256", "kid": kid_eab, "url": url}).encode())
+    payload = H.b64u(json.dumps(A.jwk_of(account_key)[0]).encode())
     mac = base64.urlsafe_b64decode(mac_key_b64 + "=" * (-len(mac_key_b64) % 4))
     sig = hmac.new(mac, (prot + "." + payload).encode(), hashlib.sha256).digest()
-    return {"protected": prot, "payload": payload, "signature": A.b64(sig)}
+    return {"protected": prot, "payload": payload, "signature": H.b64u(sig)}
 
 
 def test_eab_resent_for_bound_key_and_key_encoding():
@@ -306,7 +306,7 @@ def test_eab_resent_for_bound_key_and_key_encoding():
         # The same EAB again (its key id now consumed): 200 before EAB is looked at.
         r = A.jws_post(d["newAccount"], body, key)
         eq((r.status, r.headers.get("location")), (200, kid), "resent EAB for the bound key: %s" % r.body[:200])
-        wrong = dict(body, externalAccountBinding=eab_jws(eab["id"], A.b64(os.urandom(32)), d["newAccount"], key))
+        wrong = dict(body, externalAccountBinding=eab_jws(eab["id"], H.b64u(os.urandom(32)), d["newAccount"], key))
         r = A.jws_post(d["newAccount"], wrong, key)
         eq((r.status, r.headers.get("location")), (200, kid), "wrong-MAC EAB for the bound key")
         # A new key with the consumed EAB is refused.
@@ -350,8 +350,8 @@ def test_dns01_record_published_late_is_retried():
     az_url = r.json()["authorizations"][0]
     az = A.jws_post(az_url, None, key, kid=kid).json()
     ch = [c for c in az["challenges"] if c["type"] == "dns-01"][0]
-    thumb = A.b64(jose.JWK.from_json(A.jwk_of(key)[0]).thumbprint())
-    txt = A.b64(hashlib.sha256((ch["token"] + "." + thumb).encode()).digest())
+    thumb = H.b64u(jose.JWK.from_json(A.jwk_of(key)[0]).thumbprint())
+    txt = H.b64u(hashlib.sha256((ch["token"] + "." + thumb).encode()).digest())
     added = []
 
     def publish():

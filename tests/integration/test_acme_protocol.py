@@ -14,12 +14,10 @@ import base64
 import datetime
 import hashlib
 import hmac
-import http.server
 import json
 import os
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 
@@ -45,35 +43,6 @@ state = {}
 # ---------------------------------------------------------------- fixtures
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    tokens = {}
-
-    def do_GET(self):
-        prefix = "/.well-known/acme-challenge/"
-        body = self.tokens.get(self.path[len(prefix):]) if self.path.startswith(prefix) else None
-        if body is None:
-            self.send_response(404)
-            self.end_headers()
-            return
-        data = body.encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
-def challenge_port():
-    if "http01" not in state:
-        port = H.free_port()
-        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Handler)
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
-        state["http01"] = port
-    return state["http01"]
-
-
 def srv():
     s = H.dev_server("acmeproto")
     if not state.get("setup"):
@@ -86,7 +55,7 @@ def srv():
               "ttl": "1h", "organization": "Short Lived Org"})
         s.ok("POST", MOUNT + "/config/acme", {"enabled": True, "allowed_roles": [ROLE, SHORT],
                                              "default_directory_policy": "role:" + ROLE,
-                                             "http01_port": challenge_port()})
+                                             "http01_port": H.http01_port()})
         state["setup"] = True
     return s
 
@@ -138,17 +107,13 @@ def dir_json():
     return state["dir"]
 
 
-def b64(b):
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-
-
 def jwk_of(key):
     n = key.public_key().public_numbers()
-    return {"crv": "P-256", "kty": "EC", "x": b64(n.x.to_bytes(32, "big")), "y": b64(n.y.to_bytes(32, "big"))}
+    return {"crv": "P-256", "kty": "EC", "x": H.b64u(n.x.to_bytes(32, "big")), "y": H.b64u(n.y.to_bytes(32, "big"))}
 
 
 def thumbprint(key):
-    return b64(hashlib.sha256(json.dumps(jwk_of(key), sort_keys=True, separators=(",", ":")).encode()).digest())
+    return H.b64u(hashlib.sha256(json.dumps(jwk_of(key), sort_keys=True, separators=(",", ":")).encode()).digest())
 
 
 def get_nonce():
@@ -162,10 +127,10 @@ def jws_post(url, payload, key, kid=None):
         prot["kid"] = kid
     else:
         prot["jwk"] = jwk_of(key)
-    p64 = b64(json.dumps(prot).encode())
-    pl64 = "" if payload is None else b64(json.dumps(payload).encode())
+    p64 = H.b64u(json.dumps(prot).encode())
+    pl64 = "" if payload is None else H.b64u(json.dumps(payload).encode())
     r, s = utils.decode_dss_signature(key.sign((p64 + "." + pl64).encode(), ec.ECDSA(hashes.SHA256())))
-    body = {"protected": p64, "payload": pl64, "signature": b64(r.to_bytes(32, "big") + s.to_bytes(32, "big"))}
+    body = {"protected": p64, "payload": pl64, "signature": H.b64u(r.to_bytes(32, "big") + s.to_bytes(32, "big"))}
     return http_req(url, "POST", json.dumps(body).encode(), "application/jose+json")
 
 
@@ -208,11 +173,11 @@ def complete(key, kid, order_resp, names):
     for az_url in order["authorizations"]:
         az = jws_post(az_url, None, key, kid=kid).json()
         ch = [c for c in az["challenges"] if c["type"] == "http-01"][0]
-        _Handler.tokens[ch["token"]] = ch["token"] + "." + thumbprint(key)
+        H.Http01.tokens[ch["token"]] = ch["token"] + "." + thumbprint(key)
         r = jws_post(ch["url"], {}, key, kid=kid)
         eq(r.json()["status"], "valid", "challenge: %s" % r.body[:300])
         state["last_challenge_resp"] = (r, az_url)
-    r = jws_post(order["finalize"], {"csr": b64(csr_der(names))}, key, kid=kid)
+    r = jws_post(order["finalize"], {"csr": H.b64u(csr_der(names))}, key, kid=kid)
     eq(r.status, 200, "finalize: %s" % r.body[:300])
     order = r.json()
     cert = jws_post(order["certificate"], None, key, kid=kid)
@@ -235,7 +200,7 @@ def leaf_of(cert_resp):
 def cert_id(cert):
     aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
     n = cert.serial_number
-    return b64(aki) + "." + b64(n.to_bytes(n.bit_length() // 8 + 1, "big"))
+    return H.b64u(aki) + "." + H.b64u(n.to_bytes(n.bit_length() // 8 + 1, "big"))
 
 
 def renewal_info(cid):
@@ -314,9 +279,9 @@ def test_ari_malformed_and_unknown():
                 aki + ".gA"):  # negative serial
         r = renewal_info(bad)
         expect_problem(r, 400, "malformed", "certID %r" % bad)
-    r = renewal_info(aki + "." + b64(b"\x01" + os.urandom(15)))
+    r = renewal_info(aki + "." + H.b64u(b"\x01" + os.urandom(15)))
     eq(r.status, 404, "unknown serial: %s" % r.body[:200])
-    r = renewal_info(b64(b"\x01" * 20) + "." + serial)
+    r = renewal_info(H.b64u(b"\x01" * 20) + "." + serial)
     eq(r.status, 404, "serial with another AKI: %s" % r.body[:200])
 
 
@@ -324,7 +289,7 @@ def test_ari_revoked_window_in_the_past():
     key, kid = state["acct"]
     _, cert = issue(key, kid, ["revoked-ari." + DOMAIN])
     leaf = leaf_of(cert)
-    r = jws_post(dir_json()["revokeCert"], {"certificate": b64(leaf.public_bytes(Encoding.DER)), "reason": 4},
+    r = jws_post(dir_json()["revokeCert"], {"certificate": H.b64u(leaf.public_bytes(Encoding.DER)), "reason": 4},
                  key, kid=kid)
     eq(r.status, 200, "revoke: %s" % r.body[:300])
     r = renewal_info(cert_id(leaf))
@@ -366,9 +331,9 @@ def test_replaces_once_then_already_replaced():
     for az_url in o2["authorizations"]:
         az = jws_post(az_url, None, key, kid=kid).json()
         ch = [c for c in az["challenges"] if c["type"] == "http-01"][0]
-        _Handler.tokens[ch["token"]] = ch["token"] + "." + thumbprint(key)
+        H.Http01.tokens[ch["token"]] = ch["token"] + "." + thumbprint(key)
         jws_post(ch["url"], {}, key, kid=kid)
-    r = jws_post(o2["finalize"], {"csr": b64(csr_der([name]))}, key, kid=kid)
+    r = jws_post(o2["finalize"], {"csr": H.b64u(csr_der([name]))}, key, kid=kid)
     expect_problem(r, 409, "alreadyReplaced", "finalize of a second replacement")
     r = jws_post(second.header("Location"), None, key, kid=kid)
     eq(r.json()["status"], "ready", "the losing order stays ready (no certificate)")
@@ -469,7 +434,7 @@ def pyacme_alternates(root2):
     for authz in orderr.authorizations:
         chall = [c for c in authz.body.challenges if isinstance(c.chall, challenges.HTTP01)][0]
         response, validation = chall.response_and_validation(cl.net.key)
-        _Handler.tokens[chall.chall.encode("token")] = validation
+        H.Http01.tokens[chall.chall.encode("token")] = validation
         cl.answer_challenge(chall, response)
     deadline = datetime.datetime.now() + datetime.timedelta(seconds=60)
     orderr = cl.poll_authorizations(orderr, deadline)
@@ -543,11 +508,11 @@ def test_orders_list_paged():
 
 def eab_payload(key, eab):
     url = dir_json()["newAccount"]
-    prot = b64(json.dumps({"alg": "HS256", "kid": eab["id"], "url": url}).encode())
-    pl = b64(json.dumps(jwk_of(key)).encode())
+    prot = H.b64u(json.dumps({"alg": "HS256", "kid": eab["id"], "url": url}).encode())
+    pl = H.b64u(json.dumps(jwk_of(key)).encode())
     mac = hmac.new(base64.urlsafe_b64decode(eab["key"] + "=" * (-len(eab["key"]) % 4)),
                    (prot + "." + pl).encode(), hashlib.sha256).digest()
-    return {"protected": prot, "payload": pl, "signature": b64(mac)}
+    return {"protected": prot, "payload": pl, "signature": H.b64u(mac)}
 
 
 def test_eab_always_required_refuses_old_accounts():

@@ -25,14 +25,11 @@ import copy
 import glob
 import hashlib
 import hmac
-import http.server
-import ipaddress
 import json
 import os
 import re
 import ssl
 import sys
-import threading
 import time
 import urllib.parse
 
@@ -682,34 +679,11 @@ def test_namespaced_issuer_exchange():
 # ---------------------------------------------------------------- cert-manager's ACME issuer
 
 
-class _Http01(http.server.BaseHTTPRequestHandler):
-    tokens = {}
-
-    def do_GET(self):
-        prefix = "/.well-known/acme-challenge/"
-        body = self.tokens.get(self.path[len(prefix):]) if self.path.startswith(prefix) else None
-        if body is None:
-            self.send_response(404)
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body.encode())
-
-    def log_message(self, *a):
-        pass
-
-
-def b64u(b):
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-
-
 def rsa_jwk(key):
     """RFC 7638 member order, as cert-manager serialises it."""
     n = key.public_key().public_numbers()
-    return '{"e":"%s","kty":"RSA","n":"%s"}' % (b64u(n.e.to_bytes((n.e.bit_length() + 7) // 8, "big")),
-                                               b64u(n.n.to_bytes((n.n.bit_length() + 7) // 8, "big")))
+    return '{"e":"%s","kty":"RSA","n":"%s"}' % (H.b64u(n.e.to_bytes((n.e.bit_length() + 7) // 8, "big")),
+                                               H.b64u(n.n.to_bytes((n.n.bit_length() + 7) // 8, "big")))
 
 
 class CMAcme:
@@ -733,11 +707,11 @@ class CMAcme:
         prot = {"alg": "RS256", "nonce": self.nonce(), "url": url}
         p = json.dumps(prot)[:-1]
         p += ',"jwk":%s}' % rsa_jwk(self.key) if use_jwk or not self.kid else ',"kid":"%s"}' % self.kid
-        p64 = b64u(p.encode())
-        pl64 = "" if payload is None else b64u(payload.encode() if isinstance(payload, str)
+        p64 = H.b64u(p.encode())
+        pl64 = "" if payload is None else H.b64u(payload.encode() if isinstance(payload, str)
                                                else json.dumps(payload).encode())
         sig = self.key.sign((p64 + "." + pl64).encode(), padding.PKCS1v15(), hashes.SHA256())
-        body = json.dumps({"protected": p64, "payload": pl64, "signature": b64u(sig)}).encode()
+        body = json.dumps({"protected": p64, "payload": pl64, "signature": H.b64u(sig)}).encode()
         r, hdrs = self.cl.request("POST", url, body, {"Content-Type": "application/jose+json"})
         if "replay-nonce" in r.headers:
             self.nonces.append(r.headers["replay-nonce"])
@@ -747,20 +721,16 @@ class CMAcme:
 
     def eab(self, kid, mac_key_b64u):
         """Inner JWS: HS256, kid, url = newAccount, no nonce; payload = the account JWK."""
-        prot = b64u(json.dumps({"alg": "HS256", "kid": kid, "url": self.dir["newAccount"]}).encode())
-        pl = b64u(rsa_jwk(self.key).encode())
+        prot = H.b64u(json.dumps({"alg": "HS256", "kid": kid, "url": self.dir["newAccount"]}).encode())
+        pl = H.b64u(rsa_jwk(self.key).encode())
         mac_key = base64.urlsafe_b64decode(mac_key_b64u + "=" * (-len(mac_key_b64u) % 4))
-        check(b64u(mac_key) == mac_key_b64u, "EAB key is not unpadded base64url (RawURLEncoding)")
+        check(H.b64u(mac_key) == mac_key_b64u, "EAB key is not unpadded base64url (RawURLEncoding)")
         mac = hmac.new(mac_key, (prot + "." + pl).encode(), hashlib.sha256).digest()
-        return {"protected": prot, "payload": pl, "signature": b64u(mac)}
+        return {"protected": prot, "payload": pl, "signature": H.b64u(mac)}
 
 
 def acme_setup():
     s = setup_vault_side()
-    if "http01" not in state:
-        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Http01)
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
-        state["http01"] = httpd
     iss = [d for d in of_kind("ClusterIssuer") if "acme" in d["spec"]][0]
     path = urllib.parse.urlsplit(iss["spec"]["acme"]["server"]).path
     m = re.match(r"^/v1/([^/]+)/roles/([^/]+)/acme/directory$", path)
@@ -768,7 +738,7 @@ def acme_setup():
     mount, role = m.group(1), m.group(2)
     s.ok("POST", mount + "/config/acme", {"enabled": True, "allowed_roles": [role],
                                          "eab_policy": "always-required",
-                                         "http01_port": state["http01"].server_address[1]}, statuses=(200, 204))
+                                         "http01_port": H.http01_port()}, statuses=(200, 204))
     return s, iss, mount, role, path
 
 
@@ -820,8 +790,8 @@ def test_acme_clusterissuer_exchange():
     # cert-manager solves http-01 and dns-01 (compat 0, row 3): both are offered for a name.
     check("http-01" in types and "dns-01" in types, "http-01 and dns-01 offered: %r" % types)
     ch = [x for x in az["challenges"] if x["type"] == "http-01"][0]
-    thumb = b64u(hashlib.sha256(rsa_jwk(key).encode()).digest())
-    _Http01.tokens[ch["token"]] = ch["token"] + "." + thumb
+    thumb = H.b64u(hashlib.sha256(rsa_jwk(key).encode()).digest())
+    H.Http01.tokens[ch["token"]] = ch["token"] + "." + thumb
     r, _ = c.post(ch["url"], {})
     check(r.status in (200, 202), "challenge accept: %r" % r)
     deadline = time.time() + 60
@@ -837,7 +807,7 @@ def test_acme_clusterissuer_exchange():
     ckey = H.gen_key("rsa2048")
     csr_pem = H.make_csr(ckey, dns=[name])
     der = x509.load_pem_x509_csr(csr_pem.encode()).public_bytes(serialization.Encoding.DER)
-    r, _ = c.post(order["finalize"], {"csr": b64u(der)})
+    r, _ = c.post(order["finalize"], {"csr": H.b64u(der)})
     eq(r.status, 200, "finalize must be 200: %s" % r.body[:300])
     fin = r.json()
     while fin["status"] == "processing" and time.time() < deadline:

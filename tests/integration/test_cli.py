@@ -14,7 +14,6 @@ import re
 import stat
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 import urllib.request

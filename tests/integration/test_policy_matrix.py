@@ -368,7 +368,7 @@ def test_default_policy_and_self_paths():
 
 def test_precedence_over_http():
     """Vault's rules between overlapping paths, seen through real requests."""
-    srv = server()
+    server()
     root_ok("POST", PKI + "/roles/web", {"allow_any_name": True, "key_type": "ec", "key_bits": 256})
     put_policy("prec-a", '''
 path "%(m)s/*"              { capabilities = ["read", "list"] }

@@ -3,7 +3,6 @@
 (config-file) server with no mounts, then mounts (nested, tune, list,
 delete), and issuer/key management."""
 
-import base64
 import os
 import sys
 import time
