@@ -126,7 +126,10 @@ struct acme_config {
 	char *dns_resolver;                /* "ip:port" for validation lookups; "" = /etc/resolv.conf */
 	int64_t tls_alpn01_port;           /* 443 */
 	struct sg_strlist caa_identities;  /* issuer domain names for CAA (RFC 8659); empty = not checked */
+	int64_t max_ttl;                   /* seconds: caps ACME certificates below the role's bounds */
 };
+#define ACME_DEFAULT_MAX_TTL ((int64_t)2160 * 3600) /* Vault's config/acme max_ttl default: 90 days */
+#define ACME_MAX_TTL_LIMIT ((int64_t)100 * 365 * 86400)
 void acme_config_init(struct acme_config *c);
 void acme_config_clear(struct acme_config *c);
 /* Absent record = defaults. */

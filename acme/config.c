@@ -19,6 +19,7 @@ void acme_config_init(struct acme_config *c)
 	c->dns_resolver = sg_xstrdup("");
 	c->tls_alpn01_port = 443;
 	c->profiles = json_object();
+	c->max_ttl = ACME_DEFAULT_MAX_TTL;
 }
 
 void acme_config_clear(struct acme_config *c)
@@ -55,6 +56,7 @@ json_t *acme_config_json(const struct acme_config *c)
 	                 "http01_port", (json_int_t)c->http01_port, "dns_resolver", c->dns_resolver);
 
 	json_object_set_new(j, "tls_alpn01_port", json_integer((json_int_t)c->tls_alpn01_port));
+	json_object_set_new(j, "max_ttl", json_integer((json_int_t)c->max_ttl));
 	json_object_set_new(j, "caa_identities", sg_strlist_to_json(&c->caa_identities));
 	json_object_set_new(j, "profiles", json_deep_copy(c->profiles));
 	json_object_set_new(j, "rate_limits",
@@ -216,6 +218,14 @@ static int apply(struct acme_config *c, const json_t *body, struct sg_err *err)
 		if (port < 1 || port > 65535)
 			return sg_err_set(err, SG_BAD_REQUEST, "tls_alpn01_port must be 1..65535");
 		c->tls_alpn01_port = port;
+	}
+	if ((r = sg_json_duration(body, "max_ttl", &port, err)) < 0)
+		return -1;
+	if (r == 1) {
+		/* Vault: "" or 0 is the default, 2160h. */
+		if (port < 0 || port > ACME_MAX_TTL_LIMIT)
+			return sg_err_set(err, SG_BAD_REQUEST, "max_ttl must be between 1s and 100 years");
+		c->max_ttl = port > 0 ? port : ACME_DEFAULT_MAX_TTL;
 	}
 	if (json_object_get(body, "caa_identities") != NULL) {
 		if (sg_json_list(body, "caa_identities", &c->caa_identities, err) < 0)

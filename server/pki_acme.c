@@ -1121,13 +1121,17 @@ int h_acme_new_order(struct req *rq, struct resp *rs, struct sg_err *err)
 		bool clamped = false;
 		int64_t max = role_ttl(c.role, INT64_MAX / 4, m->ca.default_ttl, m->ca.max_ttl, &clamped), t = 0;
 
+		if (max > c.cfg.max_ttl)
+			max = c.cfg.max_ttl;
+
 		not_after = json_string_value(json_object_get(c.payload, "notAfter"));
 		if (not_after == NULL || strlen(not_after) > 64 || sg_time_parse_rfc3339(not_after, &t) != 0) {
 			sg_err_set(&e, SG_ACME_MALFORMED, "notAfter must be an RFC 3339 time");
 			goto fail;
 		}
 		if (t <= sg_now() || t > sg_now() + max) {
-			sg_err_set(&e, SG_ACME_MALFORMED, "notAfter must be in the future and within the role's max_ttl (%llds)",
+			sg_err_set(&e, SG_ACME_MALFORMED,
+			           "notAfter must be in the future and within the role's and config/acme's max_ttl (%llds)",
 			           (long long)max);
 			goto fail;
 		}
@@ -1375,6 +1379,15 @@ int h_acme_finalize(struct req *rq, struct resp *rs, struct sg_err *err)
 	creq.csr = csr;
 	creq.force_truncate = true;
 	creq.not_after = json_string_value(json_object_get(ord, "not_after"));
+	if (creq.not_after == NULL) {
+		/* config/acme max_ttl caps the role's validity (Vault: 90 days unless set). */
+		const struct mount *m = rq->mount;
+		bool clamped = false;
+
+		creq.ttl = role_ttl(c.role, 0, m->ca.default_ttl, m->ca.max_ttl, &clamped);
+		if (creq.ttl > c.cfg.max_ttl)
+			creq.ttl = c.cfg.max_ttl;
+	}
 	creq.owner = json_string_value(json_object_get(c.account, "id"));
 	{
 		const json_t *v;

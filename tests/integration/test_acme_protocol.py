@@ -398,6 +398,27 @@ def test_rate_limit_answers_503_then_works():
     eq(new_order(okey, okid, ["rlid." + DOMAIN]).status, 201, "identifier unlimited again")
 
 
+def test_max_ttl_caps_acme_certificates():
+    """config/acme max_ttl (Vault's field; 90 days unless set) caps validity below the role's own."""
+    eq(srv().data("GET", MOUNT + "/config/acme")["max_ttl"], 2160 * 3600, "default 2160h")
+    for bad in ("-1h", "forever", 101 * 365 * 86400):
+        r = srv().req("POST", MOUNT + "/config/acme", {"max_ttl": bad})
+        eq(r.status, 400, "max_ttl %r: %s" % (bad, r.body[:200]))
+    acme_config(max_ttl="1h")
+    try:
+        key, kid = new_account()
+        _, cert = issue(key, kid, ["maxttl." + DOMAIN])
+        leaf = leaf_of(cert)
+        life = (leaf.not_valid_after - leaf.not_valid_before).total_seconds()
+        check(life <= 3600 + 60, "role ttl 24h capped to 1h (+ backdate): %ds" % life)
+        late = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=3))
+        r = new_order(key, kid, ["late." + DOMAIN], notAfter=late.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        expect_problem(r, 400, "malformed", "notAfter past config/acme max_ttl")
+    finally:
+        acme_config(max_ttl="")
+    eq(srv().data("GET", MOUNT + "/config/acme")["max_ttl"], 2160 * 3600, "\"\" is the default again")
+
+
 def make_cross_signed(inter_pem):
     """A second root and a copy of the intermediate (same subject, same key, same SKI) it signs."""
     inter = x509.load_pem_x509_certificate(inter_pem.encode())
