@@ -9,6 +9,7 @@ unknown issuer, wrong hash algorithm) is answered with OCSP error statuses
 and the server stays up."""
 
 import base64
+import json
 import os
 import re
 import sys
@@ -179,6 +180,34 @@ def test_get_base64_with_empty_segments():
         eq(r.ctype, "application/ocsp-response", what + " type")
         rc, out = _check_resp(e, "good", r.body, "-no_nonce", "-resp_text")
         check("Response verify OK" in out and re.search(r"Cert Status: unknown", out), what + ": " + out)
+
+
+def test_audited_with_an_audit_device():
+    """OCSP answers run on libmicrohttpd's thread only while no audit device is enabled
+    (DESIGN.md rule 6: with one, the request and response lines are durable first)."""
+    e = env()
+    s = e["s"]
+    der = _reqout(e, "good", "-no_nonce")
+    path = MOUNT + "/ocsp/" + urllib.parse.quote(base64.b64encode(der).decode(), safe="")
+    first = s.req("GET", path, token="")  # cached, answered inline
+    log = os.path.join(H.tmpdir("audit"), "audit.log")
+    s.ok("POST", "sys/audit/ocspfile", {"type": "file", "options": {"file_path": log}}, statuses=(200, 204))
+    try:
+        r = s.req("GET", path, token="")
+        eq(r.status, 200, "status")
+        eq(r.body, first.body, "the same pre-signed answer")
+        r = s.req("POST", MOUNT + "/ocsp", body=der, token="", headers=["Content-Type: application/ocsp-request"])
+        eq(r.status, 200, "POST status")
+    finally:
+        s.ok("DELETE", "sys/audit/ocspfile", statuses=(200, 204))
+    with open(log) as f:
+        lines = [json.loads(x) for x in f if x.strip()]
+    got = [(x.get("type"), x.get("request", {}).get("path") or "", x.get("request", {}).get("operation"))
+           for x in lines]
+    for t in ("request", "response"):
+        check(any(g[0] == t and g[1].startswith(MOUNT + "/ocsp/") and g[2] == "read" for g in got),
+              "GET %s line: %r" % (t, got))
+        check((t, MOUNT + "/ocsp", "update") in got, "POST %s line: %r" % (t, got))
 
 
 def test_get_nonce_is_fresh():
