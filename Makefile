@@ -90,7 +90,7 @@ $(foreach m,$(MODULES),$(eval $(call MODULE_LIB,$(m))))
 $(SIGIL): $(patsubst %.c,$(BUILD)/%.o,$(MAIN_SRCS)) $(foreach m,$(MODULES),$(call lib,$(m)))
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
-$(LOADGEN): $(BUILD)/bench/loadgen.o $(BUILD)/bench/acmeload.o
+$(LOADGEN): $(BUILD)/bench/loadgen.o $(BUILD)/bench/acmeload.o $(BUILD)/bench/benchutil.o $(call lib,common)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 # In-process CRL build and tidy measurements at 100k-1M entries (no HTTP).

@@ -61,6 +61,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "bench/benchutil.h"
+#include "common/jose.h"
+
 #define MAX_WORKERS 1024
 #define MAX_URL_BYTES 2048
 #define MAX_NAME_BYTES 256
@@ -69,7 +72,6 @@
 #define MAX_RESP_BYTES (1u << 20)       /* one answer: a chain is a few KiB */
 #define MAX_REQ_HEAD_BYTES 4096
 #define MAX_ORDERS (4u << 20)           /* latency samples kept per run */
-#define MAX_DURATION_MS (3600u * 1000u)
 #define MAX_POOL 4096
 #define MAX_BADNONCE_RETRIES 5
 #define MAX_RETRY_AFTER_S 10            /* a longer Retry-After is clamped (a bench, not a client) */
@@ -94,36 +96,13 @@ static struct {
 
 static struct addrinfo *server_addr;
 
-static void die(const char *msg)
-{
-	fprintf(stderr, "sigil-bench: %s\n", msg);
-	exit(2);
-}
-
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n);
-
-	if (p == NULL)
-		die("out of memory");
-	return p;
-}
-
 static char *xstrdup(const char *s)
 {
 	size_t n = strlen(s);
-	char *p = xmalloc(n + 1);
+	char *p = bench_xmalloc(n + 1);
 
 	memcpy(p, s, n + 1);
 	return p;
-}
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 static void sleep_ms(uint64_t ms)
@@ -132,57 +111,6 @@ static void sleep_ms(uint64_t ms)
 
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
-}
-
-static void copy_str(char *dst, size_t cap, const char *src, const char *what)
-{
-	size_t n = strlen(src);
-
-	if (n == 0 || n >= cap) {
-		fprintf(stderr, "sigil-bench: %s must be 1..%zu bytes\n", what, cap - 1);
-		exit(2);
-	}
-	memcpy(dst, src, n + 1);
-}
-
-static long long parse_int(const char *s, long long lo, long long hi, const char *what)
-{
-	char *end = NULL;
-	long long v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno || end == s || *end != '\0' || v < lo || v > hi) {
-		fprintf(stderr, "sigil-bench: %s must be an integer in %lld..%lld\n", what, lo, hi);
-		exit(2);
-	}
-	return v;
-}
-
-/* "10s", "500ms", "2m", "1h" or bare seconds; 0 on error. */
-static uint64_t parse_duration_ms(const char *s)
-{
-	char *end = NULL;
-	double v, mult = 1000.0, ms;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || v <= 0)
-		return 0;
-	if (strcmp(end, "ms") == 0)
-		mult = 1.0;
-	else if (strcmp(end, "s") == 0 || *end == '\0')
-		mult = 1000.0;
-	else if (strcmp(end, "m") == 0)
-		mult = 60000.0;
-	else if (strcmp(end, "h") == 0)
-		mult = 3600000.0;
-	else
-		return 0;
-	ms = v * mult;
-	if (ms < 1 || ms > (double)MAX_DURATION_MS)
-		return 0;
-	return (uint64_t)ms;
 }
 
 static void usage(void)
@@ -195,39 +123,6 @@ static void usage(void)
 	        "  serves http-01 answers on (the mount's config/acme http01_port). -token (or $SIGIL_TOKEN)\n"
 	        "  is only needed when the directory requires External Account Binding.\n");
 	exit(2);
-}
-
-static void parse_url(const char *url)
-{
-	const char *p = url, *end, *colon;
-	size_t hl;
-
-	if (strncmp(p, "http://", 7) != 0)
-		die("-url must be http://HOST:PORT (plain HTTP)");
-	p += 7;
-	end = p + strcspn(p, "/");
-	if (*end == '/' && end[1] != '\0')
-		die("-url takes no path");
-	if (*p == '[')
-		die("-mode acme takes an IPv4 address or a name in -url");
-	colon = memchr(p, ':', (size_t)(end - p));
-	hl = (size_t)((colon ? colon : end) - p);
-	if (hl == 0 || hl >= sizeof o.host)
-		die("bad host in -url");
-	memcpy(o.host, p, hl);
-	o.host[hl] = '\0';
-	if (colon) {
-		size_t pl = (size_t)(end - colon - 1);
-
-		if (pl == 0 || pl >= sizeof o.port)
-			die("bad port in -url");
-		memcpy(o.port, colon + 1, pl);
-		o.port[pl] = '\0';
-		(void)parse_int(o.port, 1, 65535, "port");
-	} else {
-		memcpy(o.port, "80", 3);
-	}
-	snprintf(o.hostport, sizeof o.hostport, "%s:%s", o.host, o.port);
 }
 
 static void parse_args(int argc, char **argv)
@@ -254,113 +149,55 @@ static void parse_args(int argc, char **argv)
 		} else if (strcmp(a, "-url") == 0) {
 			url = v;
 		} else if (strcmp(a, "-mount") == 0) {
-			copy_str(o.mount, sizeof o.mount, v, "-mount");
+			bench_copy_str(o.mount, sizeof o.mount, v, "-mount");
 		} else if (strcmp(a, "-role") == 0) {
-			copy_str(o.role, sizeof o.role, v, "-role");
+			bench_copy_str(o.role, sizeof o.role, v, "-role");
 		} else if (strcmp(a, "-domain") == 0) {
-			copy_str(o.domain, sizeof o.domain, v, "-domain");
+			bench_copy_str(o.domain, sizeof o.domain, v, "-domain");
 		} else if (strcmp(a, "-token") == 0) {
-			copy_str(o.token, sizeof o.token, v, "-token");
+			bench_copy_str(o.token, sizeof o.token, v, "-token");
 		} else if (strcmp(a, "-ident") == 0) {
 			if (strcmp(v, "ip") == 0)
 				o.ident_ip = true;
 			else if (strcmp(v, "dns") != 0)
-				die("-ident must be dns or ip");
+				bench_die("-ident must be dns or ip");
 		} else if (strcmp(a, "-http01") == 0) {
-			o.http01_port = (int)parse_int(v, 1, 65535, "-http01");
+			o.http01_port = (int)bench_parse_int(v, 1, 65535, "-http01");
 		} else if (strcmp(a, "-csr-pool") == 0) {
-			o.csr_pool = (int)parse_int(v, 0, MAX_POOL, "-csr-pool");
+			o.csr_pool = (int)bench_parse_int(v, 0, MAX_POOL, "-csr-pool");
 		} else if (strcmp(a, "-c") == 0) {
-			o.workers = (int)parse_int(v, 1, MAX_WORKERS, "-c");
+			o.workers = (int)bench_parse_int(v, 1, MAX_WORKERS, "-c");
 		} else if (strcmp(a, "-n") == 0) {
-			o.max_orders = (uint64_t)parse_int(v, 1, MAX_ORDERS, "-n");
+			o.max_orders = (uint64_t)bench_parse_int(v, 1, MAX_ORDERS, "-n");
 		} else if (strcmp(a, "-d") == 0) {
-			if (!(o.duration_ms = parse_duration_ms(v)))
-				die("-d must be a duration like 10s, 500ms or 2m (at most 1h)");
+			if (!(o.duration_ms = bench_parse_duration_ms(v)))
+				bench_die("-d must be a duration like 10s, 500ms or 2m (at most 1h)");
 		} else if (strcmp(a, "-timeout") == 0) {
-			if (!(o.timeout_ms = parse_duration_ms(v)))
-				die("-timeout must be a duration like 60s");
+			if (!(o.timeout_ms = bench_parse_duration_ms(v)))
+				bench_die("-timeout must be a duration like 60s");
 		} else {
 			usage();
 		}
 	}
 	if (url == NULL || o.http01_port == 0)
 		usage();
-	parse_url(url);
+	bench_parse_url(url, false, o.host, sizeof o.host, o.port, sizeof o.port);
+	snprintf(o.hostport, sizeof o.hostport, "%s:%s", o.host, o.port);
 	if (!o.token[0] && getenv("SIGIL_TOKEN") != NULL && getenv("SIGIL_TOKEN")[0] != '\0')
-		copy_str(o.token, sizeof o.token, getenv("SIGIL_TOKEN"), "$SIGIL_TOKEN");
+		bench_copy_str(o.token, sizeof o.token, getenv("SIGIL_TOKEN"), "$SIGIL_TOKEN");
 	/* These go into request lines, headers and names verbatim. */
 	const char *fields[] = {o.token, o.role, o.mount, o.domain, o.host};
 	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
 		for (const char *c = fields[i]; *c; c++)
 			if ((unsigned char)*c < 0x21 || *c == 0x7f || *c == '"' || *c == '\\' || *c == '/')
-				die("-token, -role, -mount, -domain and the host must be printable without quotes, slashes or "
+				bench_die("-token, -role, -mount, -domain and the host must be printable without quotes, slashes or "
 				    "spaces");
 }
 
-/* ---------------------------------------------------------------- base64url (RFC 7515 2) */
-
-static const char b64url_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static char *b64url(const unsigned char *b, size_t n)
-{
-	char *out = xmalloc(n / 3 * 4 + 5);
-	size_t k = 0, i = 0;
-
-	for (; i + 2 < n; i += 3) {
-		uint32_t v = (uint32_t)b[i] << 16 | (uint32_t)b[i + 1] << 8 | b[i + 2];
-
-		out[k++] = b64url_chars[v >> 18 & 63];
-		out[k++] = b64url_chars[v >> 12 & 63];
-		out[k++] = b64url_chars[v >> 6 & 63];
-		out[k++] = b64url_chars[v & 63];
-	}
-	if (n - i == 1) {
-		uint32_t v = (uint32_t)b[i] << 16;
-
-		out[k++] = b64url_chars[v >> 18 & 63];
-		out[k++] = b64url_chars[v >> 12 & 63];
-	} else if (n - i == 2) {
-		uint32_t v = (uint32_t)b[i] << 16 | (uint32_t)b[i + 1] << 8;
-
-		out[k++] = b64url_chars[v >> 18 & 63];
-		out[k++] = b64url_chars[v >> 12 & 63];
-		out[k++] = b64url_chars[v >> 6 & 63];
-	}
-	out[k] = '\0';
-	return out;
-}
-
+/* base64url of a string (RFC 7515 2; sg_b64url from common/jose). */
 static char *b64url_str(const char *s)
 {
-	return b64url((const unsigned char *)s, strlen(s));
-}
-
-/* -1 on a character outside the URL alphabet or a length no encoder makes. */
-static int b64url_decode(const char *s, unsigned char *out, size_t cap, size_t *outlen)
-{
-	size_t n = strlen(s), k = 0;
-	uint32_t acc = 0;
-	int bits = 0;
-
-	if (n % 4 == 1)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		const char *p = memchr(b64url_chars, s[i], 64);
-
-		if (p == NULL || s[i] == '\0')
-			return -1;
-		acc = acc << 6 | (uint32_t)(p - b64url_chars);
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (k >= cap)
-				return -1;
-			out[k++] = (unsigned char)(acc >> bits & 0xff);
-		}
-	}
-	*outlen = k;
-	return 0;
+	return sg_b64url((const unsigned char *)s, strlen(s));
 }
 
 /* ---------------------------------------------------------------- keys, JWS, CSRs */
@@ -378,7 +215,7 @@ static EVP_PKEY *ec_key(void)
 
 	if (k == NULL) {
 		ERR_print_errors_fp(stderr);
-		die("EC P-256 key generation failed");
+		bench_die("EC P-256 key generation failed");
 	}
 	return k;
 }
@@ -395,18 +232,18 @@ static void account_init(struct account *a)
 	a->key = ec_key();
 	if (EVP_PKEY_get_octet_string_param(a->key, OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof pub, &len) != 1 || len != 65 ||
 	    pub[0] != 0x04)
-		die("cannot read the EC public key");
-	x = b64url(pub + 1, 32);
-	y = b64url(pub + 33, 32);
-	a->jwk = xmalloc(256);
+		bench_die("cannot read the EC public key");
+	x = sg_b64url(pub + 1, 32);
+	y = sg_b64url(pub + 33, 32);
+	a->jwk = bench_xmalloc(256);
 	n = snprintf(a->jwk, 256, "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", x, y);
 	if (n < 0 || n >= 256)
-		die("JWK too long");
+		bench_die("JWK too long");
 	free(x);
 	free(y);
 	if (EVP_Digest(a->jwk, strlen(a->jwk), md, &mdlen, EVP_sha256(), NULL) != 1)
-		die("SHA-256 failed");
-	a->thumbprint = b64url(md, mdlen);
+		bench_die("SHA-256 failed");
+	a->thumbprint = sg_b64url(md, mdlen);
 }
 
 static void account_clear(struct account *a)
@@ -433,12 +270,12 @@ static char *es256_sign(EVP_PKEY *key, const char *input)
 	    EVP_DigestSign(ctx, der, &dlen, (const unsigned char *)input, strlen(input)) != 1 ||
 	    (sig = d2i_ECDSA_SIG(NULL, &p, (long)dlen)) == NULL) {
 		ERR_print_errors_fp(stderr);
-		die("ES256 signing failed");
+		bench_die("ES256 signing failed");
 	}
 	ECDSA_SIG_get0(sig, &r, &s);
 	if (BN_bn2binpad(r, rs, 32) != 32 || BN_bn2binpad(s, rs + 32, 32) != 32)
-		die("ES256 signature does not fit");
-	out = b64url(rs, sizeof rs);
+		bench_die("ES256 signature does not fit");
+	out = sg_b64url(rs, sizeof rs);
 	ECDSA_SIG_free(sig);
 	EVP_MD_CTX_free(ctx);
 	return out;
@@ -455,7 +292,7 @@ static char *jws(const struct account *a, const char *nonce, const char *url, co
 	size_t n;
 
 	if (hdr == NULL)
-		die("json_pack failed");
+		bench_die("json_pack failed");
 	if (a->kid != NULL)
 		json_object_set_new(hdr, "kid", json_string(a->kid));
 	else
@@ -463,16 +300,16 @@ static char *jws(const struct account *a, const char *nonce, const char *url, co
 	htext = json_dumps(hdr, JSON_COMPACT);
 	json_decref(hdr);
 	if (htext == NULL)
-		die("json_dumps failed");
+		bench_die("json_dumps failed");
 	prot = b64url_str(htext);
 	free(htext);
 	pl = payload != NULL ? b64url_str(payload) : xstrdup("");
 	n = strlen(prot) + strlen(pl) + 2;
-	input = xmalloc(n);
+	input = bench_xmalloc(n);
 	snprintf(input, n, "%s.%s", prot, pl);
 	sig = es256_sign(a->key, input);
 	n += strlen(sig) + 64;
-	out = xmalloc(n);
+	out = bench_xmalloc(n);
 	snprintf(out, n, "{\"protected\":\"%s\",\"payload\":\"%s\",\"signature\":\"%s\"}", prot, pl, sig);
 	free(prot);
 	free(pl);
@@ -484,7 +321,7 @@ static char *jws(const struct account *a, const char *nonce, const char *url, co
 /* RFC 8555 7.3.4: an HS256 JWS over the account's JWK, keyed by the EAB key. */
 static json_t *eab_jws(const struct account *a, const char *kid, const char *b64key, const char *new_account_url)
 {
-	unsigned char key[256], mac[32];
+	unsigned char *key = NULL, mac[32];
 	size_t klen = 0;
 	unsigned int mlen = 0;
 	json_t *hdr = json_pack("{s:s, s:s, s:s}", "alg", "HS256", "kid", kid, "url", new_account_url), *out;
@@ -493,14 +330,15 @@ static json_t *eab_jws(const struct account *a, const char *kid, const char *b64
 
 	json_decref(hdr);
 	free(htext);
-	if (b64url_decode(b64key, key, sizeof key, &klen) != 0 || klen == 0)
-		die("the EAB key is not base64url");
-	input = xmalloc(n);
+	if (sg_b64url_decode(b64key, strlen(b64key), &key, &klen) != 0 || klen == 0)
+		bench_die("the EAB key is not base64url");
+	input = bench_xmalloc(n);
 	snprintf(input, n, "%s.%s", prot, pl);
 	if (HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)input, strlen(input), mac, &mlen) == NULL)
-		die("HMAC failed");
-	OPENSSL_cleanse(key, sizeof key);
-	sig = b64url(mac, mlen);
+		bench_die("HMAC failed");
+	OPENSSL_cleanse(key, klen);
+	free(key);
+	sig = sg_b64url(mac, mlen);
 	out = json_pack("{s:s, s:s, s:s}", "protected", prot, "payload", pl, "signature", sig);
 	free(prot);
 	free(pl);
@@ -525,16 +363,16 @@ static char *make_csr(const char *name, bool ip)
 	snprintf(sanv, sizeof sanv, "%s:%s", ip ? "IP" : "DNS", name);
 	san = X509V3_EXT_nconf_nid(NULL, NULL, NID_subject_alt_name, sanv);
 	if (req == NULL || subj == NULL || exts == NULL || san == NULL || !sk_X509_EXTENSION_push(exts, san))
-		die("cannot build a CSR");
+		bench_die("cannot build a CSR");
 	if (!ip && !X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_UTF8, (const unsigned char *)name, -1, -1, 0))
-		die("cannot build a CSR");
+		bench_die("cannot build a CSR");
 	if (!X509_REQ_set_version(req, 0) || !X509_REQ_set_subject_name(req, subj) || !X509_REQ_set_pubkey(req, key) ||
 	    !X509_REQ_add_extensions(req, exts) || X509_REQ_sign(req, key, EVP_sha256()) <= 0 ||
 	    (n = i2d_X509_REQ(req, &der)) <= 0) {
 		ERR_print_errors_fp(stderr);
-		die("cannot sign a CSR");
+		bench_die("cannot sign a CSR");
 	}
-	out = b64url(der, (size_t)n);
+	out = sg_b64url(der, (size_t)n);
 	OPENSSL_free(der);
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 	X509_NAME_free(subj);
@@ -599,23 +437,6 @@ static int send_all(int fd, const char *p, size_t n)
 		n -= (size_t)k;
 	}
 	return 0;
-}
-
-static bool header_is(const char *line, size_t len, const char *name, const char **val, size_t *vlen)
-{
-	size_t nl = strlen(name);
-	const char *v, *end = line + len;
-
-	if (len <= nl || strncasecmp(line, name, nl) != 0 || line[nl] != ':')
-		return false;
-	v = line + nl + 1;
-	while (v < end && (*v == ' ' || *v == '\t'))
-		v++;
-	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-		end--;
-	*val = v;
-	*vlen = (size_t)(end - v);
-	return true;
 }
 
 static void copy_val(char *dst, size_t cap, const char *v, size_t vl)
@@ -743,7 +564,7 @@ static int http_do(struct hconn *c, const char *method, const char *path, const 
 				c->cap = c->cap ? c->cap * 2 : 65536;
 				c->buf = realloc(c->buf, c->cap + 1);
 				if (c->buf == NULL)
-					die("out of memory");
+					bench_die("out of memory");
 			}
 			k = recv(c->fd, c->buf + len, c->cap - len, 0);
 			if (k < 0 && errno == EINTR)
@@ -784,24 +605,24 @@ static int http_do(struct hconn *c, const char *method, const char *path, const 
 
 					eol = memmem(p, (size_t)(c->buf + body_start - p), "\r\n", 2);
 					ln = (size_t)(eol - p);
-					if (header_is(p, ln, "content-length", &v, &vl)) {
+					if (bench_header_is(p, ln, "content-length", &v, &vl)) {
 						char tmp[24];
 
 						copy_val(tmp, sizeof tmp, v, vl);
 						clen = strtoll(tmp, NULL, 10);
 						if (clen < 0 || clen > (long long)MAX_RESP_BYTES)
 							goto bad;
-					} else if (header_is(p, ln, "transfer-encoding", &v, &vl)) {
+					} else if (bench_header_is(p, ln, "transfer-encoding", &v, &vl)) {
 						chunked = vl >= 7 && strncasecmp(v + vl - 7, "chunked", 7) == 0;
-					} else if (header_is(p, ln, "connection", &v, &vl)) {
+					} else if (bench_header_is(p, ln, "connection", &v, &vl)) {
 						close_after = vl == 5 && strncasecmp(v, "close", 5) == 0;
-					} else if (header_is(p, ln, "replay-nonce", &v, &vl)) {
+					} else if (bench_header_is(p, ln, "replay-nonce", &v, &vl)) {
 						copy_val(r->nonce, sizeof r->nonce, v, vl);
-					} else if (header_is(p, ln, "location", &v, &vl)) {
+					} else if (bench_header_is(p, ln, "location", &v, &vl)) {
 						copy_val(r->location, sizeof r->location, v, vl);
-					} else if (header_is(p, ln, "content-type", &v, &vl)) {
+					} else if (bench_header_is(p, ln, "content-type", &v, &vl)) {
 						copy_val(r->ctype, sizeof r->ctype, v, vl);
-					} else if (header_is(p, ln, "retry-after", &v, &vl)) {
+					} else if (bench_header_is(p, ln, "retry-after", &v, &vl)) {
 						char tmp[24];
 						char *end = NULL;
 						long s;
@@ -895,7 +716,7 @@ static size_t chal_hash(const char *s)
 
 static void chal_put(const char *token, const char *key_authz)
 {
-	struct chal *c = xmalloc(sizeof *c);
+	struct chal *c = bench_xmalloc(sizeof *c);
 	size_t h = chal_hash(token);
 
 	c->token = xstrdup(token);
@@ -1049,7 +870,7 @@ static void responder_start(void)
 		responder.fds[responder.nfds++] = fd;
 	}
 	if (pthread_create(&responder.thread, NULL, responder_run, NULL) != 0)
-		die("cannot start the http-01 responder");
+		bench_die("cannot start the http-01 responder");
 }
 
 static void responder_stop(void)
@@ -1175,7 +996,7 @@ static void pause_for(const struct hresp *r)
 
 static bool order_expired(uint64_t t0)
 {
-	return now_us() - t0 > o.timeout_ms * 1000u;
+	return bench_now_us() - t0 > o.timeout_ms * 1000u;
 }
 
 /* The authorization: its http-01 challenge answered, then polled until final. 0 when valid. */
@@ -1189,12 +1010,12 @@ static int do_authz(struct worker *w, const char *authz_url, uint64_t t0)
 	size_t i;
 	int rc = -1;
 
-	t = now_us();
+	t = bench_now_us();
 	if (acme_post(w, authz_url, NULL, &r) != 0 || r.status != 200 || (az = body_json(&r)) == NULL) {
 		fail(w, "authorization", r.status ? &r : NULL);
 		goto out;
 	}
-	w->cur_us[S_AUTHZ] += now_us() - t;
+	w->cur_us[S_AUTHZ] += bench_now_us() - t;
 	if ((status = jstr(az, "status")) != NULL && strcmp(status, "valid") == 0) {
 		rc = 0;
 		goto out;
@@ -1213,7 +1034,7 @@ static int do_authz(struct worker *w, const char *authz_url, uint64_t t0)
 	/* RFC 8555 8.1: keyAuthorization = token || '.' || base64url(JWK_Thumbprint(accountKey)). */
 	snprintf(ka, sizeof ka, "%s.%s", token, w->acct.thumbprint);
 	chal_put(token, ka);
-	t = now_us();
+	t = bench_now_us();
 	if (acme_post(w, curl, "{}", &r) != 0 || r.status != 200) {
 		fail(w, "challenge", r.status ? &r : NULL);
 		goto out;
@@ -1239,7 +1060,7 @@ static int do_authz(struct worker *w, const char *authz_url, uint64_t t0)
 		if (status != NULL && strcmp(status, "pending") == 0)
 			status = NULL; /* the authorization stays pending while its challenge is processing */
 	}
-	w->cur_us[S_CHALLENGE] += now_us() - t;
+	w->cur_us[S_CHALLENGE] += bench_now_us() - t;
 	if (strcmp(status, "valid") != 0) {
 		fail(w, "challenge invalid", &r);
 		goto out;
@@ -1274,13 +1095,13 @@ static int do_order(struct worker *w, uint64_t seq, uint64_t t0)
 	payload = json_dumps(ids, JSON_COMPACT);
 	json_decref(ids);
 
-	t = now_us();
+	t = bench_now_us();
 	if (acme_post(w, dir.new_order, payload, &r) != 0 || r.status != 201 || r.location[0] == '\0' ||
 	    (ord = body_json(&r)) == NULL) {
 		fail(w, "newOrder", r.status ? &r : NULL);
 		goto out;
 	}
-	w->cur_us[S_ORDER] += now_us() - t;
+	w->cur_us[S_ORDER] += bench_now_us() - t;
 	order_url = xstrdup(r.location);
 	if (jstr(ord, "finalize") == NULL || !json_is_array(json_object_get(ord, "authorizations"))) {
 		fail(w, "newOrder answer without finalize or authorizations", &r);
@@ -1293,7 +1114,7 @@ static int do_order(struct worker *w, uint64_t seq, uint64_t t0)
 	}
 
 	/* Finalize (RFC 8555 7.4) with the order's CSR: fresh, or from the pool. */
-	t = now_us();
+	t = bench_now_us();
 	if (o.csr_pool > 0) {
 		free(payload);
 		payload = NULL;
@@ -1331,17 +1152,17 @@ static int do_order(struct worker *w, uint64_t seq, uint64_t t0)
 		fail(w, "finalize did not make the order valid", &r);
 		goto out;
 	}
-	w->cur_us[S_FINALIZE] += now_us() - t;
+	w->cur_us[S_FINALIZE] += bench_now_us() - t;
 	cert = xstrdup(jstr(ord, "certificate"));
 
-	t = now_us();
+	t = bench_now_us();
 	if (acme_post(w, cert, NULL, &r) != 0 || r.status != 200 ||
 	    strncmp(r.ctype, "application/pem-certificate-chain", 33) != 0 ||
 	    strstr(r.body, "-----BEGIN CERTIFICATE-----") == NULL) {
 		fail(w, "certificate download", r.status ? &r : NULL);
 		goto out;
 	}
-	w->cur_us[S_CERT] += now_us() - t;
+	w->cur_us[S_CERT] += bench_now_us() - t;
 	rc = 0;
 out:
 	json_decref(ord);
@@ -1367,7 +1188,7 @@ static void record(struct worker *w, uint64_t t0, uint64_t t1)
 		w->cap_lat = w->cap_lat ? w->cap_lat * 2 : 1024;
 		w->lat_us = realloc(w->lat_us, w->cap_lat * sizeof *w->lat_us);
 		if (w->lat_us == NULL)
-			die("out of memory");
+			bench_die("out of memory");
 	}
 	w->lat_us[w->nlat++] = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
 }
@@ -1377,7 +1198,7 @@ static void *worker_run(void *arg)
 	struct worker *w = arg;
 
 	for (;;) {
-		uint64_t t0 = now_us(), seq;
+		uint64_t t0 = bench_now_us(), seq;
 
 		if (t0 >= deadline)
 			break;
@@ -1386,7 +1207,7 @@ static void *worker_run(void *arg)
 			break;
 		memset(w->cur_us, 0, sizeof w->cur_us);
 		if (do_order(w, seq, t0) == 0)
-			record(w, t0, now_us());
+			record(w, t0, bench_now_us());
 		else if (w->ok == 0 && w->failed >= GIVE_UP_FAILURES)
 			break;
 	}
@@ -1401,7 +1222,7 @@ static void eab_key(struct worker *w, char **kid, char **key)
 	json_t *j, *d;
 
 	if (!o.token[0])
-		die("the directory requires External Account Binding: give -token (or $SIGIL_TOKEN) to make EAB keys");
+		bench_die("the directory requires External Account Binding: give -token (or $SIGIL_TOKEN) to make EAB keys");
 	if (o.role[0])
 		snprintf(path, sizeof path, "/v1/%s/roles/%s/acme/new-eab", o.mount, o.role);
 	else
@@ -1414,7 +1235,7 @@ static void eab_key(struct worker *w, char **kid, char **key)
 	}
 	d = json_object_get(j, "data");
 	if (jstr(d, "id") == NULL || jstr(d, "key") == NULL)
-		die("new-eab answer without id and key");
+		bench_die("new-eab answer without id and key");
 	*kid = xstrdup(jstr(d, "id"));
 	*key = xstrdup(jstr(d, "key"));
 	json_decref(j);
@@ -1472,7 +1293,7 @@ static void directory_get(void)
 	no = jstr(d, "newOrder");
 	if (nn == NULL || na == NULL || no == NULL || strlen(nn) >= MAX_URL_BYTES || strlen(na) >= MAX_URL_BYTES ||
 	    strlen(no) >= MAX_URL_BYTES)
-		die("the ACME directory lacks newNonce, newAccount or newOrder");
+		bench_die("the ACME directory lacks newNonce, newAccount or newOrder");
 	memcpy(dir.new_nonce, nn, strlen(nn) + 1);
 	memcpy(dir.new_account, na, strlen(na) + 1);
 	memcpy(dir.new_order, no, strlen(no) + 1);
@@ -1491,27 +1312,6 @@ static uint64_t cpu_us(void)
 		return 0;
 	return (uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec +
 	       (uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec;
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double pct_ms(const uint32_t *v, size_t n, double q)
-{
-	size_t i;
-
-	if (n == 0)
-		return 0;
-	i = (size_t)(q * (double)n + 0.999999);
-	if (i < 1)
-		i = 1;
-	if (i > n)
-		i = n;
-	return v[i - 1] / 1000.0;
 }
 
 int acmeload_main(int argc, char **argv)
@@ -1541,7 +1341,7 @@ int acmeload_main(int argc, char **argv)
 	directory_get();
 	ws = calloc((size_t)o.workers, sizeof *ws);
 	if (ws == NULL)
-		die("out of memory");
+		bench_die("out of memory");
 	/* Accounts (and pooled CSRs) before the timed phase. */
 	for (int i = 0; i < o.workers; i++) {
 		struct worker *w = &ws[i];
@@ -1550,7 +1350,7 @@ int acmeload_main(int argc, char **argv)
 		w->conn.fd = -1;
 		account_create(w);
 		if (o.csr_pool > 0) {
-			w->pool = xmalloc(sizeof(char *) * (size_t)o.csr_pool);
+			w->pool = bench_xmalloc(sizeof(char *) * (size_t)o.csr_pool);
 			for (int k = 0; k < o.csr_pool; k++) {
 				char name[MAX_NAME_BYTES + 64];
 
@@ -1564,11 +1364,11 @@ int acmeload_main(int argc, char **argv)
 	}
 
 	cpu0 = cpu_us();
-	t_start = now_us();
+	t_start = bench_now_us();
 	deadline = t_start + o.duration_ms * 1000u;
 	for (int i = 0; i < o.workers; i++)
 		if (pthread_create(&ws[i].thread, NULL, worker_run, &ws[i]) != 0)
-			die("cannot start a worker thread");
+			bench_die("cannot start a worker thread");
 	for (int i = 0; i < o.workers; i++)
 		pthread_join(ws[i].thread, NULL);
 	cpu_used = cpu_us() - cpu0;
@@ -1591,21 +1391,21 @@ int acmeload_main(int argc, char **argv)
 		if (first_err == NULL && w->err[0] != '\0')
 			first_err = w->err;
 	}
-	lat = xmalloc(sizeof(uint32_t) * (nlat ? nlat : 1));
+	lat = bench_xmalloc(sizeof(uint32_t) * (nlat ? nlat : 1));
 	nlat = 0;
 	for (int i = 0; i < o.workers; i++) {
 		memcpy(lat + nlat, ws[i].lat_us, ws[i].nlat * sizeof *lat);
 		nlat += ws[i].nlat;
 	}
-	qsort(lat, nlat, sizeof *lat, cmp_u32);
+	qsort(lat, nlat, sizeof *lat, bench_cmp_u32);
 	/* The window: the duration, or until the last order when -n ended the run first. */
 	elapsed = (double)((last_done && last_done < deadline ? last_done : deadline) - t_start) / 1e6;
 	if (elapsed <= 0)
 		elapsed = 1e-6;
 	rps = (double)in_window / elapsed;
-	p50 = pct_ms(lat, nlat, 0.50);
-	p90 = pct_ms(lat, nlat, 0.90);
-	p99 = pct_ms(lat, nlat, 0.99);
+	p50 = bench_pct_ms(lat, nlat, 0.50);
+	p90 = bench_pct_ms(lat, nlat, 0.90);
+	p99 = bench_pct_ms(lat, nlat, 0.99);
 	mx = nlat ? lat[nlat - 1] / 1000.0 : 0;
 
 	if (first_err != NULL)

@@ -54,6 +54,7 @@
 #include <openssl/x509.h>
 
 #include "bench/acmeload.h"
+#include "bench/benchutil.h"
 
 #define MAX_CONNS 4096
 #define MAX_URL_BYTES 512
@@ -64,7 +65,6 @@
 #define MAX_RESP_HEADER_BYTES (16u << 10)
 #define MAX_RESP_BYTES (4u << 20)   /* headers + body of one answer */
 #define MAX_SAMPLES (8u << 20)      /* latency samples kept: bounds the count */
-#define MAX_DURATION_MS (3600u * 1000u)
 #define RETRY_DELAY_MS 100          /* before reconnecting after a failure */
 #define EPOLL_BATCH 256
 
@@ -121,74 +121,6 @@ static int ep = -1;
 
 static void ocsp_pick(struct conn *c);
 
-static void die(const char *msg)
-{
-	fprintf(stderr, "sigil-bench: %s\n", msg);
-	exit(2);
-}
-
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n);
-	if (!p)
-		die("out of memory");
-	return p;
-}
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static void copy_str(char *dst, size_t cap, const char *src, const char *what)
-{
-	size_t n = strlen(src);
-	if (n == 0 || n >= cap) {
-		fprintf(stderr, "sigil-bench: %s must be 1..%zu bytes\n", what, cap - 1);
-		exit(2);
-	}
-	memcpy(dst, src, n + 1);
-}
-
-/* "10s", "500ms", "2m", "1h" or bare seconds; 0 on error. */
-static uint64_t parse_duration_ms(const char *s)
-{
-	char *end = NULL;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || end == s || v <= 0)
-		return 0;
-	double mult = 1000.0;
-	if (strcmp(end, "ms") == 0)
-		mult = 1.0;
-	else if (strcmp(end, "s") == 0 || *end == '\0')
-		mult = 1000.0;
-	else if (strcmp(end, "m") == 0)
-		mult = 60000.0;
-	else if (strcmp(end, "h") == 0)
-		mult = 3600000.0;
-	else
-		return 0;
-	double ms = v * mult;
-	if (ms < 1 || ms > (double)MAX_DURATION_MS)
-		return 0;
-	return (uint64_t)ms;
-}
-
-static long long parse_int(const char *s, long long lo, long long hi, const char *what)
-{
-	char *end = NULL;
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	if (errno || end == s || *end != '\0' || v < lo || v > hi) {
-		fprintf(stderr, "sigil-bench: %s must be an integer in %lld..%lld\n", what, lo, hi);
-		exit(2);
-	}
-	return v;
-}
-
 static void usage(void)
 {
 	fprintf(stderr,
@@ -201,46 +133,6 @@ static void usage(void)
 	        "  -token defaults to $SIGIL_TOKEN; -cn to bench.example.com; without -csr a\n"
 	        "  sign run uses a fresh EC P-256 key.\n");
 	exit(2);
-}
-
-static void parse_url(const char *url)
-{
-	const char *p = url;
-	if (strncmp(p, "http://", 7) != 0)
-		die("-url must be http://HOST:PORT (plain HTTP)");
-	p += 7;
-	const char *end = p + strcspn(p, "/");
-	if (*end == '/' && end[1] != '\0')
-		die("-url takes no path");
-	const char *colon = NULL;
-	if (*p == '[') { /* [v6]:port */
-		const char *rb = memchr(p, ']', (size_t)(end - p));
-		if (!rb)
-			die("bad IPv6 address in -url");
-		colon = rb + 1 < end && rb[1] == ':' ? rb + 1 : NULL;
-		size_t hl = (size_t)(rb - p - 1);
-		if (hl == 0 || hl >= sizeof o.host)
-			die("bad host in -url");
-		memcpy(o.host, p + 1, hl);
-		o.host[hl] = '\0';
-	} else {
-		colon = memchr(p, ':', (size_t)(end - p));
-		size_t hl = (size_t)((colon ? colon : end) - p);
-		if (hl == 0 || hl >= sizeof o.host)
-			die("bad host in -url");
-		memcpy(o.host, p, hl);
-		o.host[hl] = '\0';
-	}
-	if (colon) {
-		size_t pl = (size_t)(end - colon - 1);
-		if (pl == 0 || pl >= sizeof o.port)
-			die("bad port in -url");
-		memcpy(o.port, colon + 1, pl);
-		o.port[pl] = '\0';
-		(void)parse_int(o.port, 1, 65535, "port");
-	} else {
-		memcpy(o.port, "80", 3);
-	}
 }
 
 static void parse_args(int argc, char **argv)
@@ -262,15 +154,15 @@ static void parse_args(int argc, char **argv)
 		if (strcmp(a, "-url") == 0)
 			url = v;
 		else if (strcmp(a, "-token") == 0)
-			copy_str(o.token, sizeof o.token, v, "-token");
+			bench_copy_str(o.token, sizeof o.token, v, "-token");
 		else if (strcmp(a, "-mode") == 0)
 			mode = v;
 		else if (strcmp(a, "-role") == 0)
-			copy_str(o.role, sizeof o.role, v, "-role");
+			bench_copy_str(o.role, sizeof o.role, v, "-role");
 		else if (strcmp(a, "-mount") == 0)
-			copy_str(o.mount, sizeof o.mount, v, "-mount");
+			bench_copy_str(o.mount, sizeof o.mount, v, "-mount");
 		else if (strcmp(a, "-cn") == 0)
-			copy_str(o.cn, sizeof o.cn, v, "-cn");
+			bench_copy_str(o.cn, sizeof o.cn, v, "-cn");
 		else if (strcmp(a, "-csr") == 0)
 			o.csr_file = v;
 		else if (strcmp(a, "-req") == 0)
@@ -282,15 +174,15 @@ static void parse_args(int argc, char **argv)
 		else if (strcmp(a, "-CAfile") == 0)
 			o.ocsp_cafile = v;
 		else if (strcmp(a, "-c") == 0)
-			o.conns = (int)parse_int(v, 1, MAX_CONNS, "-c");
+			o.conns = (int)bench_parse_int(v, 1, MAX_CONNS, "-c");
 		else if (strcmp(a, "-n") == 0)
-			o.max_requests = (uint64_t)parse_int(v, 1, MAX_SAMPLES, "-n");
+			o.max_requests = (uint64_t)bench_parse_int(v, 1, MAX_SAMPLES, "-n");
 		else if (strcmp(a, "-d") == 0) {
-			if (!(o.duration_ms = parse_duration_ms(v)))
-				die("-d must be a duration like 10s, 500ms or 2m (at most 1h)");
+			if (!(o.duration_ms = bench_parse_duration_ms(v)))
+				bench_die("-d must be a duration like 10s, 500ms or 2m (at most 1h)");
 		} else if (strcmp(a, "-timeout") == 0) {
-			if (!(o.timeout_ms = parse_duration_ms(v)))
-				die("-timeout must be a duration like 30s");
+			if (!(o.timeout_ms = bench_parse_duration_ms(v)))
+				bench_die("-timeout must be a duration like 30s");
 		} else
 			usage();
 	}
@@ -298,28 +190,28 @@ static void parse_args(int argc, char **argv)
 		usage();
 	o.ocsp = strcmp(mode, "ocsp") == 0;
 	if (o.ocsp && !o.ocsp_req_file == !(o.ocsp_issuer && o.ocsp_certs))
-		die("-mode ocsp needs -issuer and -certs, or -req (a DER OCSP request, e.g. from openssl ocsp -reqout)");
+		bench_die("-mode ocsp needs -issuer and -certs, or -req (a DER OCSP request, e.g. from openssl ocsp -reqout)");
 	if (o.ocsp && !o.ocsp_cafile)
-		die("-mode ocsp needs -CAfile (the chain its answers are verified with)");
+		bench_die("-mode ocsp needs -CAfile (the chain its answers are verified with)");
 	if (!o.ocsp && !o.role[0])
 		usage();
-	parse_url(url);
+	bench_parse_url(url, true, o.host, sizeof o.host, o.port, sizeof o.port);
 	if (strcmp(mode, "sign") == 0)
 		o.sign = true;
 	else if (strcmp(mode, "issue") != 0 && !o.ocsp)
-		die("-mode must be sign, issue or ocsp");
+		bench_die("-mode must be sign, issue or ocsp");
 	if (!o.token[0] && !o.ocsp) {
 		const char *env = getenv("SIGIL_TOKEN");
 		if (!env)
-			die("no -token and no $SIGIL_TOKEN");
-		copy_str(o.token, sizeof o.token, env, "$SIGIL_TOKEN");
+			bench_die("no -token and no $SIGIL_TOKEN");
+		bench_copy_str(o.token, sizeof o.token, env, "$SIGIL_TOKEN");
 	}
 	/* These go into the request line and headers verbatim. */
 	const char *fields[] = {o.token, o.role, o.mount, o.cn, o.host};
 	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
 		for (const char *c = fields[i]; *c; c++)
 			if ((unsigned char)*c < 0x21 || *c == 0x7f || *c == '"' || *c == '\\')
-				die("-token, -role, -mount, -cn and the host must be printable without quotes or spaces");
+				bench_die("-token, -role, -mount, -cn and the host must be printable without quotes or spaces");
 }
 
 /* ---------------------------------------------------------------- the request */
@@ -329,7 +221,7 @@ static char *read_file(const char *path, size_t cap, size_t *len)
 	FILE *f = fopen(path, "rb");
 	if (!f)
 		return NULL;
-	char *buf = xmalloc(cap + 1);
+	char *buf = bench_xmalloc(cap + 1);
 	size_t n = fread(buf, 1, cap + 1, f);
 	bool err = ferror(f);
 	fclose(f);
@@ -361,7 +253,7 @@ static char *make_csr(const char *cn)
 	long n = BIO_get_mem_data(bio, &mem);
 	if (n <= 0)
 		goto out;
-	out = xmalloc((size_t)n + 1);
+	out = bench_xmalloc((size_t)n + 1);
 	memcpy(out, mem, (size_t)n);
 	out[n] = '\0';
 out:
@@ -382,7 +274,7 @@ struct sbuf {
 static void sb_add(struct sbuf *b, const char *s, size_t n)
 {
 	if (b->len + n + 1 > b->cap)
-		die("request too large");
+		bench_die("request too large");
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
 	b->p[b->len] = '\0';
@@ -425,7 +317,7 @@ static void build_request(void)
 {
 	if (o.ocsp)
 		return; /* ocsp_setup, once the address is known */
-	struct sbuf body = {xmalloc(MAX_REQ_BYTES), 0, MAX_REQ_BYTES};
+	struct sbuf body = {bench_xmalloc(MAX_REQ_BYTES), 0, MAX_REQ_BYTES};
 	sb_str(&body, "{\"common_name\":");
 	sb_json_string(&body, o.cn);
 	if (o.sign) {
@@ -433,11 +325,11 @@ static void build_request(void)
 		size_t n = 0;
 		if (o.csr_file) {
 			if (!(csr = read_file(o.csr_file, MAX_CSR_BYTES, &n)))
-				die("cannot read -csr file (missing, unreadable or over 64 KiB)");
+				bench_die("cannot read -csr file (missing, unreadable or over 64 KiB)");
 			if (!strstr(csr, "-----BEGIN"))
-				die("-csr file is not PEM");
+				bench_die("-csr file is not PEM");
 		} else if (!(csr = make_csr(o.cn))) {
-			die("cannot make a CSR");
+			bench_die("cannot make a CSR");
 		}
 		sb_str(&body, ",\"csr\":");
 		sb_json_string(&body, csr);
@@ -445,7 +337,7 @@ static void build_request(void)
 	}
 	sb_str(&body, "}");
 
-	struct sbuf r = {xmalloc(MAX_REQ_BYTES), 0, MAX_REQ_BYTES};
+	struct sbuf r = {bench_xmalloc(MAX_REQ_BYTES), 0, MAX_REQ_BYTES};
 	char line[1024];
 	int n = snprintf(line, sizeof line,
 	                 "POST /v1/%s/%s/%s HTTP/1.1\r\n"
@@ -457,7 +349,7 @@ static void build_request(void)
 	                 "X-Vault-Token: ",
 	                 o.mount, o.sign ? "sign" : "issue", o.role, o.host, o.port, body.len);
 	if (n < 0 || (size_t)n >= sizeof line)
-		die("request line too long");
+		bench_die("request line too long");
 	sb_add(&r, line, (size_t)n);
 	sb_str(&r, o.token);
 	sb_str(&r, "\r\n\r\n");
@@ -513,14 +405,14 @@ static void conn_send_start(struct conn *c, uint64_t now)
 	if (c->sent == c->req_len)
 		c->state = C_READING;
 	if (conn_watch(c, c->state == C_READING ? EPOLLIN : EPOLLOUT, EPOLL_CTL_MOD) != 0)
-		die("epoll_ctl");
+		bench_die("epoll_ctl");
 }
 
 static void conn_open(struct conn *c, uint64_t now)
 {
 	int fd = socket(server_addr->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		die("socket() failed (too many connections for the fd limit?)");
+		bench_die("socket() failed (too many connections for the fd limit?)");
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	c->fd = fd;
@@ -533,7 +425,7 @@ static void conn_open(struct conn *c, uint64_t now)
 	}
 	c->state = C_CONNECTING;
 	if (conn_watch(c, EPOLLOUT, EPOLL_CTL_ADD) != 0)
-		die("epoll_ctl");
+		bench_die("epoll_ctl");
 }
 
 static void record(struct conn *c, uint64_t now)
@@ -558,23 +450,6 @@ static void record(struct conn *c, uint64_t now)
 	}
 }
 
-/* Case-insensitive header value match for "Name: value" lines. */
-static bool header_is(const char *line, size_t len, const char *name, const char **val, size_t *vlen)
-{
-	size_t nl = strlen(name);
-	if (len <= nl || strncasecmp(line, name, nl) != 0 || line[nl] != ':')
-		return false;
-	const char *v = line + nl + 1;
-	const char *end = line + len;
-	while (v < end && (*v == ' ' || *v == '\t'))
-		v++;
-	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-		end--;
-	*val = v;
-	*vlen = (size_t)(end - v);
-	return true;
-}
-
 /* Parses the status line and headers once "\r\n\r\n" arrived. -1 on garbage. */
 static int parse_head(struct conn *c, size_t head_len)
 {
@@ -597,7 +472,7 @@ static int parse_head(struct conn *c, size_t head_len)
 		size_t len = (size_t)(eol - p);
 		const char *v;
 		size_t vl;
-		if (header_is(p, len, "content-length", &v, &vl)) {
+		if (bench_header_is(p, len, "content-length", &v, &vl)) {
 			long long n = 0;
 			if (vl == 0 || vl > 12)
 				return -1;
@@ -607,9 +482,9 @@ static int parse_head(struct conn *c, size_t head_len)
 				n = n * 10 + (v[i] - '0');
 			}
 			c->content_length = n;
-		} else if (header_is(p, len, "transfer-encoding", &v, &vl)) {
+		} else if (bench_header_is(p, len, "transfer-encoding", &v, &vl)) {
 			c->chunked = vl >= 7 && strncasecmp(v + vl - 7, "chunked", 7) == 0;
-		} else if (header_is(p, len, "connection", &v, &vl)) {
+		} else if (bench_header_is(p, len, "connection", &v, &vl)) {
 			if (vl == 5 && strncasecmp(v, "close", 5) == 0)
 				c->close_after = true;
 			else if (vl == 10 && strncasecmp(v, "keep-alive", 10) == 0)
@@ -721,13 +596,13 @@ static uint64_t ocsp_reverified;
 static void ocsp_http_build(struct ocsp_req *r, const unsigned char *der, size_t n)
 {
 	size_t b64cap = 4 * ((n + 2) / 3) + 1;
-	unsigned char *b64 = xmalloc(b64cap);
+	unsigned char *b64 = bench_xmalloc(b64cap);
 	int bl = EVP_EncodeBlock(b64, der, (int)n);
-	struct sbuf s = {xmalloc(3 * b64cap + 1024), 0, 3 * b64cap + 1024};
+	struct sbuf s = {bench_xmalloc(3 * b64cap + 1024), 0, 3 * b64cap + 1024};
 	char line[1024];
 	int k = snprintf(line, sizeof line, "GET /v1/%s/ocsp/", o.mount);
 	if (k < 0 || (size_t)k >= sizeof line)
-		die("request line too long");
+		bench_die("request line too long");
 	sb_add(&s, line, (size_t)k);
 	for (int i = 0; i < bl; i++) {
 		char esc[4];
@@ -743,7 +618,7 @@ static void ocsp_http_build(struct ocsp_req *r, const unsigned char *der, size_t
 	             " HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: sigil-bench\r\nConnection: keep-alive\r\n\r\n", o.host,
 	             o.port);
 	if (k < 0 || (size_t)k >= sizeof line)
-		die("request line too long");
+		bench_die("request line too long");
 	sb_add(&s, line, (size_t)k);
 	r->http = s.p;
 	r->http_len = s.len;
@@ -763,28 +638,28 @@ static void ocsp_requests_from_certs(void)
 	size_t n = 0;
 	char *pem = read_file(o.ocsp_issuer, MAX_CSR_BYTES, &n);
 	if (!pem)
-		die("cannot read -issuer file");
+		bench_die("cannot read -issuer file");
 	BIO *b = BIO_new_mem_buf(pem, (int)n);
 	X509 *issuer = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
 	BIO_free(b);
 	free(pem);
 	if (!issuer)
-		die("-issuer holds no PEM certificate");
+		bench_die("-issuer holds no PEM certificate");
 	if (!(pem = read_file(o.ocsp_certs, MAX_OCSP_PEM_BYTES, &n)))
-		die("cannot read -certs file (missing, unreadable or over 64 MiB)");
+		bench_die("cannot read -certs file (missing, unreadable or over 64 MiB)");
 	b = BIO_new_mem_buf(pem, (int)n);
-	oreqs = xmalloc(sizeof *oreqs * MAX_OCSP_CERTS);
+	oreqs = bench_xmalloc(sizeof *oreqs * MAX_OCSP_CERTS);
 	X509 *leaf;
 	while (b && (leaf = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
 		if (n_oreqs == MAX_OCSP_CERTS)
-			die("-certs holds too many certificates");
+			bench_die("-certs holds too many certificates");
 		OCSP_REQUEST *req = OCSP_REQUEST_new();
 		OCSP_CERTID *id = OCSP_cert_to_id(EVP_sha1(), leaf, issuer);
 		OCSP_CERTID *mine = id ? OCSP_CERTID_dup(id) : NULL;
 		unsigned char *der = NULL;
 		int dl;
 		if (!req || !mine || !OCSP_request_add0_id(req, id) || (dl = i2d_OCSP_REQUEST(req, &der)) <= 0)
-			die("cannot build an OCSP request");
+			bench_die("cannot build an OCSP request");
 		ocsp_add(der, (size_t)dl, mine);
 		OPENSSL_free(der);
 		OCSP_REQUEST_free(req);
@@ -795,7 +670,7 @@ static void ocsp_requests_from_certs(void)
 	free(pem);
 	X509_free(issuer);
 	if (n_oreqs == 0)
-		die("-certs holds no PEM certificate");
+		bench_die("-certs holds no PEM certificate");
 }
 
 static void ocsp_request_from_der(void)
@@ -803,15 +678,15 @@ static void ocsp_request_from_der(void)
 	size_t n = 0;
 	char *der = read_file(o.ocsp_req_file, MAX_OCSP_REQ_BYTES, &n);
 	if (!der || n == 0)
-		die("cannot read -req file (missing, empty or over 8 KiB)");
+		bench_die("cannot read -req file (missing, empty or over 8 KiB)");
 	const unsigned char *p = (const unsigned char *)der;
 	OCSP_REQUEST *req = d2i_OCSP_REQUEST(NULL, &p, (long)n);
 	if (!req || OCSP_request_onereq_count(req) != 1)
-		die("-req is not a DER OCSP request for one certificate");
+		bench_die("-req is not a DER OCSP request for one certificate");
 	OCSP_CERTID *id = OCSP_CERTID_dup(OCSP_onereq_get0_id(OCSP_request_onereq_get0(req, 0)));
 	if (!id)
-		die("out of memory");
-	oreqs = xmalloc(sizeof *oreqs);
+		bench_die("out of memory");
+	oreqs = bench_xmalloc(sizeof *oreqs);
 	ocsp_add((const unsigned char *)der, n, id);
 	OCSP_REQUEST_free(req);
 	free(der);
@@ -859,7 +734,7 @@ static void ocsp_fetch_check(int fd, size_t i)
 	for (size_t sent = 0; sent < r->http_len;) {
 		ssize_t n = send(c.fd, r->http + sent, r->http_len - sent, MSG_NOSIGNAL);
 		if (n <= 0)
-			die("send failed during the start-up check");
+			bench_die("send failed during the start-up check");
 		sent += (size_t)n;
 	}
 	c.content_length = -1;
@@ -868,11 +743,11 @@ static void ocsp_fetch_check(int fd, size_t i)
 		if (c.cap - c.len < 4096) {
 			c.cap = c.cap ? c.cap * 2 : 16384;
 			if (c.cap > MAX_RESP_BYTES || !(c.buf = realloc(c.buf, c.cap)))
-				die("start-up answer too large");
+				bench_die("start-up answer too large");
 		}
 		ssize_t n = recv(c.fd, c.buf + c.len, c.cap - c.len, 0);
 		if (n < 0)
-			die("recv failed during the start-up check");
+			bench_die("recv failed during the start-up check");
 		c.len += (size_t)n;
 		rc = response_done(&c, n == 0);
 	}
@@ -887,7 +762,7 @@ static void ocsp_fetch_check(int fd, size_t i)
 		exit(1);
 	}
 	r->good_len = c.len - c.body_start;
-	r->good = xmalloc(r->good_len);
+	r->good = bench_xmalloc(r->good_len);
 	memcpy(r->good, c.buf + c.body_start, r->good_len);
 	free(c.buf);
 }
@@ -899,10 +774,10 @@ static void ocsp_setup(void)
 	else
 		ocsp_request_from_der();
 	if (!(ocsp_store = X509_STORE_new()) || X509_STORE_load_file(ocsp_store, o.ocsp_cafile) != 1)
-		die("cannot load -CAfile");
+		bench_die("cannot load -CAfile");
 	int fd = socket(server_addr->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, server_addr->ai_addr, server_addr->ai_addrlen) != 0)
-		die("cannot connect to the server for the start-up check");
+		bench_die("cannot connect to the server for the start-up check");
 	for (size_t i = 0; i < n_oreqs; i++)
 		ocsp_fetch_check(fd, i);
 	close(fd);
@@ -935,7 +810,7 @@ static bool ocsp_answer_ok(struct conn *c)
 		return false;
 	ocsp_reverified++;
 	free(r->good);
-	r->good = xmalloc(len);
+	r->good = bench_xmalloc(len);
 	memcpy(r->good, body, len);
 	r->good_len = len;
 	return true;
@@ -979,7 +854,7 @@ static void conn_fail(struct conn *c, uint64_t now, uint64_t *counter)
 
 static void on_event(struct conn *c, uint32_t events, uint64_t deadline)
 {
-	uint64_t now = now_us();
+	uint64_t now = bench_now_us();
 	if (c->state == C_CONNECTING) {
 		int err = 0;
 		socklen_t len = sizeof err;
@@ -1004,7 +879,7 @@ static void on_event(struct conn *c, uint32_t events, uint64_t deadline)
 		}
 		c->state = C_READING;
 		if (conn_watch(c, EPOLLIN, EPOLL_CTL_MOD) != 0)
-			die("epoll_ctl");
+			bench_die("epoll_ctl");
 		return;
 	}
 	if (c->state != C_READING)
@@ -1019,7 +894,7 @@ static void on_event(struct conn *c, uint32_t events, uint64_t deadline)
 			c->cap = c->cap ? c->cap * 2 : 16384;
 			char *nb = realloc(c->buf, c->cap);
 			if (!nb)
-				die("out of memory");
+				bench_die("out of memory");
 			c->buf = nb;
 		}
 		size_t room = c->cap - c->len;
@@ -1049,7 +924,7 @@ static void on_event(struct conn *c, uint32_t events, uint64_t deadline)
 	}
 	if (rc == 0)
 		return;
-	now = now_us();
+	now = bench_now_us();
 	if (o.ocsp && c->status == 200 && !ocsp_answer_ok(c)) {
 		if (!st.shown_error) {
 			st.shown_error = true;
@@ -1065,24 +940,6 @@ static void on_event(struct conn *c, uint32_t events, uint64_t deadline)
 }
 
 /* ---------------------------------------------------------------- report */
-
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double pct_ms(double q)
-{
-	if (st.nlat == 0)
-		return 0;
-	size_t i = (size_t)(q * (double)st.nlat + 0.999999);
-	if (i < 1)
-		i = 1;
-	if (i > st.nlat)
-		i = st.nlat;
-	return st.lat_us[i - 1] / 1000.0;
-}
 
 int main(int argc, char **argv)
 {
@@ -1101,14 +958,14 @@ int main(int argc, char **argv)
 	}
 	if (o.ocsp)
 		ocsp_setup();
-	st.lat_us = xmalloc(sizeof(uint32_t) * MAX_SAMPLES);
+	st.lat_us = bench_xmalloc(sizeof(uint32_t) * MAX_SAMPLES);
 	struct conn *conns = calloc((size_t)o.conns, sizeof *conns);
 	if (!conns)
-		die("out of memory");
+		bench_die("out of memory");
 	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
-		die("epoll_create1");
+		bench_die("epoll_create1");
 
-	uint64_t t0 = now_us();
+	uint64_t t0 = bench_now_us();
 	uint64_t deadline = t0 + o.duration_ms * 1000u;
 	uint64_t timeout_us = o.timeout_ms * 1000u;
 	for (int i = 0; i < o.conns; i++) {
@@ -1118,7 +975,7 @@ int main(int argc, char **argv)
 
 	struct epoll_event evs[EPOLL_BATCH];
 	for (;;) {
-		uint64_t now = now_us();
+		uint64_t now = bench_now_us();
 		bool run = running_allowed(now, deadline);
 		if (!run && !st.window_end)
 			st.window_end = now < deadline ? now : deadline;
@@ -1146,20 +1003,21 @@ int main(int argc, char **argv)
 			wait_ms = (int)((deadline - now) / 1000u) + 1;
 		int n = epoll_wait(ep, evs, EPOLL_BATCH, wait_ms);
 		if (n < 0 && errno != EINTR)
-			die("epoll_wait");
+			bench_die("epoll_wait");
 		for (int i = 0; i < n; i++)
 			on_event(evs[i].data.ptr, evs[i].events, deadline);
 	}
 	if (!st.window_end)
-		st.window_end = now_us();
+		st.window_end = bench_now_us();
 	double elapsed = (double)(st.window_end - t0) / 1e6;
 	if (elapsed <= 0)
 		elapsed = 1e-6;
 
-	qsort(st.lat_us, st.nlat, sizeof st.lat_us[0], cmp_u32);
+	qsort(st.lat_us, st.nlat, sizeof st.lat_us[0], bench_cmp_u32);
 	uint64_t errors = st.http_err + st.conn_err + st.proto_err + st.timeouts;
 	double rps = (double)st.ok_in_window / elapsed;
-	double p50 = pct_ms(0.50), p90 = pct_ms(0.90), p99 = pct_ms(0.99);
+	double p50 = bench_pct_ms(st.lat_us, st.nlat, 0.50), p90 = bench_pct_ms(st.lat_us, st.nlat, 0.90),
+	       p99 = bench_pct_ms(st.lat_us, st.nlat, 0.99);
 	double mx = st.nlat ? st.lat_us[st.nlat - 1] / 1000.0 : 0;
 
 	printf("sigil-bench: %s %s/%s/%s on %s:%s, %d connections, %.1f s\n", mode_name(),
