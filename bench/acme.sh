@@ -28,13 +28,7 @@ EAB=${ACME_EAB:-0}
 CG=${BENCH_CALLGRIND:-}
 CG_OUT=${BENCH_CALLGRIND_OUT:-/tmp/sigil-acme.callgrind}
 bench_init sigil-acme-bench "$SIGIL" "$BENCH"
-if [ -n "$CG" ]; then
-	# Instrumentation starts once the setup is done (callgrind_control -i on below).
-	printf '#!/bin/sh\nexec valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=%s %s "$@"\n' \
-		"$CG_OUT" "$(realpath "$SIGIL")" >"$work/sigil-cg"
-	chmod +x "$work/sigil-cg"
-	SIGIL=$work/sigil-cg
-fi
+bench_callgrind "$CG_OUT"
 bench_start_server
 
 M=acmebench

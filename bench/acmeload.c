@@ -447,56 +447,6 @@ static void copy_val(char *dst, size_t cap, const char *v, size_t vl)
 	dst[vl] = '\0';
 }
 
-/* Whether a chunked body (RFC 9112 7.1) is complete: 1 yes (*out_len its size), 0 need more, -1 malformed. */
-static int dechunk(char *b, size_t len, size_t *out_len)
-{
-	size_t pos = 0, w = 0;
-
-	for (;;) {
-		char *eol = memmem(b + pos, len - pos, "\r\n", 2);
-		size_t size = 0, digits = 0;
-
-		if (eol == NULL)
-			return 0;
-		for (const char *q = b + pos; q < eol && *q != ';'; q++, digits++) {
-			int d;
-
-			if (*q >= '0' && *q <= '9')
-				d = *q - '0';
-			else if ((*q | 0x20) >= 'a' && (*q | 0x20) <= 'f')
-				d = (*q | 0x20) - 'a' + 10;
-			else
-				return -1;
-			if (size > (MAX_RESP_BYTES >> 4))
-				return -1;
-			size = size * 16 + (size_t)d;
-		}
-		if (digits == 0)
-			return -1;
-		pos = (size_t)(eol - b) + 2;
-		if (size == 0) {
-			for (;;) {
-				eol = memmem(b + pos, len - pos, "\r\n", 2);
-				if (eol == NULL)
-					return 0;
-				if (eol == b + pos) {
-					if ((size_t)(eol - b) + 2 != len)
-						return -1;
-					*out_len = w;
-					return 1;
-				}
-				pos = (size_t)(eol - b) + 2;
-			}
-		}
-		if (len - pos < size + 2)
-			return 0;
-		if (memcmp(b + pos + size, "\r\n", 2) != 0)
-			return -1;
-		pos += size + 2;
-		w += size;
-	}
-}
-
 /* Decodes a complete, checked chunked body in place (data only moves forward). */
 static void dechunk_copy(char *b, size_t len)
 {
@@ -646,7 +596,7 @@ static int http_do(struct hconn *c, const char *method, const char *path, const 
 			}
 			if (chunked) {
 				size_t dl = 0;
-				int d = dechunk(c->buf + body_start, len - body_start, &dl);
+				int d = bench_chunked_complete(c->buf + body_start, len - body_start, MAX_RESP_BYTES, &dl);
 
 				if (d < 0)
 					goto bad;

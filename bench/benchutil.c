@@ -139,6 +139,56 @@ bool bench_header_is(const char *line, size_t len, const char *name, const char 
 	return true;
 }
 
+int bench_chunked_complete(const char *b, size_t len, size_t max, size_t *data_len)
+{
+	size_t pos = 0, w = 0;
+
+	for (;;) {
+		const char *eol = memmem(b + pos, len - pos, "\r\n", 2);
+		size_t size = 0, digits = 0;
+
+		if (eol == NULL)
+			return 0;
+		for (const char *q = b + pos; q < eol && *q != ';'; q++, digits++) {
+			int d;
+
+			if (*q >= '0' && *q <= '9')
+				d = *q - '0';
+			else if ((*q | 0x20) >= 'a' && (*q | 0x20) <= 'f')
+				d = (*q | 0x20) - 'a' + 10;
+			else
+				return -1;
+			if (size > (max >> 4))
+				return -1;
+			size = size * 16 + (size_t)d;
+		}
+		if (digits == 0)
+			return -1;
+		pos = (size_t)(eol - b) + 2;
+		if (size == 0) {
+			/* Optional trailers, then an empty line. */
+			for (;;) {
+				eol = memmem(b + pos, len - pos, "\r\n", 2);
+				if (eol == NULL)
+					return 0;
+				if (eol == b + pos) {
+					if ((size_t)(eol - b) + 2 != len)
+						return -1;
+					*data_len = w;
+					return 1;
+				}
+				pos = (size_t)(eol - b) + 2;
+			}
+		}
+		if (len - pos < size + 2)
+			return 0;
+		if (memcmp(b + pos + size, "\r\n", 2) != 0)
+			return -1;
+		pos += size + 2;
+		w += size;
+	}
+}
+
 int bench_cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;

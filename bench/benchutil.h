@@ -26,6 +26,12 @@ uint64_t bench_parse_duration_ms(const char *s);
 void bench_parse_url(const char *url, bool allow_v6, char *host, size_t hcap, char *port, size_t pcap);
 /* A "Name: value" header line of that name (case-insensitive): the value without surrounding blanks. */
 bool bench_header_is(const char *line, size_t len, const char *name, const char **val, size_t *vlen);
+/*
+ * A chunked body (RFC 9112 7.1) in b[0..len): 1 when it ends exactly at
+ * len (*data_len = the sum of the chunk sizes), 0 when more is to come, -1
+ * when malformed or a chunk is larger than max.
+ */
+int bench_chunked_complete(const char *b, size_t len, size_t max, size_t *data_len);
 /* qsort comparator for latencies in microseconds, and the q-quantile of n sorted ones in milliseconds. */
 int bench_cmp_u32(const void *a, const void *b);
 double bench_pct_ms(const uint32_t *sorted, size_t n, double q);

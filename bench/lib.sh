@@ -10,6 +10,10 @@
 #                               sets port, token, url, pid; waits until healthy.
 #   bench_api METHOD PATH [JSON]  one token-authenticated call, body to stdout.
 #   bench_load                  the 1, 5 and 15 minute load averages.
+#   bench_callgrind OUT         when $BENCH_CALLGRIND is set, SIGIL becomes a
+#                               valgrind --tool=callgrind wrapper writing OUT,
+#                               with instrumentation off until the script
+#                               turns it on (callgrind_control -i on).
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BUILD=${SIGIL_BUILD:-build}
@@ -61,4 +65,12 @@ bench_api() { # method path [json]
 
 bench_load() {
 	cut -d' ' -f1-3 /proc/loadavg
+}
+
+bench_callgrind() {
+	[ -n "${BENCH_CALLGRIND:-}" ] || return 0
+	printf '#!/bin/sh\nexec valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=%s %s "$@"\n' \
+		"$1" "$(realpath "$SIGIL")" >"$work/sigil-cg"
+	chmod +x "$work/sigil-cg"
+	SIGIL=$work/sigil-cg
 }

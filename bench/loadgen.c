@@ -497,49 +497,6 @@ static int parse_head(struct conn *c, size_t head_len)
 	return 0;
 }
 
-/* 1: the chunked body is complete; 0: need more; -1: malformed. */
-static int chunked_done(const struct conn *c)
-{
-	size_t pos = c->body_start;
-	for (;;) {
-		const char *eol = memmem(c->buf + pos, c->len - pos, "\r\n", 2);
-		if (!eol)
-			return 0;
-		size_t size = 0, digits = 0;
-		for (const char *q = c->buf + pos; q < eol && *q != ';'; q++, digits++) {
-			int d;
-			if (*q >= '0' && *q <= '9')
-				d = *q - '0';
-			else if ((*q | 0x20) >= 'a' && (*q | 0x20) <= 'f')
-				d = (*q | 0x20) - 'a' + 10;
-			else
-				return -1;
-			if (size > (MAX_RESP_BYTES >> 4))
-				return -1;
-			size = size * 16 + (size_t)d;
-		}
-		if (digits == 0)
-			return -1;
-		pos = (size_t)(eol - c->buf) + 2;
-		if (size == 0) {
-			/* Optional trailers, then an empty line (RFC 9112 7.1). */
-			for (;;) {
-				eol = memmem(c->buf + pos, c->len - pos, "\r\n", 2);
-				if (!eol)
-					return 0;
-				if (eol == c->buf + pos)
-					return (size_t)(eol - c->buf) + 2 == c->len ? 1 : -1;
-				pos = (size_t)(eol - c->buf) + 2;
-			}
-		}
-		if (c->len - pos < size + 2)
-			return 0;
-		if (memcmp(c->buf + pos + size, "\r\n", 2) != 0)
-			return -1;
-		pos += size + 2;
-	}
-}
-
 /* 1: the response is complete; 0: need more; -1: protocol error. */
 static int response_done(struct conn *c, bool eof)
 {
@@ -559,8 +516,11 @@ static int response_done(struct conn *c, bool eof)
 	}
 	if (c->status == 204 || c->status == 304)
 		return c->len == c->body_start ? 1 : -1;
-	if (c->chunked)
-		return chunked_done(c);
+	if (c->chunked) {
+		size_t data_len;
+
+		return bench_chunked_complete(c->buf + c->body_start, c->len - c->body_start, MAX_RESP_BYTES, &data_len);
+	}
 	if (c->content_length >= 0) {
 		size_t want = c->body_start + (size_t)c->content_length;
 		if (c->len > want)

@@ -25,13 +25,7 @@ NCERTS=${BENCH_OCSP_CERTS:-1000}
 bench_init sigil-ocsp-bench "$SIGIL" "$BENCH"
 CG=${BENCH_CALLGRIND:-}
 CG_OUT=${BENCH_CALLGRIND_OUT:-/tmp/sigil-ocsp.callgrind}
-if [ -n "$CG" ]; then
-	# Instrumentation starts only once the setup is done (callgrind_control -i on below).
-	printf '#!/bin/sh\nexec valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=%s %s "$@"\n' \
-		"$CG_OUT" "$(realpath "$SIGIL")" >"$work/sigil-cg"
-	chmod +x "$work/sigil-cg"
-	SIGIL=$work/sigil-cg
-fi
+bench_callgrind "$CG_OUT"
 bench_start_server
 api() { bench_api "$@"; }
 jget() { python3 -c 'import json,sys; d=json.load(sys.stdin)["data"]; print(d[sys.argv[1]])' "$1"; }
