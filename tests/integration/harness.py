@@ -835,6 +835,20 @@ def make_ca(srv, mount, key_type="ec", key_bits=256, cn="Test Root"):
     return root, inter
 
 
+def acme_mount(srv, mount, role, domain, roles=None, **acme_config):
+    """make_ca, a role for names under domain (ttl 24h, max 72h) and ACME enabled with that role
+    behind the default directory; roles adds more roles {name: fields}. Returns (root_pem, int_pem)."""
+    root, inter = make_ca(srv, mount)
+    fields = {"allowed_domains": domain, "allow_subdomains": True, "key_type": "any", "max_ttl": "72h", "ttl": "24h"}
+    srv.ok("POST", mount + "/roles/" + role, fields)
+    for name, extra in (roles or {}).items():
+        srv.ok("POST", mount + "/roles/" + name, dict(fields, **extra))
+    cfg = {"enabled": True, "allowed_roles": [role] + list(roles or {}), "default_directory_policy": "role:" + role}
+    cfg.update(acme_config)
+    srv.ok("POST", mount + "/config/acme", cfg)
+    return root, inter
+
+
 # ---------------------------------------------------------------- the runner
 
 

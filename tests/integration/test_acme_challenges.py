@@ -202,14 +202,9 @@ def srv():
                  "update add caa-ours.acme.test 60 CAA 0 issue \"%s\"" % CAA_ID,
                  "update add w.acme.test 60 CAA 0 issue \"%s\"" % CAA_ID,
                  "update add w.acme.test 60 CAA 0 issuewild \"other-ca.example\"")
-        state["root"], state["inter"] = H.make_ca(s, MOUNT)
-        s.ok("POST", MOUNT + "/roles/" + ROLE,
-             {"allowed_domains": "acme.test", "allow_subdomains": True, "allow_wildcard_certificates": True,
-              "key_type": "any", "max_ttl": "72h", "ttl": "24h"})
-        s.ok("POST", MOUNT + "/config/acme",
-             {"enabled": True, "allowed_roles": [ROLE], "default_directory_policy": "role:" + ROLE,
-              "dns_resolver": "127.0.0.1:%d" % n["port"], "http01_port": H.http01_port(),
-              "tls_alpn01_port": tls_server().port, "caa_identities": [CAA_ID]})
+        state["root"], state["inter"] = H.acme_mount(
+            s, MOUNT, ROLE, "acme.test", dns_resolver="127.0.0.1:%d" % n["port"], http01_port=H.http01_port(),
+            tls_alpn01_port=tls_server().port, caa_identities=[CAA_ID])
         state["setup"] = True
     return s
 

@@ -50,12 +50,7 @@ state = {}
 def srv():
     s = H.dev_server("acmeclients")
     if not state.get("setup"):
-        state["root"], state["inter"] = H.make_ca(s, MOUNT)
-        s.ok("POST", MOUNT + "/roles/" + ROLE,
-             {"allowed_domains": DOMAIN, "allow_subdomains": True, "key_type": "any", "max_ttl": "72h",
-              "ttl": "24h"})
-        s.ok("POST", MOUNT + "/config/acme", {"enabled": True, "allowed_roles": [ROLE],
-                                             "default_directory_policy": "role:" + ROLE})
+        state["root"], state["inter"] = H.acme_mount(s, MOUNT, ROLE, DOMAIN)
         state["setup"] = True
     return s
 

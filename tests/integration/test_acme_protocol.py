@@ -46,16 +46,9 @@ state = {}
 def srv():
     s = H.dev_server("acmeproto")
     if not state.get("setup"):
-        state["root"], state["inter"] = H.make_ca(s, MOUNT)
-        s.ok("POST", MOUNT + "/roles/" + ROLE,
-             {"allowed_domains": DOMAIN, "allow_subdomains": True, "key_type": "any", "max_ttl": "72h",
-              "ttl": "24h"})
-        s.ok("POST", MOUNT + "/roles/" + SHORT,
-             {"allowed_domains": DOMAIN, "allow_subdomains": True, "key_type": "any", "max_ttl": "2h",
-              "ttl": "1h", "organization": "Short Lived Org"})
-        s.ok("POST", MOUNT + "/config/acme", {"enabled": True, "allowed_roles": [ROLE, SHORT],
-                                             "default_directory_policy": "role:" + ROLE,
-                                             "http01_port": H.http01_port()})
+        state["root"], state["inter"] = H.acme_mount(
+            s, MOUNT, ROLE, DOMAIN, roles={SHORT: {"max_ttl": "2h", "ttl": "1h", "organization": "Short Lived Org"}},
+            http01_port=H.http01_port())
         state["setup"] = True
     return s
 
