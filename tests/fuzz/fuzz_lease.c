@@ -5,7 +5,7 @@
  * must be a canonical path: 1..LEASE_ID_MAX printable ASCII characters,
  * no empty, "." or ".." segment, no leading or trailing '/', so that two
  * spellings never name one lease or one prefix.
- * Seed corpus: tests/fuzz/corpus/lease_path/.
+ * Seed corpus: tests/fuzz/corpus/lease/.
  */
 #include <stdint.h>
 #include <stdlib.h>
