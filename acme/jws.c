@@ -7,8 +7,6 @@
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
-#include <openssl/ec.h>
-#include <openssl/param_build.h>
 #include <stdlib.h>
 #include <string.h>
 
