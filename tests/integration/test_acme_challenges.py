@@ -300,6 +300,19 @@ def test_directory_and_challenges_offered():
                ("wild.acme.test", True): ["dns-01"]}, "challenges per authorization")
 
 
+def test_config_refuses_bad_validation_fields():
+    s = srv()
+    before = s.data("GET", MOUNT + "/config/acme")
+    bad = [{"dns_resolver": "ns.example:53"}, {"dns_resolver": "127.0.0.1:99999"}, {"dns_resolver": "[::1"},
+           {"tls_alpn01_port": 0}, {"tls_alpn01_port": 70000}, {"tls_alpn01_port": "x"},
+           {"http01_port": -1}, {"caa_identities": ["ca.example; accounturi=x"]},
+           {"caa_identities": ["ca%d.example" % i for i in range(17)]}]
+    for body in bad:
+        r = s.req("POST", MOUNT + "/config/acme", body)
+        H.expect_error(r, 400, "config/acme %r" % body)
+    eq(s.data("GET", MOUNT + "/config/acme"), before, "a refused write changes nothing")
+
+
 def test_dns01_name():
     orderr = order(["one.acme.test"])
     for authz, ch in publish_dns01(orderr):
